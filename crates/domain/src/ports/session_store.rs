@@ -1,0 +1,90 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::BoxError;
+use crate::model::{HistoryEntry, Session, SessionStatus};
+
+/// What a store can fail with. Adapters map their driver's errors onto these.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No row with that key.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was broken (e.g. a live session already uses the room name).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database could not be reached or failed.
+    #[error("store unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Which sessions to list, and from where.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SessionFilter {
+    /// Only this owner's sessions.
+    pub user_id: Option<String>,
+    /// Only sessions in this status.
+    pub status: Option<SessionStatus>,
+    /// Page size (the service bounds it).
+    pub limit: u32,
+    /// Continue after this position (from a previous page's `next_cursor`).
+    pub after: Option<PageCursor>,
+}
+
+/// A position in the newest-first listing of sessions: `(created_at, id)` of the last row seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageCursor {
+    /// `created_at` of the last row of the previous page.
+    pub created_at: DateTime<Utc>,
+    /// `id` of that row (ties on `created_at` are broken by id).
+    pub id: Uuid,
+}
+
+/// Persistence of sessions.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session.
+    ///
+    /// Returns `StoreError::Conflict` if a live (`created`/`active`) session already has the
+    /// same room name, or the id exists.
+    async fn insert(&self, session: &Session) -> Result<(), StoreError>;
+
+    /// The session with this id; `StoreError::NotFound` if none.
+    async fn get(&self, id: Uuid) -> Result<Session, StoreError>;
+
+    /// The live session using this room name, if any.
+    async fn find_live_by_room(&self, room_name: &str) -> Result<Option<Session>, StoreError>;
+
+    /// Sessions newest first, `filter.limit` of them at most, after `filter.after`.
+    async fn list(&self, filter: &SessionFilter) -> Result<Vec<Session>, StoreError>;
+
+    /// Moves the session to `to` if that is a step forward from its current status
+    /// (see [`SessionStatus::can_become`]), atomically, and returns the session as it now is.
+    /// A step that is not forward changes nothing and is not an error: webhooks and replicas
+    /// race, and the later state has already won. `StoreError::NotFound` if no such session.
+    async fn advance_status(
+        &self,
+        id: Uuid,
+        to: SessionStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Session, StoreError>;
+
+    /// Cheap round trip for readiness checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Persistence of the conversation history of sessions.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait HistoryStore: Send + Sync {
+    /// Appends one entry at the end of the session's history.
+    async fn append(&self, session_id: Uuid, entry: &HistoryEntry) -> Result<(), StoreError>;
+
+    /// The last `limit` entries, oldest first.
+    async fn recent(&self, session_id: Uuid, limit: u32) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    /// Removes every entry of the session.
+    async fn clear(&self, session_id: Uuid) -> Result<(), StoreError>;
+}

@@ -1,0 +1,460 @@
+//! The session use cases: create, read, list, end, participants, guests, history.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::model::{HistoryEntry, Participant, Room, RoomSpec, Session, SessionStatus};
+use crate::policy::{
+    Grants, IssuedToken, MAX_IDENTITY_LEN, SessionPolicy, TokenRequest, generated_room_name,
+    guest_identity, room_name_problem,
+};
+use crate::ports::{
+    Clock, HistoryStore, PageCursor, RoomError, RoomService, SessionFilter, SessionStore,
+    StoreError, TokenError, TokenIssuer,
+};
+
+/// Largest page of a session listing.
+pub const MAX_PAGE: u32 = 200;
+/// Page size when the client asks for none.
+pub const DEFAULT_PAGE: u32 = 50;
+/// History entries returned by a read (the newest ones).
+pub const HISTORY_READ_LIMIT: u32 = 1000;
+
+/// What a session use case can fail with. Each variant has a stable machine [`code`](Self::code);
+/// the HTTP layer picks the status.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// No such session (or it is already ended, for a delete).
+    #[error("Session not found")]
+    NotFound,
+    /// The participant is not in the session's room.
+    #[error("Participant {0} is not in the room")]
+    ParticipantNotFound(String),
+    /// A live session already uses the room name.
+    #[error("Room name {0} is already used by a live session")]
+    RoomNameTaken(String),
+    /// The session is over; it cannot be joined.
+    #[error("Session is {0}; it can no longer be joined")]
+    NotLive(SessionStatus),
+    /// A field of the request is wrong.
+    #[error("{field}: {message}")]
+    Validation {
+        /// The request field at fault.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The media server failed.
+    #[error(transparent)]
+    Room(#[from] RoomError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// Token minting failed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+impl From<StoreError> for SessionError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => SessionError::NotFound,
+            other => SessionError::Store(other),
+        }
+    }
+}
+
+impl SessionError {
+    /// Stable machine-readable code, used as `code` in error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SessionError::NotFound => "session_not_found",
+            SessionError::ParticipantNotFound(_) => "participant_not_found",
+            SessionError::RoomNameTaken(_) => "room_name_taken",
+            SessionError::NotLive(_) => "session_not_live",
+            SessionError::Validation { .. } => "validation_error",
+            SessionError::Room(RoomError::NotFound(_)) => "livekit_not_found",
+            SessionError::Room(RoomError::Unauthorized(_)) => "livekit_unauthorized",
+            SessionError::Room(RoomError::Rejected(_)) => "livekit_rejected",
+            SessionError::Room(RoomError::Unavailable { .. }) => "livekit_unavailable",
+            SessionError::Store(_) => "store_unavailable",
+            SessionError::Token(_) => "token_error",
+        }
+    }
+
+    fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        SessionError::Validation {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a client asks for when it starts a session.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewSession {
+    /// The owner.
+    pub user_id: String,
+    /// A room name of the client's choosing; generated when absent.
+    pub room_name: Option<String>,
+    /// Free-form metadata, stored as given.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Conversation language; the policy's default when absent.
+    pub language: Option<String>,
+    /// Dispatch the voice bots.
+    pub voice: bool,
+    /// Session lifetime in seconds; capped by the policy.
+    pub ttl_seconds: Option<i64>,
+}
+
+/// A session together with a freshly minted owner token (`None` once the session is over).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionWithToken {
+    /// The session.
+    pub session: Session,
+    /// The owner's join token.
+    pub token: Option<IssuedToken>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionPage {
+    /// The sessions, newest first.
+    pub sessions: Vec<Session>,
+    /// Where the next page starts, if there may be one.
+    pub next_cursor: Option<PageCursor>,
+}
+
+/// A guest's token and who it is for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuestToken {
+    /// The room to join.
+    pub room_name: String,
+    /// The unique identity minted for the guest.
+    pub identity: String,
+    /// The display name.
+    pub guest_name: String,
+    /// The token.
+    pub token: IssuedToken,
+}
+
+/// The session use cases over the ports. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct SessionService {
+    store: Arc<dyn SessionStore>,
+    history: Arc<dyn HistoryStore>,
+    rooms: Arc<dyn RoomService>,
+    tokens: Arc<dyn TokenIssuer>,
+    clock: Arc<dyn Clock>,
+    policy: SessionPolicy,
+}
+
+impl SessionService {
+    /// Wires the service to its adapters.
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        history: Arc<dyn HistoryStore>,
+        rooms: Arc<dyn RoomService>,
+        tokens: Arc<dyn TokenIssuer>,
+        clock: Arc<dyn Clock>,
+        policy: SessionPolicy,
+    ) -> Self {
+        SessionService {
+            store,
+            history,
+            rooms,
+            tokens,
+            clock,
+            policy,
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.policy
+    }
+
+    /// Creates the LiveKit room, stores the session and mints the owner's token.
+    ///
+    /// Nothing is stored unless the room was created; if storing fails after the room was
+    /// created, the room is deleted again so no orphan is left behind.
+    #[tracing::instrument(skip_all, fields(user_id = %new.user_id))]
+    pub async fn create(&self, new: NewSession) -> Result<SessionWithToken, SessionError> {
+        let user_id = validate_identity("user_id", &new.user_id)?;
+        let language = match new.language.as_deref().map(str::trim) {
+            None | Some("") => self.policy.default_language.clone(),
+            Some(l) if l.len() <= 35 => l.to_owned(),
+            Some(_) => return Err(SessionError::invalid("language", "is too long")),
+        };
+        if let Some(ttl) = new.ttl_seconds
+            && ttl <= 0
+        {
+            return Err(SessionError::invalid("ttl_seconds", "must be positive"));
+        }
+        let id = Uuid::new_v4();
+        let room_name = match new.room_name {
+            Some(name) => {
+                if let Some(problem) = room_name_problem(&name) {
+                    return Err(SessionError::invalid("room_name", problem));
+                }
+                if self.store.find_live_by_room(&name).await?.is_some() {
+                    return Err(SessionError::RoomNameTaken(name));
+                }
+                name
+            }
+            None => generated_room_name(&user_id, &random_hex()),
+        };
+
+        let now = self.clock.now();
+        let expires_at = now + self.policy.session_ttl(new.ttl_seconds);
+        let spec = RoomSpec {
+            name: room_name.clone(),
+            empty_timeout_secs: self.policy.empty_timeout_secs,
+            departure_timeout_secs: self.policy.departure_timeout_secs,
+            max_participants: self.policy.max_participants,
+            metadata: serde_json::json!({ "session_id": id, "user_id": user_id }).to_string(),
+        };
+        let room = self.rooms.create_room(&spec).await?;
+
+        let session = Session {
+            id,
+            user_id,
+            room_name,
+            livekit_room_sid: room.sid,
+            status: SessionStatus::Created,
+            language,
+            metadata: new.metadata,
+            voice: new.voice,
+            created_at: now,
+            expires_at,
+            updated_at: now,
+            ended_at: None,
+        };
+        if let Err(e) = self.store.insert(&session).await {
+            // Undo the room so a failed create leaves nothing behind.
+            if let Err(undo) = self.rooms.delete_room(&session.room_name).await {
+                tracing::warn!(error = %undo, room = %session.room_name, "could not delete the room of a session that failed to store");
+            }
+            return Err(match e {
+                StoreError::Conflict(_) => SessionError::RoomNameTaken(session.room_name),
+                other => other.into(),
+            });
+        }
+        let token = self.owner_token(&session, now)?;
+        Ok(SessionWithToken {
+            session,
+            token: Some(token),
+        })
+    }
+
+    /// The session with a freshly minted owner token (tokens are never stored). A session
+    /// found past its expiry is moved to `expired` on the way.
+    #[tracing::instrument(skip_all, fields(session_id = %id))]
+    pub async fn get(&self, id: Uuid) -> Result<SessionWithToken, SessionError> {
+        let session = self.current(id).await?;
+        let now = self.clock.now();
+        let token = if session.status.is_live() {
+            Some(self.owner_token(&session, now)?)
+        } else {
+            None
+        };
+        Ok(SessionWithToken { session, token })
+    }
+
+    /// A page of sessions, newest first.
+    pub async fn list(
+        &self,
+        user_id: Option<String>,
+        status: Option<SessionStatus>,
+        limit: Option<u32>,
+        after: Option<PageCursor>,
+    ) -> Result<SessionPage, SessionError> {
+        let limit = limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+        let filter = SessionFilter {
+            user_id,
+            status,
+            limit: limit + 1,
+            after,
+        };
+        let mut sessions = self.store.list(&filter).await?;
+        let now = self.clock.now();
+        for s in &mut sessions {
+            s.status = s.effective_status(now);
+        }
+        let next_cursor = if sessions.len() > limit as usize {
+            sessions.truncate(limit as usize);
+            sessions.last().map(|s| PageCursor {
+                created_at: s.created_at,
+                id: s.id,
+            })
+        } else {
+            None
+        };
+        Ok(SessionPage {
+            sessions,
+            next_cursor,
+        })
+    }
+
+    /// Deletes the room (a room already gone is fine) and ends the session.
+    /// A session that is already over is `NotFound`: the second delete is a 404.
+    #[tracing::instrument(skip_all, fields(session_id = %id))]
+    pub async fn end(&self, id: Uuid) -> Result<Session, SessionError> {
+        let session = self.current(id).await?;
+        if !session.status.is_live() {
+            return Err(SessionError::NotFound);
+        }
+        self.rooms.delete_room(&session.room_name).await?;
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .advance_status(id, SessionStatus::Ended, now)
+            .await?)
+    }
+
+    /// Who is in the session's room now, as LiveKit sees it.
+    pub async fn participants(&self, id: Uuid) -> Result<Vec<Participant>, SessionError> {
+        let session = self.store.get(id).await?;
+        Ok(self.rooms.list_participants(&session.room_name).await?)
+    }
+
+    /// Disconnects a participant from the session's room.
+    pub async fn remove_participant(&self, id: Uuid, identity: &str) -> Result<(), SessionError> {
+        let session = self.store.get(id).await?;
+        match self
+            .rooms
+            .remove_participant(&session.room_name, identity)
+            .await
+        {
+            Err(RoomError::NotFound(_)) => {
+                Err(SessionError::ParticipantNotFound(identity.to_owned()))
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Mints a token for a guest of a live session: a unique identity, no data channel.
+    pub async fn guest_token(
+        &self,
+        id: Uuid,
+        guest_name: &str,
+        ttl_seconds: Option<i64>,
+        can_publish: bool,
+    ) -> Result<GuestToken, SessionError> {
+        let guest_name = guest_name.trim();
+        if guest_name.is_empty() {
+            return Err(SessionError::invalid("guest_name", "must not be empty"));
+        }
+        if guest_name.len() > MAX_IDENTITY_LEN {
+            return Err(SessionError::invalid("guest_name", "is too long"));
+        }
+        if let Some(ttl) = ttl_seconds
+            && ttl <= 0
+        {
+            return Err(SessionError::invalid("ttl_seconds", "must be positive"));
+        }
+        let session = self.current(id).await?;
+        if !session.status.is_live() {
+            return Err(SessionError::NotLive(session.status));
+        }
+        let now = self.clock.now();
+        let identity = guest_identity(guest_name, &random_hex());
+        let request = TokenRequest {
+            identity: identity.clone(),
+            name: guest_name.to_owned(),
+            metadata: String::new(),
+            grants: Grants::guest(&session.room_name, can_publish),
+            ttl: self.policy.token_ttl(ttl_seconds, now, session.expires_at),
+        };
+        let token = self.tokens.issue(&request)?;
+        Ok(GuestToken {
+            room_name: session.room_name,
+            identity,
+            guest_name: guest_name.to_owned(),
+            token,
+        })
+    }
+
+    /// The session's conversation, oldest first.
+    pub async fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>, SessionError> {
+        self.store.get(id).await?;
+        Ok(self.history.recent(id, HISTORY_READ_LIMIT).await?)
+    }
+
+    /// Forgets the session's conversation.
+    pub async fn clear_history(&self, id: Uuid) -> Result<(), SessionError> {
+        self.store.get(id).await?;
+        Ok(self.history.clear(id).await?)
+    }
+
+    /// The rooms LiveKit has live now.
+    pub async fn rooms(&self) -> Result<Vec<Room>, SessionError> {
+        Ok(self.rooms.list_rooms(&[]).await?)
+    }
+
+    /// A token for a participant of any room, as the v3.0 token routes minted them.
+    pub fn participant_token(
+        &self,
+        room: &str,
+        identity: &str,
+        metadata: &str,
+        grants: Grants,
+    ) -> Result<IssuedToken, SessionError> {
+        if let Some(problem) = room_name_problem(room) {
+            return Err(SessionError::invalid("roomName", problem));
+        }
+        let identity = validate_identity("participantName", identity)?;
+        let request = TokenRequest {
+            name: identity.clone(),
+            identity,
+            metadata: metadata.to_owned(),
+            grants,
+            ttl: self.policy.token_ttl,
+        };
+        Ok(self.tokens.issue(&request)?)
+    }
+
+    /// Reads a session and brings an overdue one to `expired` first.
+    async fn current(&self, id: Uuid) -> Result<Session, SessionError> {
+        let session = self.store.get(id).await?;
+        let now = self.clock.now();
+        if session.effective_status(now) != session.status {
+            return Ok(self
+                .store
+                .advance_status(id, SessionStatus::Expired, now)
+                .await?);
+        }
+        Ok(session)
+    }
+
+    fn owner_token(&self, s: &Session, now: DateTime<Utc>) -> Result<IssuedToken, SessionError> {
+        let request = TokenRequest {
+            identity: s.user_id.clone(),
+            name: s.user_id.clone(),
+            metadata: String::new(),
+            grants: Grants::owner(&s.room_name),
+            ttl: self.policy.token_ttl(None, now, s.expires_at),
+        };
+        Ok(self.tokens.issue(&request)?)
+    }
+}
+
+fn validate_identity(field: &'static str, value: &str) -> Result<String, SessionError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(SessionError::invalid(field, "is required"));
+    }
+    if v.len() > MAX_IDENTITY_LEN {
+        return Err(SessionError::invalid(field, "is longer than 256 characters"));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(SessionError::invalid(field, "must not contain control characters"));
+    }
+    Ok(v.to_owned())
+}
+
+fn random_hex() -> String {
+    Uuid::new_v4().simple().to_string()
+}
