@@ -1,0 +1,190 @@
+//! The behaviour every store adapter must have, written once and run per backend.
+
+use chrono::{Duration, DurationRound, TimeZone, Utc};
+use june_domain::ports::{PageCursor, SessionFilter, StoreError};
+use june_domain::{HistoryEntry, Role, Session, SessionStatus};
+use june_store::Stores;
+use uuid::Uuid;
+
+pub fn session(user: &str, room: &str) -> Session {
+    // Microsecond precision is what the stores keep.
+    let now = Utc::now().duration_trunc(Duration::microseconds(1)).unwrap();
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("topic".into(), serde_json::json!({"a": [1, 2]}));
+    Session {
+        id: Uuid::new_v4(),
+        user_id: user.into(),
+        room_name: room.into(),
+        livekit_room_sid: "RM_abc".into(),
+        status: SessionStatus::Created,
+        language: "en".into(),
+        metadata,
+        voice: true,
+        created_at: now,
+        expires_at: now + Duration::hours(1),
+        updated_at: now,
+        ended_at: None,
+    }
+}
+
+pub async fn sessions_round_trip(db: &Stores) {
+    let s = session("alice", "room-a");
+    db.sessions.insert(&s).await.unwrap();
+    assert_eq!(db.sessions.get(s.id).await.unwrap(), s);
+    assert!(matches!(
+        db.sessions.get(Uuid::new_v4()).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        db.sessions.find_live_by_room("room-a").await.unwrap(),
+        Some(s)
+    );
+    assert_eq!(db.sessions.find_live_by_room("nope").await.unwrap(), None);
+}
+
+pub async fn live_room_names_are_unique(db: &Stores) {
+    let first = session("alice", "shared");
+    db.sessions.insert(&first).await.unwrap();
+    let second = session("bob", "shared");
+    assert!(matches!(
+        db.sessions.insert(&second).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Once the first has ended, the name is free again.
+    db.sessions
+        .advance_status(first.id, SessionStatus::Ended, Utc::now())
+        .await
+        .unwrap();
+    db.sessions.insert(&second).await.unwrap();
+    assert_eq!(
+        db.sessions.find_live_by_room("shared").await.unwrap().map(|s| s.id),
+        Some(second.id)
+    );
+}
+
+pub async fn status_only_moves_forward(db: &Stores) {
+    let s = session("alice", "room-fwd");
+    db.sessions.insert(&s).await.unwrap();
+    let t = Utc::now().duration_trunc(Duration::microseconds(1)).unwrap();
+
+    let active = db
+        .sessions
+        .advance_status(s.id, SessionStatus::Active, t)
+        .await
+        .unwrap();
+    assert_eq!(active.status, SessionStatus::Active);
+    assert_eq!(active.ended_at, None);
+
+    let ended = db
+        .sessions
+        .advance_status(s.id, SessionStatus::Ended, t)
+        .await
+        .unwrap();
+    assert_eq!(ended.status, SessionStatus::Ended);
+    assert_eq!(ended.ended_at, Some(t));
+
+    // A late "active" or "expired" changes nothing.
+    for late in [SessionStatus::Active, SessionStatus::Created, SessionStatus::Expired] {
+        let after = db
+            .sessions
+            .advance_status(s.id, late, t + Duration::seconds(5))
+            .await
+            .unwrap();
+        assert_eq!(after, ended);
+    }
+    assert!(matches!(
+        db.sessions
+            .advance_status(Uuid::new_v4(), SessionStatus::Ended, t)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn listing_filters_and_pages(db: &Stores) {
+    let base = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut s = session(if i % 2 == 0 { "even" } else { "odd" }, &format!("r{i}"));
+        s.created_at = base + Duration::seconds(i);
+        ids.push(s.id);
+        db.sessions.insert(&s).await.unwrap();
+    }
+    db.sessions
+        .advance_status(ids[4], SessionStatus::Ended, base)
+        .await
+        .unwrap();
+
+    let page = |user: Option<&str>, status, limit, after| SessionFilter {
+        user_id: user.map(str::to_owned),
+        status,
+        limit,
+        after,
+    };
+    let all = db.sessions.list(&page(None, None, 10, None)).await.unwrap();
+    let got: Vec<Uuid> = all.iter().map(|s| s.id).collect();
+    let newest_first: Vec<Uuid> = ids.iter().rev().copied().collect();
+    assert_eq!(got, newest_first);
+
+    let first = db.sessions.list(&page(None, None, 2, None)).await.unwrap();
+    let cursor = PageCursor {
+        created_at: first[1].created_at,
+        id: first[1].id,
+    };
+    let second = db
+        .sessions
+        .list(&page(None, None, 2, Some(cursor)))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![ids[2], ids[1]]
+    );
+
+    let even = db.sessions.list(&page(Some("even"), None, 10, None)).await.unwrap();
+    assert_eq!(even.len(), 3);
+    let even_live = db
+        .sessions
+        .list(&page(Some("even"), Some(SessionStatus::Created), 10, None))
+        .await
+        .unwrap();
+    assert_eq!(even_live.len(), 2);
+}
+
+pub async fn history_appends_reads_and_clears(db: &Stores) {
+    let s = session("alice", "room-h");
+    db.sessions.insert(&s).await.unwrap();
+    let at = Utc::now().duration_trunc(Duration::microseconds(1)).unwrap();
+    for (i, role) in [Role::User, Role::Assistant, Role::User].into_iter().enumerate() {
+        db.history
+            .append(
+                s.id,
+                &HistoryEntry {
+                    role,
+                    content: format!("line {i}"),
+                    timestamp: at,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let last_two = db.history.recent(s.id, 2).await.unwrap();
+    assert_eq!(
+        last_two.iter().map(|e| e.content.as_str()).collect::<Vec<_>>(),
+        vec!["line 1", "line 2"]
+    );
+    assert_eq!(last_two[0].role, Role::Assistant);
+    assert_eq!(last_two[0].timestamp, at);
+
+    db.history.clear(s.id).await.unwrap();
+    assert!(db.history.recent(s.id, 10).await.unwrap().is_empty());
+
+    let orphan = HistoryEntry {
+        role: Role::User,
+        content: "x".into(),
+        timestamp: at,
+    };
+    assert!(matches!(
+        db.history.append(Uuid::new_v4(), &orphan).await,
+        Err(StoreError::NotFound)
+    ));
+}
