@@ -389,6 +389,11 @@ impl SessionService {
         Ok(self.history.clear(id).await?)
     }
 
+    /// Whether the store answers (readiness).
+    pub async fn check_store(&self) -> Result<(), SessionError> {
+        Ok(self.store.ping().await?)
+    }
+
     /// The rooms LiveKit has live now.
     pub async fn rooms(&self) -> Result<Vec<Room>, SessionError> {
         Ok(self.rooms.list_rooms(&[]).await?)

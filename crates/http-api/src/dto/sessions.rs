@@ -1,0 +1,275 @@
+use june_domain::{
+    GuestToken, HistoryEntry, Participant, ParticipantState, Session,
+    SessionWithToken, TrackKind,
+};
+use june_domain::ports::PageCursor;
+use serde::{Deserialize, Serialize};
+
+use super::rfc3339;
+
+/// `POST /api/sessions` body.
+#[derive(Debug, Deserialize)]
+pub struct CreateSessionRequest {
+    /// The owner.
+    pub user_id: String,
+    /// A room name of the client's choosing.
+    #[serde(default)]
+    pub room_name: Option<String>,
+    /// Free-form metadata object.
+    #[serde(default)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Conversation language (`en` by default).
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Dispatch the voice bots.
+    #[serde(default)]
+    pub voice: Option<bool>,
+    /// Session lifetime in seconds.
+    #[serde(default)]
+    pub ttl_seconds: Option<i64>,
+}
+
+/// A session as returned by create and get (with a fresh token).
+#[derive(Debug, Serialize)]
+pub struct SessionResponse {
+    pub session_id: String,
+    pub user_id: String,
+    pub room_name: String,
+    pub livekit_room_sid: String,
+    /// `null` once the session is over (nothing left to join).
+    pub access_token: Option<String>,
+    pub livekit_url: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub token_expires_at: Option<String>,
+    pub status: &'static str,
+    pub language: String,
+    pub voice: bool,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl SessionResponse {
+    /// The response for `s`, telling clients to connect to `livekit_url`.
+    pub fn new(s: SessionWithToken, livekit_url: &str) -> Self {
+        let SessionWithToken { session, token } = s;
+        SessionResponse {
+            session_id: session.id.to_string(),
+            user_id: session.user_id,
+            room_name: session.room_name,
+            livekit_room_sid: session.livekit_room_sid,
+            token_expires_at: token.as_ref().map(|t| rfc3339(t.expires_at)),
+            access_token: token.map(|t| t.jwt),
+            livekit_url: livekit_url.to_owned(),
+            created_at: rfc3339(session.created_at),
+            expires_at: rfc3339(session.expires_at),
+            status: session.status.as_str(),
+            language: session.language,
+            voice: session.voice,
+            metadata: session.metadata,
+        }
+    }
+}
+
+/// A session in a listing: no token.
+#[derive(Debug, Serialize)]
+pub struct SessionSummary {
+    pub session_id: String,
+    pub user_id: String,
+    pub room_name: String,
+    pub livekit_room_sid: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub ended_at: Option<String>,
+    pub status: &'static str,
+    pub language: String,
+    pub voice: bool,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl From<Session> for SessionSummary {
+    fn from(s: Session) -> Self {
+        SessionSummary {
+            session_id: s.id.to_string(),
+            user_id: s.user_id,
+            room_name: s.room_name,
+            livekit_room_sid: s.livekit_room_sid,
+            created_at: rfc3339(s.created_at),
+            expires_at: rfc3339(s.expires_at),
+            ended_at: s.ended_at.map(rfc3339),
+            status: s.status.as_str(),
+            language: s.language,
+            voice: s.voice,
+            metadata: s.metadata,
+        }
+    }
+}
+
+/// `GET /api/sessions` query.
+#[derive(Debug, Deserialize)]
+pub struct ListSessionsQuery {
+    pub user_id: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// `GET /api/sessions` response.
+#[derive(Debug, Serialize)]
+pub struct SessionList {
+    pub sessions: Vec<SessionSummary>,
+    pub next_cursor: Option<String>,
+}
+
+/// `DELETE /api/sessions/{id}` response.
+#[derive(Debug, Serialize)]
+pub struct SessionDeleted {
+    pub status: &'static str,
+    pub session_id: String,
+}
+
+/// A track in a participant listing.
+#[derive(Debug, Serialize)]
+pub struct TrackDto {
+    pub sid: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub source: String,
+    pub muted: bool,
+}
+
+/// A participant in `GET /api/sessions/{id}/participants`.
+#[derive(Debug, Serialize)]
+pub struct ParticipantDto {
+    pub identity: String,
+    pub name: String,
+    pub sid: String,
+    pub state: &'static str,
+    pub joined_at: i64,
+    pub metadata: String,
+    pub is_publisher: bool,
+    pub tracks: Vec<TrackDto>,
+}
+
+impl From<Participant> for ParticipantDto {
+    fn from(p: Participant) -> Self {
+        ParticipantDto {
+            identity: p.identity,
+            name: p.name,
+            sid: p.sid,
+            state: match p.state {
+                ParticipantState::Joining => "JOINING",
+                ParticipantState::Joined => "JOINED",
+                ParticipantState::Active => "ACTIVE",
+                ParticipantState::Disconnected => "DISCONNECTED",
+            },
+            joined_at: p.joined_at,
+            metadata: p.metadata,
+            is_publisher: p.is_publisher,
+            tracks: p
+                .tracks
+                .into_iter()
+                .map(|t| TrackDto {
+                    sid: t.sid,
+                    kind: match t.kind {
+                        TrackKind::Audio => "audio",
+                        TrackKind::Video => "video",
+                        TrackKind::Data => "data",
+                    },
+                    source: t.source,
+                    muted: t.muted,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `DELETE /api/sessions/{id}/participants/{identity}` response.
+#[derive(Debug, Serialize)]
+pub struct ParticipantRemoved {
+    pub status: &'static str,
+    pub session_id: String,
+    pub participant: String,
+}
+
+/// `POST /api/sessions/{id}/guest-token` body.
+#[derive(Debug, Deserialize)]
+pub struct GuestTokenRequest {
+    pub guest_name: String,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub ttl_seconds: Option<i64>,
+    #[serde(default)]
+    pub can_publish: Option<bool>,
+}
+
+/// `POST /api/sessions/{id}/guest-token` response.
+#[derive(Debug, Serialize)]
+pub struct GuestTokenResponse {
+    pub access_token: String,
+    pub room_name: String,
+    pub livekit_ws_url: String,
+    pub guest_name: String,
+    pub identity: String,
+    pub expires_at: String,
+}
+
+impl GuestTokenResponse {
+    /// The response for a minted guest token.
+    pub fn new(g: GuestToken, livekit_url: &str) -> Self {
+        GuestTokenResponse {
+            expires_at: rfc3339(g.token.expires_at),
+            access_token: g.token.jwt,
+            room_name: g.room_name,
+            livekit_ws_url: livekit_url.to_owned(),
+            guest_name: g.guest_name,
+            identity: g.identity,
+        }
+    }
+}
+
+/// One history line.
+#[derive(Debug, Serialize)]
+pub struct HistoryEntryDto {
+    pub role: &'static str,
+    pub content: String,
+    pub timestamp: String,
+}
+
+impl From<HistoryEntry> for HistoryEntryDto {
+    fn from(e: HistoryEntry) -> Self {
+        HistoryEntryDto {
+            role: e.role.as_str(),
+            content: e.content,
+            timestamp: rfc3339(e.timestamp),
+        }
+    }
+}
+
+/// `GET /api/sessions/{id}/history` response.
+#[derive(Debug, Serialize)]
+pub struct HistoryResponse {
+    pub session_id: String,
+    pub history: Vec<HistoryEntryDto>,
+}
+
+/// `DELETE /api/sessions/{id}/history` response.
+#[derive(Debug, Serialize)]
+pub struct HistoryCleared {
+    pub status: &'static str,
+    pub session_id: String,
+}
+
+/// The opaque `next_cursor`: `{created_at µs}_{id}` of the last row of a page.
+pub fn encode_cursor(c: PageCursor) -> String {
+    format!("{}_{}", c.created_at.timestamp_micros(), c.id.simple())
+}
+
+/// Reads a cursor made by [`encode_cursor`]; `None` if it is not one.
+pub fn decode_cursor(s: &str) -> Option<PageCursor> {
+    let (micros, id) = s.split_once('_')?;
+    Some(PageCursor {
+        created_at: chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+        id: uuid::Uuid::parse_str(id).ok()?,
+    })
+}

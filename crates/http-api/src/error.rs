@@ -1,0 +1,156 @@
+//! The one place where errors become HTTP responses: `{"detail": …, "code": …}`.
+//!
+//! The domain owns the machine codes; this module owns the statuses.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use june_domain::SessionError;
+use june_domain::ports::RoomError;
+use serde::Serialize;
+
+/// Every error a handler returns.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A session use case failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// A request field is missing or wrong (422).
+    #[error("{message}")]
+    Validation {
+        /// The field at fault (`.` when the whole body is).
+        field: String,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+    /// The request cannot be read at all (400), e.g. malformed JSON or a legacy route's
+    /// missing fields, which v3.0 clients expect as 400.
+    #[error("{detail}")]
+    BadRequest {
+        /// Human message.
+        detail: String,
+        /// Machine code.
+        code: &'static str,
+    },
+    /// The body is over the size limit (413).
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// No such route (404).
+    #[error("Not Found")]
+    RouteNotFound,
+    /// The route exists but not for this method (405).
+    #[error("Method Not Allowed")]
+    MethodNotAllowed,
+}
+
+/// The error body. `detail` is what v3.0 clients read; `code` is for programs.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// Human-readable message.
+    pub detail: String,
+    /// Stable machine code.
+    pub code: &'static str,
+    /// The request field at fault, for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    /// The stable machine code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Session(e) => e.code(),
+            ApiError::Validation { .. } => "validation_error",
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::RouteNotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+        }
+    }
+
+    /// A 422 naming `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let field = field.into();
+        ApiError::Validation {
+            message: format!("{field}: {}", message.into()),
+            field,
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            // 5xx: the cause goes to the log, not to the client.
+            ApiError::Session(SessionError::Store(_)) => {
+                "The session store is unavailable; try again shortly".into()
+            }
+            ApiError::Session(SessionError::Token(_)) => "Could not mint an access token".into(),
+            ApiError::Session(SessionError::Room(e)) => match e {
+                RoomError::Unavailable { message, .. } => format!("LiveKit is unavailable: {message}"),
+                other => other.to_string(),
+            },
+            other => other.to_string(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Session(e) => match e {
+                SessionError::NotFound | SessionError::ParticipantNotFound(_) => {
+                    StatusCode::NOT_FOUND
+                }
+                SessionError::RoomNameTaken(_) | SessionError::NotLive(_) => StatusCode::CONFLICT,
+                SessionError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                SessionError::Room(_) => StatusCode::BAD_GATEWAY,
+                SessionError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                SessionError::Token(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self, cause = ?ErrorChain(self), code = self.code(), "request failed");
+        } else {
+            tracing::info!(error = %self, code = self.code(), "request refused");
+        }
+        let field = match self {
+            ApiError::Validation { field, .. } => Some(field.clone()),
+            ApiError::Session(SessionError::Validation { field, .. }) => Some((*field).to_owned()),
+            _ => None,
+        };
+        let mut resp = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.insert_header(("retry-after", "5"));
+        }
+        resp.json(ErrorBody {
+            detail: self.detail(),
+            code: self.code(),
+            field,
+        })
+    }
+}
+
+/// Prints an error and every `source()` below it, for the log line of a 5xx.
+struct ErrorChain<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Debug for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}

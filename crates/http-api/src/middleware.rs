@@ -1,0 +1,78 @@
+//! Request context: one request id per request (the caller's `x-request-id` if well-formed),
+//! a tracing span carrying it around every log line of the request, and the id echoed back.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use tracing::Instrument;
+
+/// The header carrying the request id both ways.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// An incoming id is reused only if it is short and plain, so nobody can inject log lines.
+fn well_formed(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// The middleware function (used with `actix_web::middleware::from_fn`).
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| well_formed(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = tracing::info_span!(
+        "http_request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.path(),
+    );
+    let started = Instant::now();
+    // No clone of the request is kept across the call: NormalizePath and friends need the
+    // only reference to rewrite it. An inner *error* (not an error response) is rare (CORS
+    // refusals) and goes out as actix renders it, without our header.
+    let mut res = match next.call(req).instrument(span.clone()).await {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(e) => {
+            span.in_scope(|| tracing::info!(error = %e, "request refused by middleware"));
+            return Err(e);
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            status = res.status().as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "request finished"
+        );
+    });
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::well_formed;
+
+    #[test]
+    fn only_plain_short_ids_are_reused() {
+        assert!(well_formed("abc-123_x.y"));
+        assert!(!well_formed(""));
+        assert!(!well_formed("a b"));
+        assert!(!well_formed("line\nbreak"));
+        assert!(!well_formed(&"x".repeat(129)));
+    }
+}

@@ -1,0 +1,35 @@
+//! `/api/sessions/{id}/participants`: who is in the room, and removing someone.
+
+use actix_web::{HttpResponse, web};
+
+use super::session_id;
+use crate::AppState;
+use crate::dto::{ParticipantDto, ParticipantRemoved};
+use crate::error::ApiError;
+
+/// `GET /api/sessions/{id}/participants`
+pub async fn list_participants(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = session_id(&path)?;
+    let people = state.sessions.participants(id).await?;
+    let body: Vec<ParticipantDto> = people.into_iter().map(Into::into).collect();
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `DELETE /api/sessions/{id}/participants/{identity}`
+pub async fn remove_participant(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (raw_id, identity) = path.into_inner();
+    let id = session_id(&raw_id)?;
+    state.sessions.remove_participant(id, &identity).await?;
+    tracing::info!(session_id = %id, participant = %identity, "participant removed");
+    Ok(HttpResponse::Ok().json(ParticipantRemoved {
+        status: "removed",
+        session_id: id.to_string(),
+        participant: identity,
+    }))
+}

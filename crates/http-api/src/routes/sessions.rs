@@ -1,0 +1,140 @@
+//! `/api/sessions`: create, read (fresh token), list, delete, guest tokens, history.
+
+use actix_web::{HttpResponse, web};
+use june_domain::{NewSession, SessionStatus};
+
+use super::session_id;
+use crate::AppState;
+use crate::dto::{
+    CreateSessionRequest, GuestTokenRequest, GuestTokenResponse, HistoryCleared, HistoryResponse,
+    ListSessionsQuery, SessionDeleted, SessionList, SessionResponse, decode_cursor, encode_cursor,
+};
+use crate::error::ApiError;
+use crate::extract::ValidJson;
+
+/// `POST /api/sessions`
+pub async fn create_session(
+    state: web::Data<AppState>,
+    ValidJson(body): ValidJson<CreateSessionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let created = state
+        .sessions
+        .create(NewSession {
+            user_id: body.user_id,
+            room_name: body.room_name,
+            metadata: body.metadata.unwrap_or_default(),
+            language: body.language,
+            voice: body.voice.unwrap_or(false),
+            ttl_seconds: body.ttl_seconds,
+        })
+        .await?;
+    tracing::info!(session_id = %created.session.id, room = %created.session.room_name, "session created");
+    Ok(HttpResponse::Ok().json(SessionResponse::new(created, &state.config.livekit_url)))
+}
+
+/// `GET /api/sessions/{id}`
+pub async fn get_session(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = session_id(&path)?;
+    let found = state.sessions.get(id).await?;
+    Ok(HttpResponse::Ok().json(SessionResponse::new(found, &state.config.livekit_url)))
+}
+
+/// `GET /api/sessions?user_id=&status=&limit=&cursor=`
+pub async fn list_sessions(
+    state: web::Data<AppState>,
+    query: web::Query<ListSessionsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(SessionStatus::parse(s).ok_or_else(|| {
+            ApiError::invalid("status", "must be one of created, active, ended, expired")
+        })?),
+    };
+    let after = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(
+            decode_cursor(c)
+                .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API returned"))?,
+        ),
+    };
+    if q.limit == Some(0) {
+        return Err(ApiError::invalid("limit", "must be at least 1"));
+    }
+    let user_id = q.user_id.filter(|u| !u.is_empty());
+    let page = state.sessions.list(user_id, status, q.limit, after).await?;
+    Ok(HttpResponse::Ok().json(SessionList {
+        sessions: page.sessions.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor.map(encode_cursor),
+    }))
+}
+
+/// `DELETE /api/sessions/{id}`
+pub async fn delete_session(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = session_id(&path)?;
+    state.sessions.end(id).await?;
+    tracing::info!(session_id = %id, "session deleted");
+    Ok(HttpResponse::Ok().json(SessionDeleted {
+        status: "deleted",
+        session_id: id.to_string(),
+    }))
+}
+
+/// `POST /api/sessions/{id}/guest-token`
+pub async fn create_guest_token(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    ValidJson(body): ValidJson<GuestTokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = session_id(&path)?;
+    if let Some(body_id) = body.session_id.as_deref()
+        && body_id != path.as_str()
+    {
+        return Err(ApiError::invalid(
+            "session_id",
+            "must equal the session id in the path",
+        ));
+    }
+    let guest = state
+        .sessions
+        .guest_token(
+            id,
+            &body.guest_name,
+            body.ttl_seconds,
+            body.can_publish.unwrap_or(true),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(GuestTokenResponse::new(guest, &state.config.livekit_url)))
+}
+
+/// `GET /api/sessions/{id}/history`
+pub async fn get_history(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = session_id(&path)?;
+    let history = state.sessions.history(id).await?;
+    Ok(HttpResponse::Ok().json(HistoryResponse {
+        session_id: id.to_string(),
+        history: history.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// `DELETE /api/sessions/{id}/history`
+pub async fn clear_history(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = session_id(&path)?;
+    state.sessions.clear_history(id).await?;
+    Ok(HttpResponse::Ok().json(HistoryCleared {
+        status: "cleared",
+        session_id: id.to_string(),
+    }))
+}

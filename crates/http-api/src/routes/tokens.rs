@@ -1,0 +1,104 @@
+//! The token routes real v3.0 clients call (§2.2), and `POST /rooms/list`.
+
+use actix_web::{HttpResponse, web};
+use june_domain::Grants;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::dto::{LegacyTokenResponse, RoomDto, RoomList};
+use crate::error::ApiError;
+use crate::extract::ValidJson;
+
+/// A string field, or a number turned into one (`participantName: 42` is seen in the field).
+fn text(body: &Value, key: &str) -> Option<String> {
+    match body.get(key)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Metadata as LiveKit wants it: a string; an object is sent as its JSON text.
+fn metadata(body: &Value) -> String {
+    match body.get("metadata") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn legacy_response(state: &AppState, token: String, room: String, identity: String) -> HttpResponse {
+    HttpResponse::Ok().json(LegacyTokenResponse {
+        token,
+        roomName: room,
+        participantName: identity,
+        livekitUrl: state.config.livekit_url.clone(),
+        ws_url: state.config.livekit_url.clone(),
+    })
+}
+
+/// `POST /token` and `POST /livekit/token`: `{roomName, participantName, metadata?}`.
+pub async fn participant_token(
+    state: web::Data<AppState>,
+    ValidJson(body): ValidJson<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let (Some(room), Some(identity)) = (text(&body, "roomName"), text(&body, "participantName"))
+    else {
+        return Err(ApiError::BadRequest {
+            detail: "roomName and participantName are required".into(),
+            code: "missing_fields",
+        });
+    };
+    let token =
+        state
+            .sessions
+            .participant_token(&room, &identity, &metadata(&body), Grants::owner(&room))?;
+    Ok(legacy_response(&state, token.jwt, room, identity))
+}
+
+/// `POST /api/livekit/token`: `{service_identity, room?}` for the STT/TTS bots: hidden agents.
+pub async fn service_token(
+    state: web::Data<AppState>,
+    ValidJson(body): ValidJson<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(identity) = text(&body, "service_identity") else {
+        return Err(ApiError::BadRequest {
+            detail: "service_identity is required".into(),
+            code: "missing_fields",
+        });
+    };
+    let Some(room) = text(&body, "room")
+        .or_else(|| text(&body, "roomName"))
+        .or_else(|| state.config.default_bot_room.clone())
+    else {
+        return Err(ApiError::BadRequest {
+            detail: "room is required (no default bot room is configured)".into(),
+            code: "missing_fields",
+        });
+    };
+    let token = state
+        .sessions
+        .participant_token(&room, &identity, "", Grants::bot(&room))?;
+    Ok(legacy_response(&state, token.jwt, room, identity))
+}
+
+/// `POST /rooms/list`: LiveKit's live rooms.
+pub async fn list_rooms(
+    state: web::Data<AppState>,
+    ValidJson(_body): ValidJson<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let rooms = state.sessions.rooms().await?;
+    Ok(HttpResponse::Ok().json(RoomList {
+        rooms: rooms
+            .into_iter()
+            .map(|r| RoomDto {
+                sid: r.sid,
+                name: r.name,
+                num_participants: r.num_participants,
+                max_participants: r.max_participants,
+                creation_time: r.creation_time,
+                metadata: r.metadata,
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,297 @@
+//! The HTTP layer in process, over mocked ports: statuses, shapes, slashes, bad input.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::test::{self, TestRequest};
+use june_domain::ports::*;
+use june_domain::{IssuedToken, Room, SessionPolicy, SessionService};
+use june_http_api::{ApiConfig, AppState, app};
+use serde_json::{Value, json};
+
+fn tokens() -> MockTokenIssuer {
+    let mut t = MockTokenIssuer::new();
+    t.expect_issue().returning(|r| {
+        Ok(IssuedToken {
+            jwt: format!("jwt:{}:{}", r.identity, r.grants.room),
+            expires_at: chrono::Utc::now() + r.ttl,
+        })
+    });
+    t
+}
+
+fn state(store: MockSessionStore, rooms: MockRoomService) -> AppState {
+    AppState {
+        sessions: SessionService::new(
+            Arc::new(store),
+            Arc::new(MockHistoryStore::new()),
+            Arc::new(rooms),
+            Arc::new(tokens()),
+            Arc::new(SystemClock),
+            SessionPolicy::default(),
+        ),
+        config: ApiConfig {
+            livekit_url: "ws://lk.test:7880".into(),
+            default_bot_room: None,
+            body_limit: 1024,
+            readiness_timeout: Duration::from_millis(200),
+            cors_allow_origins: vec!["*".into()],
+            version: "test",
+        },
+    }
+}
+
+fn happy_rooms() -> MockRoomService {
+    let mut rooms = MockRoomService::new();
+    rooms.expect_create_room().returning(|spec| {
+        Ok(Room {
+            sid: "RM_test".into(),
+            name: spec.name.clone(),
+            ..Default::default()
+        })
+    });
+    rooms
+}
+
+fn happy_store() -> MockSessionStore {
+    let mut store = MockSessionStore::new();
+    store.expect_insert().returning(|_| Ok(()));
+    store.expect_find_live_by_room().returning(|_| Ok(None));
+    store
+}
+
+async fn call(st: AppState, req: TestRequest) -> (StatusCode, Value, actix_web::http::header::HeaderMap) {
+    let svc = test::init_service(app(st)).await;
+    let resp = test::call_service(&svc, req.to_request()).await;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = test::read_body(resp).await;
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, body, headers)
+}
+
+#[actix_web::test]
+async fn create_session_answers_200_with_the_v3_shape_on_both_slash_forms() {
+    for path in ["/api/sessions", "/api/sessions/"] {
+        let (status, body, _) = call(
+            state(happy_store(), happy_rooms()),
+            TestRequest::post().uri(path).set_json(json!({"user_id": "alice"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{path}: {body}");
+        for key in [
+            "session_id", "user_id", "room_name", "livekit_room_sid", "access_token",
+            "livekit_url", "created_at", "expires_at", "token_expires_at", "status", "language",
+        ] {
+            assert!(body.get(key).is_some(), "{path}: missing {key} in {body}");
+        }
+        assert_eq!(body["status"], "created");
+        assert_eq!(body["language"], "en");
+        assert_eq!(body["livekit_url"], "ws://lk.test:7880");
+        assert!(body["created_at"].as_str().unwrap().ends_with('Z'));
+    }
+}
+
+#[actix_web::test]
+async fn a_missing_user_id_is_422_naming_the_field() {
+    let (status, body, _) = call(
+        state(MockSessionStore::new(), MockRoomService::new()),
+        TestRequest::post().uri("/api/sessions").set_json(json!({"room_name": "x"})),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["code"], "validation_error");
+    assert_eq!(body["field"], "user_id");
+    assert!(body["detail"].as_str().unwrap().contains("user_id"));
+}
+
+#[actix_web::test]
+async fn a_wrongly_typed_field_is_422_naming_it() {
+    let (status, body, _) = call(
+        state(MockSessionStore::new(), MockRoomService::new()),
+        TestRequest::post()
+            .uri("/api/sessions")
+            .set_json(json!({"user_id": "a", "ttl_seconds": "soon"})),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["field"], "ttl_seconds");
+}
+
+#[actix_web::test]
+async fn malformed_json_is_400_and_oversized_bodies_are_413() {
+    let (status, body, _) = call(
+        state(MockSessionStore::new(), MockRoomService::new()),
+        TestRequest::post()
+            .uri("/api/sessions")
+            .insert_header(("content-type", "application/json"))
+            .set_payload("{\"user_id\": "),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "malformed_json");
+
+    let big = json!({"user_id": "a", "metadata": {"blob": "x".repeat(4096)}});
+    let (status, body, _) = call(
+        state(MockSessionStore::new(), MockRoomService::new()),
+        TestRequest::post().uri("/api/sessions").set_json(big),
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_eq!(body["code"], "payload_too_large");
+}
+
+#[actix_web::test]
+async fn livekit_down_is_502_livekit_unavailable() {
+    let mut rooms = MockRoomService::new();
+    rooms.expect_create_room().returning(|_| {
+        Err(RoomError::Unavailable {
+            message: "cannot reach LiveKit at http://lk".into(),
+            source: None,
+        })
+    });
+    let mut store = MockSessionStore::new();
+    store.expect_insert().never();
+    let (status, body, _) = call(
+        state(store, rooms),
+        TestRequest::post().uri("/api/sessions").set_json(json!({"user_id": "a"})),
+    )
+    .await;
+    assert_eq!(status, 502);
+    assert_eq!(body["code"], "livekit_unavailable");
+    assert!(body["detail"].as_str().unwrap().contains("LiveKit"));
+}
+
+#[actix_web::test]
+async fn a_store_outage_is_503_with_retry_after_and_no_cause_leaks() {
+    let mut store = MockSessionStore::new();
+    store
+        .expect_get()
+        .returning(|_| Err(StoreError::Unavailable("password=hunter2 refused".into())));
+    let (status, body, headers) = call(
+        state(store, MockRoomService::new()),
+        TestRequest::get().uri(&format!("/api/sessions/{}", uuid::Uuid::new_v4())),
+    )
+    .await;
+    assert_eq!(status, 503);
+    assert_eq!(body["code"], "store_unavailable");
+    assert!(headers.contains_key("retry-after"));
+    assert!(!body.to_string().contains("hunter2"));
+}
+
+#[actix_web::test]
+async fn unknown_sessions_and_non_uuid_ids_are_404_session_not_found() {
+    let mut store = MockSessionStore::new();
+    store.expect_get().returning(|_| Err(StoreError::NotFound));
+    let st = state(store, MockRoomService::new());
+    for uri in [format!("/api/sessions/{}", uuid::Uuid::new_v4()), "/api/sessions/not-a-uuid".into()] {
+        let (status, body, _) = call(st.clone(), TestRequest::get().uri(&uri)).await;
+        assert_eq!(status, 404, "{uri}");
+        assert_eq!(body["detail"], "Session not found");
+        assert_eq!(body["code"], "session_not_found");
+    }
+}
+
+#[actix_web::test]
+async fn unknown_routes_are_json_404_and_wrong_methods_json_405() {
+    let st = state(MockSessionStore::new(), MockRoomService::new());
+    let (status, body, _) = call(st.clone(), TestRequest::get().uri("/nope")).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["code"], "not_found");
+    let (status, body, _) = call(st, TestRequest::put().uri("/api/sessions")).await;
+    assert_eq!(status, 405);
+    assert_eq!(body["code"], "method_not_allowed");
+}
+
+#[actix_web::test]
+async fn the_request_id_is_echoed_or_made_up() {
+    let st = state(MockSessionStore::new(), MockRoomService::new());
+    let (_, _, headers) = call(
+        st.clone(),
+        TestRequest::get().uri("/healthz").insert_header(("x-request-id", "abc-123")),
+    )
+    .await;
+    assert_eq!(headers.get("x-request-id").unwrap(), "abc-123");
+    let (_, _, headers) = call(
+        st,
+        TestRequest::get().uri("/healthz").insert_header(("x-request-id", "bad id with spaces")),
+    )
+    .await;
+    let made_up = headers.get("x-request-id").unwrap().to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(made_up).is_ok());
+}
+
+#[actix_web::test]
+async fn legacy_token_routes_say_which_fields_are_missing_with_400() {
+    for path in ["/token", "/livekit/token", "/token/"] {
+        let (status, body, _) = call(
+            state(MockSessionStore::new(), MockRoomService::new()),
+            TestRequest::post().uri(path).set_json(json!({"roomName": "r"})),
+        )
+        .await;
+        assert_eq!(status, 400, "{path}");
+        assert_eq!(body["detail"], "roomName and participantName are required");
+    }
+}
+
+#[actix_web::test]
+async fn a_numeric_participant_name_is_accepted_and_stringified() {
+    let (status, body, _) = call(
+        state(MockSessionStore::new(), MockRoomService::new()),
+        TestRequest::post()
+            .uri("/livekit/token")
+            .set_json(json!({"roomName": "r1", "participantName": 42})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["participantName"], "42");
+    assert_eq!(body["token"], "jwt:42:r1");
+    assert_eq!(body["livekitUrl"], body["ws_url"]);
+}
+
+#[actix_web::test]
+async fn listing_rejects_an_unknown_status_and_a_forged_cursor() {
+    let st = state(MockSessionStore::new(), MockRoomService::new());
+    let (status, body, _) = call(st.clone(), TestRequest::get().uri("/api/sessions?status=zombie")).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["field"], "status");
+    let (status, body, _) = call(st.clone(), TestRequest::get().uri("/api/sessions?cursor=xyz")).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["field"], "cursor");
+    let (status, _, _) = call(st, TestRequest::get().uri("/api/sessions?limit=many")).await;
+    assert_eq!(status, 422);
+}
+
+#[actix_web::test]
+async fn readyz_is_503_naming_livekit_when_it_fails_and_healthz_stays_200() {
+    let mut store = MockSessionStore::new();
+    store.expect_ping().returning(|| Ok(()));
+    let mut rooms = MockRoomService::new();
+    rooms.expect_list_rooms().returning(|_| {
+        Err(RoomError::Unavailable {
+            message: "connection refused".into(),
+            source: None,
+        })
+    });
+    let st = state(store, rooms);
+    let (status, body, _) = call(st.clone(), TestRequest::get().uri("/readyz")).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["checks"]["store"]["status"], "ok");
+    assert_eq!(body["checks"]["livekit"]["status"], "error");
+    let (status, _, _) = call(st, TestRequest::get().uri("/healthz")).await;
+    assert_eq!(status, 200);
+}
+
+#[actix_web::test]
+async fn the_service_info_names_no_secret() {
+    let (status, body, _) = call(
+        state(MockSessionStore::new(), MockRoomService::new()),
+        TestRequest::get().uri("/"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["service"], "june-orchestrator");
+    let text = body.to_string().to_lowercase();
+    assert!(!text.contains("secret") && !text.contains("api_key"));
+}
