@@ -1,1 +1,123 @@
-//! placeholder
+//! # june-orchestrator
+//!
+//! The server binary's library half: [`config::Settings`] (layered configuration),
+//! [`telemetry`], and [`Application`], which wires the adapters (SQLite store, LiveKit) into
+//! the HTTP API. `main.rs` only loads settings, starts logging, builds and runs; the
+//! end-to-end tests build the same [`Application`] on port 0. No business logic lives here.
+
+pub mod config;
+pub mod telemetry;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpServer;
+use june_domain::ports::SystemClock;
+use june_domain::{SessionPolicy, SessionService};
+use june_http_api::{ApiConfig, AppState};
+use june_livekit_adapter::{LiveKitRoomService, LiveKitTokenIssuer};
+
+use crate::config::Settings;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database: {0}")]
+    Store(#[from] june_store::ConnectError),
+    /// The address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// host:port
+        address: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+}
+
+impl Application {
+    /// Opens the store, builds the adapters and binds the listener.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let stores = june_store::connect(&settings.database.url).await?;
+        let lk = &settings.livekit;
+        let rooms = LiveKitRoomService::new(
+            &settings.livekit_api_url(),
+            &lk.api_key,
+            &lk.api_secret,
+            Duration::from_millis(lk.request_timeout_ms),
+        );
+        let tokens = LiveKitTokenIssuer::new(lk.api_key.clone(), lk.api_secret.clone());
+        let s = &settings.sessions;
+        let policy = SessionPolicy {
+            default_session_ttl: chrono::Duration::seconds(s.default_ttl_secs),
+            max_session_ttl: chrono::Duration::seconds(s.max_ttl_secs),
+            token_ttl: chrono::Duration::seconds(s.token_ttl_secs),
+            empty_timeout_secs: s.empty_timeout_secs,
+            departure_timeout_secs: s.departure_timeout_secs,
+            max_participants: s.max_participants,
+            default_language: s.default_language.clone(),
+        };
+        let sessions = SessionService::new(
+            stores.sessions,
+            stores.history,
+            Arc::new(rooms),
+            Arc::new(tokens),
+            Arc::new(SystemClock),
+            policy,
+        );
+        let state = AppState {
+            sessions,
+            config: ApiConfig {
+                livekit_url: lk.ws_url.clone(),
+                default_bot_room: Some(lk.default_bot_room.clone()).filter(|r| !r.is_empty()),
+                body_limit: settings.server.body_limit_bytes,
+                readiness_timeout: Duration::from_millis(lk.readiness_timeout_ms),
+                cors_allow_origins: settings.cors_origins(),
+                version: env!("CARGO_PKG_VERSION"),
+            },
+        };
+
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                address: address.clone(),
+                source,
+            })?
+            .port();
+        let server = HttpServer::new(move || june_http_api::app(state.clone()))
+            .shutdown_timeout(settings.server.shutdown_timeout_secs)
+            .listen(listener)
+            .map_err(|source| StartError::Bind { address, source })?
+            .run();
+        tracing::info!(port, livekit = %settings.livekit_api_url(), "june-orchestrator listening");
+        Ok(Application { port, server })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server from elsewhere (tests restart it this way).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish (bounded).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

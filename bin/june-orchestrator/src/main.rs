@@ -1,1 +1,29 @@
-fn main() {}
+//! `june-orchestrator`: load settings, start logging, build, serve.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use june_orchestrator::Application;
+use june_orchestrator::config::Settings;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let file = env.get("JUNE_CONFIG").map(PathBuf::from);
+    let settings = match Settings::load(&env, file.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            // One line, naming the setting; no backtrace noise for a config mistake.
+            eprintln!("june-orchestrator: {e}");
+            std::process::exit(2);
+        }
+    };
+    june_orchestrator::telemetry::init(
+        &settings.log.level,
+        settings.log.format == "json",
+        std::io::stdout,
+    );
+    let app = Application::build(settings).await?;
+    app.run_until_stopped().await?;
+    Ok(())
+}

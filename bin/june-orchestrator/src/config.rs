@@ -1,0 +1,392 @@
+//! Settings, in layers: built-in defaults (`defaults.toml`) → optional TOML file
+//! (`JUNE_CONFIG`) → the environment names of v3.0 (`LIVEKIT_API_KEY`, `PORT`, …) →
+//! `JUNE__SECTION__KEY`. This is the only module that reads the environment; the loader is
+//! pure (it takes the variables as a map) so tests need no process-wide `set_var`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("defaults.toml");
+
+/// The v3.0 environment names and the setting each one fills.
+pub const LEGACY_ENV: &[(&str, &str)] = &[
+    ("LIVEKIT_API_KEY", "livekit.api_key"),
+    ("LIVEKIT_API_SECRET", "livekit.api_secret"),
+    ("LIVEKIT_WS_URL", "livekit.ws_url"),
+    ("LIVEKIT_API_URL", "livekit.api_url"),
+    ("PORT", "server.port"),
+    ("HOST", "server.host"),
+    ("CORS_ALLOW_ORIGINS", "server.cors_allow_origins"),
+    ("LOG_LEVEL", "log.level"),
+    ("LOG_FORMAT", "log.format"),
+    ("DATABASE_URL", "database.url"),
+    ("JUNE_PROFILE", "profile"),
+];
+
+/// Secrets that may also come from a file named by `<NAME>_FILE` (Kubernetes secrets).
+const FILE_SECRETS: &[&str] = &["LIVEKIT_API_SECRET", "LIVEKIT_API_KEY"];
+
+/// Everything the binary is configured with.
+#[derive(Debug, Deserialize)]
+pub struct Settings {
+    /// `dev` accepts LiveKit's dev key pair; other profiles refuse it.
+    pub profile: String,
+    /// HTTP server.
+    pub server: ServerSettings,
+    /// LiveKit connection.
+    pub livekit: LiveKitSettings,
+    /// Session policy.
+    pub sessions: SessionSettings,
+    /// Persistence.
+    pub database: DatabaseSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Deserialize)]
+pub struct ServerSettings {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind (0 picks a free one).
+    pub port: u16,
+    /// Comma-separated allowed origins, or `*`.
+    pub cors_allow_origins: String,
+    /// Largest request body.
+    pub body_limit_bytes: usize,
+    /// How long in-flight requests get on SIGTERM.
+    pub shutdown_timeout_secs: u64,
+}
+
+/// LiveKit settings.
+#[derive(Debug, Deserialize)]
+pub struct LiveKitSettings {
+    /// What clients connect to.
+    pub ws_url: String,
+    /// Twirp API base; derived from `ws_url` when empty.
+    pub api_url: String,
+    /// API key (`iss` of our tokens).
+    pub api_key: String,
+    /// API secret; never printed.
+    pub api_secret: SecretString,
+    /// Per-call timeout.
+    pub request_timeout_ms: u64,
+    /// `/readyz` timeout.
+    pub readiness_timeout_ms: u64,
+    /// Default room of bot tokens.
+    pub default_bot_room: String,
+}
+
+/// Session policy settings.
+#[derive(Debug, Deserialize)]
+pub struct SessionSettings {
+    /// Session lifetime when none is asked for.
+    pub default_ttl_secs: i64,
+    /// Longest session lifetime.
+    pub max_ttl_secs: i64,
+    /// Join-token lifetime.
+    pub token_ttl_secs: i64,
+    /// LiveKit `empty_timeout`.
+    pub empty_timeout_secs: u32,
+    /// LiveKit `departure_timeout`.
+    pub departure_timeout_secs: u32,
+    /// LiveKit `max_participants` (0 = unlimited).
+    pub max_participants: u32,
+    /// Language when none is given.
+    pub default_language: String,
+}
+
+/// Persistence settings.
+#[derive(Debug, Deserialize)]
+pub struct DatabaseSettings {
+    /// `sqlite://…`.
+    pub url: String,
+}
+
+/// Logging settings.
+#[derive(Debug, Deserialize)]
+pub struct LogSettings {
+    /// An `EnvFilter` directive (`info`, `june=debug,info`…).
+    pub level: String,
+    /// `pretty` or `json`.
+    pub format: String,
+}
+
+/// Why the configuration was refused. Each message is one line naming the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or a layer could not be read.
+    #[error("configuration: {0}")]
+    Load(String),
+    /// A value is not of the right type.
+    #[error("configuration: invalid value for {setting} ({sources}): {reason}")]
+    Invalid {
+        /// Dotted setting name.
+        setting: String,
+        /// The variables that set it.
+        sources: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The environment names that fill `setting`, for error messages.
+fn sources_of(setting: &str) -> String {
+    let june = format!("JUNE__{}", setting.replace('.', "__").to_uppercase());
+    LEGACY_ENV
+        .iter()
+        .filter(|(_, key)| *key == setting)
+        .map(|(name, _)| (*name).to_owned())
+        .chain(std::iter::once(june))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting: setting.to_owned(),
+        sources: sources_of(setting),
+        reason: reason.into(),
+    }
+}
+
+impl Settings {
+    /// Loads the layers from `env` (the process environment, as a map) and the optional file.
+    pub fn load(env: &HashMap<String, String>, file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut legacy = HashMap::new();
+        for (name, key) in LEGACY_ENV {
+            let file_var = format!("{name}_FILE");
+            let value = match (env.get(*name), env.get(&file_var)) {
+                (Some(_), Some(_)) if FILE_SECRETS.contains(name) => {
+                    return Err(ConfigError::Load(format!(
+                        "both {name} and {file_var} are set; keep one"
+                    )));
+                }
+                (_, Some(path)) if FILE_SECRETS.contains(name) => std::fs::read_to_string(path)
+                    .map(|s| s.trim().to_owned())
+                    .map_err(|e| ConfigError::Load(format!("cannot read {file_var}={path}: {e}")))?,
+                (Some(v), _) => v.clone(),
+                (None, _) => continue,
+            };
+            // Fed to an Environment source keyed SECTION__KEY, so it sits below JUNE__ overrides.
+            legacy.insert(key.replace('.', "__").to_uppercase(), value);
+        }
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        let built = builder
+            .add_source(
+                config::Environment::default()
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(legacy.into_iter().collect())),
+            )
+            .add_source(
+                config::Environment::with_prefix("JUNE")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(env.clone().into_iter().collect())),
+            )
+            .build()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        let settings: Settings = serde_path_to_error::deserialize(built).map_err(|e| {
+            let setting = e.path().to_string();
+            let reason = e.into_inner().to_string();
+            invalid(&setting, reason)
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what types cannot: URLs, schemes, the dev key pair outside `dev`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ws = url::Url::parse(&self.livekit.ws_url)
+            .map_err(|e| invalid("livekit.ws_url", format!("{:?} is not a URL: {e}", self.livekit.ws_url)))?;
+        if !matches!(ws.scheme(), "ws" | "wss" | "http" | "https") {
+            return Err(invalid("livekit.ws_url", "must start with ws://, wss://, http:// or https://"));
+        }
+        if !self.livekit.api_url.is_empty() {
+            let api = url::Url::parse(&self.livekit.api_url).map_err(|e| {
+                invalid("livekit.api_url", format!("{:?} is not a URL: {e}", self.livekit.api_url))
+            })?;
+            if !matches!(api.scheme(), "http" | "https" | "ws" | "wss") {
+                return Err(invalid("livekit.api_url", "must start with http:// or https://"));
+            }
+        }
+        if self.livekit.api_key.is_empty() {
+            return Err(invalid("livekit.api_key", "must not be empty"));
+        }
+        if self.livekit.api_secret.expose_secret().is_empty() {
+            return Err(invalid("livekit.api_secret", "must not be empty"));
+        }
+        if self.profile != "dev"
+            && (self.livekit.api_key == "devkey" || self.livekit.api_secret.expose_secret() == "secret")
+        {
+            return Err(invalid(
+                "livekit.api_secret",
+                format!("profile {:?} needs a real LiveKit key and secret, not the dev pair", self.profile),
+            ));
+        }
+        if !matches!(self.log.format.as_str(), "pretty" | "json") {
+            return Err(invalid("log.format", "must be \"pretty\" or \"json\""));
+        }
+        if !self.database.url.contains(':') {
+            return Err(invalid("database.url", "must be a URL such as sqlite://data/june.db"));
+        }
+        let s = &self.sessions;
+        if s.default_ttl_secs <= 0 || s.max_ttl_secs <= 0 || s.token_ttl_secs <= 0 {
+            return Err(invalid("sessions", "lifetimes must be positive"));
+        }
+        if self.livekit.request_timeout_ms == 0 {
+            return Err(invalid("livekit.request_timeout_ms", "must be positive"));
+        }
+        Ok(())
+    }
+
+    /// The Twirp API base URL.
+    pub fn livekit_api_url(&self) -> String {
+        if self.livekit.api_url.is_empty() {
+            june_livekit_adapter::api_url_from_ws(&self.livekit.ws_url)
+        } else {
+            june_livekit_adapter::api_url_from_ws(&self.livekit.api_url)
+        }
+    }
+
+    /// CORS origins as a list.
+    pub fn cors_origins(&self) -> Vec<String> {
+        self.server
+            .cors_allow_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn the_defaults_match_livekit_dev_mode() {
+        let s = Settings::load(&env(&[]), None).unwrap();
+        assert_eq!(s.livekit.ws_url, "ws://localhost:7880");
+        assert_eq!(s.livekit.api_key, "devkey");
+        assert_eq!(s.livekit.api_secret.expose_secret(), "secret");
+        assert_eq!(s.livekit_api_url(), "http://localhost:7880");
+        assert_eq!(s.server.port, 8080);
+        assert_eq!(s.database.url, "sqlite://data/june.db");
+    }
+
+    #[test]
+    fn v3_names_override_the_file_and_june_names_override_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("june.toml");
+        std::fs::write(&file, "[server]\nport = 9000\nhost = \"127.0.0.1\"\n[log]\nlevel = \"debug\"\n").unwrap();
+
+        let s = Settings::load(&env(&[]), Some(&file)).unwrap();
+        assert_eq!((s.server.port, s.server.host.as_str()), (9000, "127.0.0.1"));
+
+        let s = Settings::load(&env(&[("PORT", "9100")]), Some(&file)).unwrap();
+        assert_eq!(s.server.port, 9100);
+        assert_eq!(s.log.level, "debug");
+
+        let s = Settings::load(
+            &env(&[("PORT", "9100"), ("JUNE__SERVER__PORT", "9200"), ("LOG_LEVEL", "warn")]),
+            Some(&file),
+        )
+        .unwrap();
+        assert_eq!(s.server.port, 9200);
+        assert_eq!(s.log.level, "warn");
+    }
+
+    #[test]
+    fn the_api_url_is_derived_from_the_ws_url_unless_set() {
+        let s = Settings::load(&env(&[("LIVEKIT_WS_URL", "wss://lk.example.com")]), None).unwrap();
+        assert_eq!(s.livekit_api_url(), "https://lk.example.com");
+        let s = Settings::load(
+            &env(&[("LIVEKIT_WS_URL", "wss://lk.example.com"), ("LIVEKIT_API_URL", "http://livekit:7880")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.livekit_api_url(), "http://livekit:7880");
+        assert_eq!(s.livekit.ws_url, "wss://lk.example.com");
+    }
+
+    #[test]
+    fn a_bad_port_is_one_line_naming_the_variable() {
+        let err = Settings::load(&env(&[("PORT", "eighty")]), None).unwrap_err().to_string();
+        assert!(err.contains("server.port") && err.contains("PORT"), "{err}");
+        assert!(!err.contains('\n'));
+        let err = Settings::load(&env(&[("PORT", "70000")]), None).unwrap_err().to_string();
+        assert!(err.contains("PORT"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_naming_the_variable() {
+        let err = Settings::load(&env(&[("LIVEKIT_WS_URL", "not a url")]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LIVEKIT_WS_URL"), "{err}");
+        let err = Settings::load(&env(&[("LIVEKIT_WS_URL", "ftp://x")]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LIVEKIT_WS_URL"), "{err}");
+    }
+
+    #[test]
+    fn a_non_dev_profile_refuses_the_dev_key_pair() {
+        let err = Settings::load(&env(&[("JUNE_PROFILE", "prod")]), None).unwrap_err().to_string();
+        assert!(err.contains("LIVEKIT_API_SECRET"), "{err}");
+        let ok = Settings::load(
+            &env(&[
+                ("JUNE_PROFILE", "prod"),
+                ("LIVEKIT_API_KEY", "APIxyz"),
+                ("LIVEKIT_API_SECRET", "a-real-secret-0123456789abcdef012345"),
+            ]),
+            None,
+        );
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn secrets_can_come_from_files_but_not_from_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "from-file-secret\n").unwrap();
+        let path = secret.to_str().unwrap();
+        let s = Settings::load(&env(&[("LIVEKIT_API_SECRET_FILE", path)]), None).unwrap();
+        assert_eq!(s.livekit.api_secret.expose_secret(), "from-file-secret");
+        assert!(
+            Settings::load(&env(&[("LIVEKIT_API_SECRET_FILE", path), ("LIVEKIT_API_SECRET", "x")]), None)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_numeric_looking_api_key_stays_a_string() {
+        let s = Settings::load(&env(&[("LIVEKIT_API_KEY", "12345")]), None).unwrap();
+        assert_eq!(s.livekit.api_key, "12345");
+    }
+
+    #[test]
+    fn the_debug_print_never_shows_the_secret() {
+        let s = Settings::load(
+            &env(&[("LIVEKIT_API_SECRET", "super-secret-value-0123456789abcdef")]),
+            None,
+        )
+        .unwrap();
+        assert!(!format!("{s:?}").contains("super-secret-value"));
+    }
+}

@@ -1,0 +1,26 @@
+//! Logging: `tracing` with pretty or JSON lines. Secrets and tokens are kept out by
+//! construction (spans skip arguments; secrets are `SecretString`).
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Installs the global subscriber, writing to `sink`. `RUST_LOG`, when set, wins over `level`
+/// (handy while debugging one module). Calling it twice is harmless (tests do).
+pub fn init<W>(level: &str, json: bool, sink: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(sink)
+        .with_target(true)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    let _ = if json {
+        builder.json().flatten_event(true).with_current_span(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
