@@ -1,0 +1,7 @@
+//! End-to-end tests: the real server on a random port, a temp SQLite file, the LiveKit
+//! double, driven over HTTP.
+
+mod helpers;
+mod legacy;
+mod operations;
+mod sessions;

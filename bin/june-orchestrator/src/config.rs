@@ -167,7 +167,9 @@ impl Settings {
                 }
                 (_, Some(path)) if FILE_SECRETS.contains(name) => std::fs::read_to_string(path)
                     .map(|s| s.trim().to_owned())
-                    .map_err(|e| ConfigError::Load(format!("cannot read {file_var}={path}: {e}")))?,
+                    .map_err(|e| {
+                        ConfigError::Load(format!("cannot read {file_var}={path}: {e}"))
+                    })?,
                 (Some(v), _) => v.clone(),
                 (None, _) => continue,
             };
@@ -206,17 +208,30 @@ impl Settings {
 
     /// Checks what types cannot: URLs, schemes, the dev key pair outside `dev`.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let ws = url::Url::parse(&self.livekit.ws_url)
-            .map_err(|e| invalid("livekit.ws_url", format!("{:?} is not a URL: {e}", self.livekit.ws_url)))?;
+        let ws = url::Url::parse(&self.livekit.ws_url).map_err(|e| {
+            invalid(
+                "livekit.ws_url",
+                format!("{:?} is not a URL: {e}", self.livekit.ws_url),
+            )
+        })?;
         if !matches!(ws.scheme(), "ws" | "wss" | "http" | "https") {
-            return Err(invalid("livekit.ws_url", "must start with ws://, wss://, http:// or https://"));
+            return Err(invalid(
+                "livekit.ws_url",
+                "must start with ws://, wss://, http:// or https://",
+            ));
         }
         if !self.livekit.api_url.is_empty() {
             let api = url::Url::parse(&self.livekit.api_url).map_err(|e| {
-                invalid("livekit.api_url", format!("{:?} is not a URL: {e}", self.livekit.api_url))
+                invalid(
+                    "livekit.api_url",
+                    format!("{:?} is not a URL: {e}", self.livekit.api_url),
+                )
             })?;
             if !matches!(api.scheme(), "http" | "https" | "ws" | "wss") {
-                return Err(invalid("livekit.api_url", "must start with http:// or https://"));
+                return Err(invalid(
+                    "livekit.api_url",
+                    "must start with http:// or https://",
+                ));
             }
         }
         if self.livekit.api_key.is_empty() {
@@ -226,18 +241,25 @@ impl Settings {
             return Err(invalid("livekit.api_secret", "must not be empty"));
         }
         if self.profile != "dev"
-            && (self.livekit.api_key == "devkey" || self.livekit.api_secret.expose_secret() == "secret")
+            && (self.livekit.api_key == "devkey"
+                || self.livekit.api_secret.expose_secret() == "secret")
         {
             return Err(invalid(
                 "livekit.api_secret",
-                format!("profile {:?} needs a real LiveKit key and secret, not the dev pair", self.profile),
+                format!(
+                    "profile {:?} needs a real LiveKit key and secret, not the dev pair",
+                    self.profile
+                ),
             ));
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return Err(invalid("log.format", "must be \"pretty\" or \"json\""));
         }
         if !self.database.url.contains(':') {
-            return Err(invalid("database.url", "must be a URL such as sqlite://data/june.db"));
+            return Err(invalid(
+                "database.url",
+                "must be a URL such as sqlite://data/june.db",
+            ));
         }
         let s = &self.sessions;
         if s.default_ttl_secs <= 0 || s.max_ttl_secs <= 0 || s.token_ttl_secs <= 0 {
@@ -275,7 +297,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -293,7 +318,11 @@ mod tests {
     fn v3_names_override_the_file_and_june_names_override_both() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("june.toml");
-        std::fs::write(&file, "[server]\nport = 9000\nhost = \"127.0.0.1\"\n[log]\nlevel = \"debug\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "[server]\nport = 9000\nhost = \"127.0.0.1\"\n[log]\nlevel = \"debug\"\n",
+        )
+        .unwrap();
 
         let s = Settings::load(&env(&[]), Some(&file)).unwrap();
         assert_eq!((s.server.port, s.server.host.as_str()), (9000, "127.0.0.1"));
@@ -303,7 +332,11 @@ mod tests {
         assert_eq!(s.log.level, "debug");
 
         let s = Settings::load(
-            &env(&[("PORT", "9100"), ("JUNE__SERVER__PORT", "9200"), ("LOG_LEVEL", "warn")]),
+            &env(&[
+                ("PORT", "9100"),
+                ("JUNE__SERVER__PORT", "9200"),
+                ("LOG_LEVEL", "warn"),
+            ]),
             Some(&file),
         )
         .unwrap();
@@ -316,7 +349,10 @@ mod tests {
         let s = Settings::load(&env(&[("LIVEKIT_WS_URL", "wss://lk.example.com")]), None).unwrap();
         assert_eq!(s.livekit_api_url(), "https://lk.example.com");
         let s = Settings::load(
-            &env(&[("LIVEKIT_WS_URL", "wss://lk.example.com"), ("LIVEKIT_API_URL", "http://livekit:7880")]),
+            &env(&[
+                ("LIVEKIT_WS_URL", "wss://lk.example.com"),
+                ("LIVEKIT_API_URL", "http://livekit:7880"),
+            ]),
             None,
         )
         .unwrap();
@@ -326,10 +362,14 @@ mod tests {
 
     #[test]
     fn a_bad_port_is_one_line_naming_the_variable() {
-        let err = Settings::load(&env(&[("PORT", "eighty")]), None).unwrap_err().to_string();
+        let err = Settings::load(&env(&[("PORT", "eighty")]), None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("server.port") && err.contains("PORT"), "{err}");
         assert!(!err.contains('\n'));
-        let err = Settings::load(&env(&[("PORT", "70000")]), None).unwrap_err().to_string();
+        let err = Settings::load(&env(&[("PORT", "70000")]), None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("PORT"), "{err}");
     }
 
@@ -347,7 +387,9 @@ mod tests {
 
     #[test]
     fn a_non_dev_profile_refuses_the_dev_key_pair() {
-        let err = Settings::load(&env(&[("JUNE_PROFILE", "prod")]), None).unwrap_err().to_string();
+        let err = Settings::load(&env(&[("JUNE_PROFILE", "prod")]), None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("LIVEKIT_API_SECRET"), "{err}");
         let ok = Settings::load(
             &env(&[
@@ -369,8 +411,14 @@ mod tests {
         let s = Settings::load(&env(&[("LIVEKIT_API_SECRET_FILE", path)]), None).unwrap();
         assert_eq!(s.livekit.api_secret.expose_secret(), "from-file-secret");
         assert!(
-            Settings::load(&env(&[("LIVEKIT_API_SECRET_FILE", path), ("LIVEKIT_API_SECRET", "x")]), None)
-                .is_err()
+            Settings::load(
+                &env(&[
+                    ("LIVEKIT_API_SECRET_FILE", path),
+                    ("LIVEKIT_API_SECRET", "x")
+                ]),
+                None
+            )
+            .is_err()
         );
     }
 

@@ -19,7 +19,11 @@ where
         .with_target(true)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     let _ = if json {
-        builder.json().flatten_event(true).with_current_span(true).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init()
     } else {
         builder.try_init()
     };

@@ -64,7 +64,7 @@ impl SessionStore for InMemoryStore {
             })
             .cloned()
             .collect();
-        all.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        all.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
         all.truncate(filter.limit as usize);
         Ok(all)
     }

@@ -57,7 +57,11 @@ impl SessionStatus {
         use SessionStatus::*;
         matches!(
             (self, next),
-            (Created, Active) | (Created, Ended) | (Created, Expired) | (Active, Ended) | (Active, Expired)
+            (Created, Active)
+                | (Created, Ended)
+                | (Created, Expired)
+                | (Active, Ended)
+                | (Active, Expired)
         )
     }
 }

@@ -177,7 +177,11 @@ pub fn sanitise(input: &str, max: usize) -> String {
 /// A generated room name: `room-{user_id sanitised, max 32}-{8 hex}` (the v3.0 format).
 pub fn generated_room_name(user_id: &str, random_hex: &str) -> String {
     let user = sanitise(user_id, 32);
-    let user = if user.is_empty() { "user".to_owned() } else { user };
+    let user = if user.is_empty() {
+        "user".to_owned()
+    } else {
+        user
+    };
     format!("room-{user}-{}", &random_hex[..random_hex.len().min(8)])
 }
 
@@ -187,7 +191,11 @@ pub fn guest_identity(guest_name: &str, random_hex: &str) -> String {
     let slug: String = sanitise(&guest_name.to_lowercase(), 24)
         .trim_matches(|c| c == '_' || c == '-')
         .to_owned();
-    let slug = if slug.is_empty() { "guest".to_owned() } else { slug };
+    let slug = if slug.is_empty() {
+        "guest".to_owned()
+    } else {
+        slug
+    };
     format!("guest-{slug}-{}", &random_hex[..random_hex.len().min(4)])
 }
 
@@ -230,7 +238,10 @@ mod tests {
 
     #[test]
     fn guest_identities_are_slugged_and_suffixed() {
-        assert_eq!(guest_identity("Bob Smith!", "a1b2c3"), "guest-bob_smith-a1b2");
+        assert_eq!(
+            guest_identity("Bob Smith!", "a1b2c3"),
+            "guest-bob_smith-a1b2"
+        );
         assert_eq!(guest_identity("  ", "ffff"), "guest-guest-ffff");
     }
 

@@ -452,10 +452,16 @@ fn validate_identity(field: &'static str, value: &str) -> Result<String, Session
         return Err(SessionError::invalid(field, "is required"));
     }
     if v.len() > MAX_IDENTITY_LEN {
-        return Err(SessionError::invalid(field, "is longer than 256 characters"));
+        return Err(SessionError::invalid(
+            field,
+            "is longer than 256 characters",
+        ));
     }
     if v.chars().any(char::is_control) {
-        return Err(SessionError::invalid(field, "must not contain control characters"));
+        return Err(SessionError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(v.to_owned())
 }

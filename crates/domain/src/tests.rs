@@ -73,7 +73,10 @@ fn the_state_machine_never_steps_backwards() {
             assert_eq!(from.can_become(to), forward, "{from} -> {to}");
         }
     }
-    assert!(!Ended.can_become(Active), "a late room_started must not reopen");
+    assert!(
+        !Ended.can_become(Active),
+        "a late room_started must not reopen"
+    );
     assert!(!Expired.can_become(Ended));
 }
 
@@ -171,9 +174,13 @@ async fn create_stores_nothing_when_livekit_is_down() {
 #[tokio::test]
 async fn create_deletes_the_room_again_when_the_store_fails() {
     let mut rooms = MockRoomService::new();
-    rooms
-        .expect_create_room()
-        .returning(|s| Ok(Room { sid: "RM_2".into(), name: s.name.clone(), ..Default::default() }));
+    rooms.expect_create_room().returning(|s| {
+        Ok(Room {
+            sid: "RM_2".into(),
+            name: s.name.clone(),
+            ..Default::default()
+        })
+    });
     rooms
         .expect_delete_room()
         .with(eq("chosen"))
@@ -222,13 +229,27 @@ async fn a_room_name_used_by_a_live_session_is_taken_and_livekit_is_not_called()
 async fn bad_input_is_a_validation_error_naming_the_field() {
     let svc = service(MockSessionStore::new(), MockRoomService::new(), tokens());
     for (new, field) in [
-        (NewSession { user_id: "  ".into(), ..Default::default() }, "user_id"),
         (
-            NewSession { user_id: "a".into(), room_name: Some("a/b".into()), ..Default::default() },
+            NewSession {
+                user_id: "  ".into(),
+                ..Default::default()
+            },
+            "user_id",
+        ),
+        (
+            NewSession {
+                user_id: "a".into(),
+                room_name: Some("a/b".into()),
+                ..Default::default()
+            },
             "room_name",
         ),
         (
-            NewSession { user_id: "a".into(), ttl_seconds: Some(0), ..Default::default() },
+            NewSession {
+                user_id: "a".into(),
+                ttl_seconds: Some(0),
+                ..Default::default()
+            },
             "ttl_seconds",
         ),
     ] {
@@ -303,7 +324,12 @@ async fn two_guests_of_one_name_get_distinct_identities_without_data() {
         .expect_issue()
         .withf(|r| !r.grants.can_publish_data && r.grants.can_publish)
         .times(2)
-        .returning(|r| Ok(IssuedToken { jwt: r.identity.clone(), expires_at: t0() + r.ttl }));
+        .returning(|r| {
+            Ok(IssuedToken {
+                jwt: r.identity.clone(),
+                expires_at: t0() + r.ttl,
+            })
+        });
     let svc = service(store, MockRoomService::new(), Arc::new(issuer));
 
     let a = svc.guest_token(id, "Sam", None, true).await.unwrap();

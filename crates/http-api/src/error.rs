@@ -87,7 +87,9 @@ impl ApiError {
             }
             ApiError::Session(SessionError::Token(_)) => "Could not mint an access token".into(),
             ApiError::Session(SessionError::Room(e)) => match e {
-                RoomError::Unavailable { message, .. } => format!("LiveKit is unavailable: {message}"),
+                RoomError::Unavailable { message, .. } => {
+                    format!("LiveKit is unavailable: {message}")
+                }
                 other => other.to_string(),
             },
             other => other.to_string(),

@@ -68,7 +68,13 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 let field = message
                     .strip_prefix("missing field `")
                     .and_then(|rest| rest.split('`').next())
-                    .map(|f| if path == "." { f.to_owned() } else { format!("{path}.{f}") })
+                    .map(|f| {
+                        if path == "." {
+                            f.to_owned()
+                        } else {
+                            format!("{path}.{f}")
+                        }
+                    })
                     .unwrap_or(path);
                 let message = strip_position(&message);
                 ApiError::Validation {
@@ -128,7 +134,10 @@ mod tests {
     fn malformed_json_is_a_bad_request() {
         assert!(matches!(
             parse::<Body>(b"{\"user_id\": "),
-            Err(ApiError::BadRequest { code: "malformed_json", .. })
+            Err(ApiError::BadRequest {
+                code: "malformed_json",
+                ..
+            })
         ));
     }
 

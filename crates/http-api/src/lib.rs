@@ -136,7 +136,11 @@ pub fn app(
         .app_data(web::PayloadConfig::new(limit))
         .app_data(BodyLimit(limit))
         .app_data(web::QueryConfig::default().error_handler(|e, _| {
-            ApiError::invalid("query", e.to_string().replace("Query deserialize error: ", "")).into()
+            ApiError::invalid(
+                "query",
+                e.to_string().replace("Query deserialize error: ", ""),
+            )
+            .into()
         }))
         .configure(routes)
         .default_service(web::to(route_not_found))

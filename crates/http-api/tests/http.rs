@@ -61,7 +61,10 @@ fn happy_store() -> MockSessionStore {
     store
 }
 
-async fn call(st: AppState, req: TestRequest) -> (StatusCode, Value, actix_web::http::header::HeaderMap) {
+async fn call(
+    st: AppState,
+    req: TestRequest,
+) -> (StatusCode, Value, actix_web::http::header::HeaderMap) {
     let svc = test::init_service(app(st)).await;
     let resp = test::call_service(&svc, req.to_request()).await;
     let status = resp.status();
@@ -76,13 +79,24 @@ async fn create_session_answers_200_with_the_v3_shape_on_both_slash_forms() {
     for path in ["/api/sessions", "/api/sessions/"] {
         let (status, body, _) = call(
             state(happy_store(), happy_rooms()),
-            TestRequest::post().uri(path).set_json(json!({"user_id": "alice"})),
+            TestRequest::post()
+                .uri(path)
+                .set_json(json!({"user_id": "alice"})),
         )
         .await;
         assert_eq!(status, 200, "{path}: {body}");
         for key in [
-            "session_id", "user_id", "room_name", "livekit_room_sid", "access_token",
-            "livekit_url", "created_at", "expires_at", "token_expires_at", "status", "language",
+            "session_id",
+            "user_id",
+            "room_name",
+            "livekit_room_sid",
+            "access_token",
+            "livekit_url",
+            "created_at",
+            "expires_at",
+            "token_expires_at",
+            "status",
+            "language",
         ] {
             assert!(body.get(key).is_some(), "{path}: missing {key} in {body}");
         }
@@ -97,7 +111,9 @@ async fn create_session_answers_200_with_the_v3_shape_on_both_slash_forms() {
 async fn a_missing_user_id_is_422_naming_the_field() {
     let (status, body, _) = call(
         state(MockSessionStore::new(), MockRoomService::new()),
-        TestRequest::post().uri("/api/sessions").set_json(json!({"room_name": "x"})),
+        TestRequest::post()
+            .uri("/api/sessions")
+            .set_json(json!({"room_name": "x"})),
     )
     .await;
     assert_eq!(status, 422);
@@ -155,7 +171,9 @@ async fn livekit_down_is_502_livekit_unavailable() {
     store.expect_insert().never();
     let (status, body, _) = call(
         state(store, rooms),
-        TestRequest::post().uri("/api/sessions").set_json(json!({"user_id": "a"})),
+        TestRequest::post()
+            .uri("/api/sessions")
+            .set_json(json!({"user_id": "a"})),
     )
     .await;
     assert_eq!(status, 502);
@@ -185,7 +203,10 @@ async fn unknown_sessions_and_non_uuid_ids_are_404_session_not_found() {
     let mut store = MockSessionStore::new();
     store.expect_get().returning(|_| Err(StoreError::NotFound));
     let st = state(store, MockRoomService::new());
-    for uri in [format!("/api/sessions/{}", uuid::Uuid::new_v4()), "/api/sessions/not-a-uuid".into()] {
+    for uri in [
+        format!("/api/sessions/{}", uuid::Uuid::new_v4()),
+        "/api/sessions/not-a-uuid".into(),
+    ] {
         let (status, body, _) = call(st.clone(), TestRequest::get().uri(&uri)).await;
         assert_eq!(status, 404, "{uri}");
         assert_eq!(body["detail"], "Session not found");
@@ -209,13 +230,17 @@ async fn the_request_id_is_echoed_or_made_up() {
     let st = state(MockSessionStore::new(), MockRoomService::new());
     let (_, _, headers) = call(
         st.clone(),
-        TestRequest::get().uri("/healthz").insert_header(("x-request-id", "abc-123")),
+        TestRequest::get()
+            .uri("/healthz")
+            .insert_header(("x-request-id", "abc-123")),
     )
     .await;
     assert_eq!(headers.get("x-request-id").unwrap(), "abc-123");
     let (_, _, headers) = call(
         st,
-        TestRequest::get().uri("/healthz").insert_header(("x-request-id", "bad id with spaces")),
+        TestRequest::get()
+            .uri("/healthz")
+            .insert_header(("x-request-id", "bad id with spaces")),
     )
     .await;
     let made_up = headers.get("x-request-id").unwrap().to_str().unwrap();
@@ -227,7 +252,9 @@ async fn legacy_token_routes_say_which_fields_are_missing_with_400() {
     for path in ["/token", "/livekit/token", "/token/"] {
         let (status, body, _) = call(
             state(MockSessionStore::new(), MockRoomService::new()),
-            TestRequest::post().uri(path).set_json(json!({"roomName": "r"})),
+            TestRequest::post()
+                .uri(path)
+                .set_json(json!({"roomName": "r"})),
         )
         .await;
         assert_eq!(status, 400, "{path}");
@@ -253,10 +280,18 @@ async fn a_numeric_participant_name_is_accepted_and_stringified() {
 #[actix_web::test]
 async fn listing_rejects_an_unknown_status_and_a_forged_cursor() {
     let st = state(MockSessionStore::new(), MockRoomService::new());
-    let (status, body, _) = call(st.clone(), TestRequest::get().uri("/api/sessions?status=zombie")).await;
+    let (status, body, _) = call(
+        st.clone(),
+        TestRequest::get().uri("/api/sessions?status=zombie"),
+    )
+    .await;
     assert_eq!(status, 422);
     assert_eq!(body["field"], "status");
-    let (status, body, _) = call(st.clone(), TestRequest::get().uri("/api/sessions?cursor=xyz")).await;
+    let (status, body, _) = call(
+        st.clone(),
+        TestRequest::get().uri("/api/sessions?cursor=xyz"),
+    )
+    .await;
     assert_eq!(status, 422);
     assert_eq!(body["field"], "cursor");
     let (status, _, _) = call(st, TestRequest::get().uri("/api/sessions?limit=many")).await;

@@ -52,9 +52,10 @@ impl LiveKitRoomService {
     }
 
     fn map_error(&self, e: ServiceError) -> RoomError {
-        let unavailable = |message: String, source: Option<Box<dyn std::error::Error + Send + Sync>>| {
-            RoomError::Unavailable { message, source }
-        };
+        let unavailable =
+            |message: String, source: Option<Box<dyn std::error::Error + Send + Sync>>| {
+                RoomError::Unavailable { message, source }
+            };
         match e {
             ServiceError::Twirp(ServerError::Twirp(code)) => match code.code.as_str() {
                 "not_found" => RoomError::NotFound(code.msg),
@@ -62,11 +63,16 @@ impl LiveKitRoomService {
                     "LiveKit refused the call ({}: {})",
                     code.code, code.msg
                 )),
-                "invalid_argument" | "malformed" | "out_of_range" | "already_exists"
-                | "failed_precondition" | "bad_route" => {
-                    RoomError::Rejected(format!("{}: {}", code.code, code.msg))
-                }
-                _ => unavailable(format!("LiveKit answered {}: {}", code.code, code.msg), None),
+                "invalid_argument"
+                | "malformed"
+                | "out_of_range"
+                | "already_exists"
+                | "failed_precondition"
+                | "bad_route" => RoomError::Rejected(format!("{}: {}", code.code, code.msg)),
+                _ => unavailable(
+                    format!("LiveKit answered {}: {}", code.code, code.msg),
+                    None,
+                ),
             },
             ServiceError::Twirp(ServerError::Request(err)) => {
                 if err.is_timeout() {
@@ -101,7 +107,9 @@ impl LiveKitRoomService {
                 "could not sign the LiveKit API token".into(),
                 Some(Box::new(err)),
             ),
-            ServiceError::Env(err) => unavailable("LiveKit client misconfigured".into(), Some(Box::new(err))),
+            ServiceError::Env(err) => {
+                unavailable("LiveKit client misconfigured".into(), Some(Box::new(err)))
+            }
         }
     }
 }
@@ -173,7 +181,12 @@ impl RoomService for LiveKitRoomService {
 
     #[tracing::instrument(skip_all, fields(room = %name))]
     async fn delete_room(&self, name: &str) -> Result<(), RoomError> {
-        match self.client.delete_room(name).await.map_err(|e| self.map_error(e)) {
+        match self
+            .client
+            .delete_room(name)
+            .await
+            .map_err(|e| self.map_error(e))
+        {
             // Already gone: deletes are idempotent.
             Err(RoomError::NotFound(_)) => Ok(()),
             other => other,

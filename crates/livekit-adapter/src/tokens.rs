@@ -55,12 +55,11 @@ impl TokenIssuer for LiveKitTokenIssuer {
             .ttl
             .to_std()
             .map_err(|_| TokenError::Invalid("the token lifetime must be positive".into()))?;
-        let mut token =
-            AccessToken::with_api_key(&self.api_key, self.api_secret.expose_secret())
-                .with_identity(&r.identity)
-                .with_name(&r.name)
-                .with_ttl(ttl)
-                .with_grants(video_grants(&r.grants));
+        let mut token = AccessToken::with_api_key(&self.api_key, self.api_secret.expose_secret())
+            .with_identity(&r.identity)
+            .with_name(&r.name)
+            .with_ttl(ttl)
+            .with_grants(video_grants(&r.grants));
         if !r.metadata.is_empty() {
             token = token.with_metadata(&r.metadata);
         }
@@ -103,7 +102,9 @@ mod tests {
                 ttl: chrono::Duration::minutes(10),
             })
             .unwrap();
-        let c = TokenVerifier::with_api_key(KEY, SECRET).verify(&t.jwt).unwrap();
+        let c = TokenVerifier::with_api_key(KEY, SECRET)
+            .verify(&t.jwt)
+            .unwrap();
         assert_eq!(c.iss, KEY);
         assert_eq!(c.sub, "alice");
         assert_eq!(c.name, "Alice");
@@ -125,7 +126,9 @@ mod tests {
                 ttl: chrono::Duration::hours(1),
             })
             .unwrap();
-        let c = TokenVerifier::with_api_key(KEY, SECRET).verify(&t.jwt).unwrap();
+        let c = TokenVerifier::with_api_key(KEY, SECRET)
+            .verify(&t.jwt)
+            .unwrap();
         assert!(c.video.hidden && c.video.agent);
         assert_eq!(c.kind, "agent");
     }

@@ -36,7 +36,11 @@ async fn create_room_sends_protobuf_with_our_settings_and_returns_the_sid() {
     assert_eq!(room.name, "r1");
     let held = lk.room("r1").unwrap();
     assert_eq!(
-        (held.empty_timeout, held.departure_timeout, held.max_participants),
+        (
+            held.empty_timeout,
+            held.departure_timeout,
+            held.max_participants
+        ),
         (120, 15, 4)
     );
     assert_eq!(held.metadata, r#"{"session_id":"s1"}"#);
@@ -132,7 +136,10 @@ async fn server_errors_are_unavailable() {
     for status in [500, 503] {
         lk.fail(Failure::Status(status));
         let err = svc.create_room(&spec("x")).await.unwrap_err();
-        assert!(matches!(err, RoomError::Unavailable { .. }), "{status}: {err:?}");
+        assert!(
+            matches!(err, RoomError::Unavailable { .. }),
+            "{status}: {err:?}"
+        );
     }
     lk.recover();
     svc.create_room(&spec("x")).await.unwrap();
@@ -172,7 +179,16 @@ async fn an_unreachable_server_is_unavailable() {
 
 #[test]
 fn websocket_urls_become_http_api_urls() {
-    assert_eq!(api_url_from_ws("ws://localhost:7880"), "http://localhost:7880");
-    assert_eq!(api_url_from_ws("wss://lk.example.com"), "https://lk.example.com");
-    assert_eq!(api_url_from_ws("https://lk.example.com"), "https://lk.example.com");
+    assert_eq!(
+        api_url_from_ws("ws://localhost:7880"),
+        "http://localhost:7880"
+    );
+    assert_eq!(
+        api_url_from_ws("wss://lk.example.com"),
+        "https://lk.example.com"
+    );
+    assert_eq!(
+        api_url_from_ws("https://lk.example.com"),
+        "https://lk.example.com"
+    );
 }

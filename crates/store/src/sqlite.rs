@@ -45,8 +45,16 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { 8 })
             .min_connections(if in_memory { 1 } else { 0 })
-            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
-            .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
+            .idle_timeout(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(3600))
+            })
             .connect_with(options)
             .await
             .map_err(store_error)?;
@@ -205,10 +213,7 @@ impl SessionStore for SqliteStore {
         }
         qb.push(")");
         if SessionStatus::ALL.iter().any(|s| s.can_become(to)) {
-            qb.build()
-                .execute(&self.pool)
-                .await
-                .map_err(store_error)?;
+            qb.build().execute(&self.pool).await.map_err(store_error)?;
         }
         self.get(id).await
     }

@@ -14,7 +14,11 @@ async fn fresh() -> Db {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/nested/june.db", dir.path().display());
     let stores = connect(&url).await.unwrap();
-    Db { stores, _dir: dir, url }
+    Db {
+        stores,
+        _dir: dir,
+        url,
+    }
 }
 
 #[tokio::test]

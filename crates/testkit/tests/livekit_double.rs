@@ -37,7 +37,13 @@ fn create_grant() -> VideoGrants {
 async fn json_requests_get_snake_case_json_replies() {
     let lk = LiveKitDouble::start();
     let auth = format!("Bearer {}", token(lk.api_secret(), create_grant()));
-    let resp = post(&lk, "CreateRoom", Some(auth), serde_json::json!({"name": "r", "emptyTimeout": 60})).await;
+    let resp = post(
+        &lk,
+        "CreateRoom",
+        Some(auth),
+        serde_json::json!({"name": "r", "emptyTimeout": 60}),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["name"], "r");
@@ -51,15 +57,27 @@ async fn json_requests_get_snake_case_json_replies() {
 async fn a_missing_grant_is_twirp_unauthenticated_401_not_403() {
     let lk = LiveKitDouble::start();
     let auth = format!("Bearer {}", token(lk.api_secret(), VideoGrants::default()));
-    let resp = post(&lk, "CreateRoom", Some(auth), serde_json::json!({"name": "r"})).await;
+    let resp = post(
+        &lk,
+        "CreateRoom",
+        Some(auth),
+        serde_json::json!({"name": "r"}),
+    )
+    .await;
     assert_eq!(resp.status(), 401);
     let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body, serde_json::json!({"code": "unauthenticated", "msg": "permissions denied"}));
+    assert_eq!(
+        body,
+        serde_json::json!({"code": "unauthenticated", "msg": "permissions denied"})
+    );
 
     // No header at all: no grants, same answer.
     let resp = post(&lk, "ListRooms", None, serde_json::json!({})).await;
     assert_eq!(resp.status(), 401);
-    assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["code"], "unauthenticated");
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["code"],
+        "unauthenticated"
+    );
 }
 
 #[tokio::test]
@@ -72,7 +90,13 @@ async fn admin_calls_need_room_admin_for_that_very_room() {
         ..Default::default()
     };
     let auth = format!("Bearer {}", token(lk.api_secret(), other_room));
-    let resp = post(&lk, "ListParticipants", Some(auth), serde_json::json!({"room": "mine"})).await;
+    let resp = post(
+        &lk,
+        "ListParticipants",
+        Some(auth),
+        serde_json::json!({"room": "mine"}),
+    )
+    .await;
     assert_eq!(resp.status(), 401);
 }
 
@@ -83,7 +107,10 @@ async fn bad_tokens_get_a_plain_text_401() {
         ("Token abc".to_owned(), "Must start with Bearer"),
         ("Bearer not-a-jwt".to_owned(), "invalid authorization token"),
         (
-            format!("Bearer {}", token("wrong-secret-0123456789abcdef0123456", create_grant())),
+            format!(
+                "Bearer {}",
+                token("wrong-secret-0123456789abcdef0123456", create_grant())
+            ),
             "invalid authorization token:",
         ),
         (
@@ -100,9 +127,17 @@ async fn bad_tokens_get_a_plain_text_401() {
     for (auth, expected) in cases {
         let resp = post(&lk, "ListRooms", Some(auth.clone()), serde_json::json!({})).await;
         assert_eq!(resp.status(), 401, "{auth}");
-        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
         let text = resp.text().await.unwrap();
-        assert!(text.contains(expected), "{text:?} should contain {expected:?}");
+        assert!(
+            text.contains(expected),
+            "{text:?} should contain {expected:?}"
+        );
     }
 }
 
@@ -111,7 +146,10 @@ async fn unknown_methods_and_content_types_are_bad_routes() {
     let lk = LiveKitDouble::start();
     let resp = post(&lk, "Nope", None, serde_json::json!({})).await;
     assert_eq!(resp.status(), 404);
-    assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["code"], "bad_route");
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["code"],
+        "bad_route"
+    );
 
     let resp = june_testkit::http_client()
         .post(format!("{}/twirp/livekit.RoomService/ListRooms", lk.url()))
@@ -127,7 +165,13 @@ async fn unknown_methods_and_content_types_are_bad_routes() {
 async fn deleting_a_missing_room_is_not_found_and_failures_can_be_injected() {
     let lk = LiveKitDouble::start();
     let auth = format!("Bearer {}", token(lk.api_secret(), create_grant()));
-    let resp = post(&lk, "DeleteRoom", Some(auth.clone()), serde_json::json!({"room": "x"})).await;
+    let resp = post(
+        &lk,
+        "DeleteRoom",
+        Some(auth.clone()),
+        serde_json::json!({"room": "x"}),
+    )
+    .await;
     assert_eq!(resp.status(), 404);
     assert_eq!(
         resp.json::<serde_json::Value>().await.unwrap()["msg"],
@@ -135,7 +179,16 @@ async fn deleting_a_missing_room_is_not_found_and_failures_can_be_injected() {
     );
 
     lk.fail(Failure::Status(503));
-    let resp = post(&lk, "DeleteRoom", Some(auth), serde_json::json!({"room": "x"})).await;
+    let resp = post(
+        &lk,
+        "DeleteRoom",
+        Some(auth),
+        serde_json::json!({"room": "x"}),
+    )
+    .await;
     assert_eq!(resp.status(), 503);
-    assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["code"], "unavailable");
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["code"],
+        "unavailable"
+    );
 }

@@ -1,8 +1,7 @@
-use june_domain::{
-    GuestToken, HistoryEntry, Participant, ParticipantState, Session,
-    SessionWithToken, TrackKind,
-};
 use june_domain::ports::PageCursor;
+use june_domain::{
+    GuestToken, HistoryEntry, Participant, ParticipantState, Session, SessionWithToken, TrackKind,
+};
 use serde::{Deserialize, Serialize};
 
 use super::rfc3339;

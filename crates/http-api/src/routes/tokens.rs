@@ -27,7 +27,12 @@ fn metadata(body: &Value) -> String {
     }
 }
 
-fn legacy_response(state: &AppState, token: String, room: String, identity: String) -> HttpResponse {
+fn legacy_response(
+    state: &AppState,
+    token: String,
+    room: String,
+    identity: String,
+) -> HttpResponse {
     HttpResponse::Ok().json(LegacyTokenResponse {
         token,
         roomName: room,
@@ -49,10 +54,12 @@ pub async fn participant_token(
             code: "missing_fields",
         });
     };
-    let token =
-        state
-            .sessions
-            .participant_token(&room, &identity, &metadata(&body), Grants::owner(&room))?;
+    let token = state.sessions.participant_token(
+        &room,
+        &identity,
+        &metadata(&body),
+        Grants::owner(&room),
+    )?;
     Ok(legacy_response(&state, token.jwt, room, identity))
 }
 

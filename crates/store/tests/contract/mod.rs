@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 pub fn session(user: &str, room: &str) -> Session {
     // Microsecond precision is what the stores keep.
-    let now = Utc::now().duration_trunc(Duration::microseconds(1)).unwrap();
+    let now = Utc::now()
+        .duration_trunc(Duration::microseconds(1))
+        .unwrap();
     let mut metadata = serde_json::Map::new();
     metadata.insert("topic".into(), serde_json::json!({"a": [1, 2]}));
     Session {
@@ -57,7 +59,11 @@ pub async fn live_room_names_are_unique(db: &Stores) {
         .unwrap();
     db.sessions.insert(&second).await.unwrap();
     assert_eq!(
-        db.sessions.find_live_by_room("shared").await.unwrap().map(|s| s.id),
+        db.sessions
+            .find_live_by_room("shared")
+            .await
+            .unwrap()
+            .map(|s| s.id),
         Some(second.id)
     );
 }
@@ -65,7 +71,9 @@ pub async fn live_room_names_are_unique(db: &Stores) {
 pub async fn status_only_moves_forward(db: &Stores) {
     let s = session("alice", "room-fwd");
     db.sessions.insert(&s).await.unwrap();
-    let t = Utc::now().duration_trunc(Duration::microseconds(1)).unwrap();
+    let t = Utc::now()
+        .duration_trunc(Duration::microseconds(1))
+        .unwrap();
 
     let active = db
         .sessions
@@ -84,7 +92,11 @@ pub async fn status_only_moves_forward(db: &Stores) {
     assert_eq!(ended.ended_at, Some(t));
 
     // A late "active" or "expired" changes nothing.
-    for late in [SessionStatus::Active, SessionStatus::Created, SessionStatus::Expired] {
+    for late in [
+        SessionStatus::Active,
+        SessionStatus::Created,
+        SessionStatus::Expired,
+    ] {
         let after = db
             .sessions
             .advance_status(s.id, late, t + Duration::seconds(5))
@@ -140,7 +152,11 @@ pub async fn listing_filters_and_pages(db: &Stores) {
         vec![ids[2], ids[1]]
     );
 
-    let even = db.sessions.list(&page(Some("even"), None, 10, None)).await.unwrap();
+    let even = db
+        .sessions
+        .list(&page(Some("even"), None, 10, None))
+        .await
+        .unwrap();
     assert_eq!(even.len(), 3);
     let even_live = db
         .sessions
@@ -153,8 +169,13 @@ pub async fn listing_filters_and_pages(db: &Stores) {
 pub async fn history_appends_reads_and_clears(db: &Stores) {
     let s = session("alice", "room-h");
     db.sessions.insert(&s).await.unwrap();
-    let at = Utc::now().duration_trunc(Duration::microseconds(1)).unwrap();
-    for (i, role) in [Role::User, Role::Assistant, Role::User].into_iter().enumerate() {
+    let at = Utc::now()
+        .duration_trunc(Duration::microseconds(1))
+        .unwrap();
+    for (i, role) in [Role::User, Role::Assistant, Role::User]
+        .into_iter()
+        .enumerate()
+    {
         db.history
             .append(
                 s.id,
@@ -169,7 +190,10 @@ pub async fn history_appends_reads_and_clears(db: &Stores) {
     }
     let last_two = db.history.recent(s.id, 2).await.unwrap();
     assert_eq!(
-        last_two.iter().map(|e| e.content.as_str()).collect::<Vec<_>>(),
+        last_two
+            .iter()
+            .map(|e| e.content.as_str())
+            .collect::<Vec<_>>(),
         vec!["line 1", "line 2"]
     );
     assert_eq!(last_two[0].role, Role::Assistant);

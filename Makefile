@@ -1,0 +1,43 @@
+# June Orchestrator — the front door. `make help` lists the targets.
+CARGO ?= cargo
+
+.PHONY: help run build release test unit doctest fmt fmt-check lint check-deps clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+run: ## Run the server on its embedded defaults (LiveKit dev mode at ws://localhost:7880, SQLite in ./data)
+	$(CARGO) run --release --bin june-orchestrator
+
+build: ## Debug build of everything
+	$(CARGO) build --workspace
+
+release: ## Release build: target/release/june-orchestrator
+	$(CARGO) build --release --bin june-orchestrator
+
+test: fmt-check lint check-deps doctest unit ## Everything CI runs: format, lints, layering rule, all tests
+
+unit: ## Every unit, adapter, HTTP and end-to-end test (nextest)
+	$(CARGO) nextest run --workspace --all-features --no-fail-fast
+
+doctest: ## Doc examples (nextest skips them)
+	$(CARGO) test --workspace --doc --all-features
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+fmt-check: ## Fail if the code is not formatted
+	$(CARGO) fmt --all -- --check
+
+lint: ## Clippy on all targets, warnings are errors
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+check-deps: ## The domain and HTTP crates must not depend on adapters' technologies
+	@bad=$$($(CARGO) tree -p june-domain -e normal --prefix none | grep -E '^(actix|sqlx|reqwest|livekit|utoipa|anyhow)' | sort -u); \
+	if [ -n "$$bad" ]; then echo "june-domain must not depend on: $$bad"; exit 1; fi
+	@bad=$$($(CARGO) tree -p june-http-api -e normal --prefix none | grep -E '^(sqlx|reqwest|livekit)' | sort -u); \
+	if [ -n "$$bad" ]; then echo "june-http-api must not depend on: $$bad"; exit 1; fi
+	@echo "layering rules hold"
+
+clean:
+	$(CARGO) clean
