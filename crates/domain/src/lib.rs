@@ -52,15 +52,21 @@
 //! ```
 #![warn(missing_docs)]
 
+mod events;
+mod lifecycle;
 pub mod memory;
 mod model;
 mod policy;
 pub mod ports;
 mod service;
 
+pub use events::*;
+pub use lifecycle::*;
 pub use model::*;
 pub use policy::*;
 pub use service::*;
 
+#[cfg(test)]
+mod lifecycle_tests;
 #[cfg(test)]
 mod tests;

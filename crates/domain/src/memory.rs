@@ -9,14 +9,21 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::events::RecordedEvent;
 use crate::model::{HistoryEntry, Participant, Room, RoomSpec, Session, SessionStatus};
-use crate::ports::{HistoryStore, RoomError, RoomService, SessionFilter, SessionStore, StoreError};
+use crate::ports::{
+    EventCursor, EventStore, HistoryStore, RoomError, RoomService, SessionFilter, SessionStore,
+    StoreError,
+};
 
 /// Sessions and history in a `Mutex<HashMap>`.
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
     sessions: Mutex<HashMap<Uuid, Session>>,
     history: Mutex<HashMap<Uuid, Vec<HistoryEntry>>>,
+    /// (session, identity) → (present, LiveKit time of the latest news).
+    presence: Mutex<HashMap<(Uuid, String), (bool, DateTime<Utc>)>>,
+    events: Mutex<Vec<RecordedEvent>>,
 }
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -49,6 +56,55 @@ impl SessionStore for InMemoryStore {
             .values()
             .find(|s| s.status.is_live() && s.room_name == room_name)
             .cloned())
+    }
+
+    async fn find_by_room_sid(&self, room_sid: &str) -> Result<Option<Session>, StoreError> {
+        let map = self.sessions.lock().map_err(poisoned)?;
+        Ok(map
+            .values()
+            .filter(|s| s.livekit_room_sid == room_sid)
+            .max_by_key(|s| s.created_at)
+            .cloned())
+    }
+
+    async fn list_live(&self, limit: u32) -> Result<Vec<Session>, StoreError> {
+        let map = self.sessions.lock().map_err(poisoned)?;
+        let mut live: Vec<Session> = map
+            .values()
+            .filter(|s| s.status.is_live())
+            .cloned()
+            .collect();
+        live.sort_by_key(|s| (s.created_at, s.id));
+        live.truncate(limit as usize);
+        Ok(live)
+    }
+
+    async fn record_presence(
+        &self,
+        session_id: Uuid,
+        identity: &str,
+        present: bool,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut sessions = self.sessions.lock().map_err(poisoned)?;
+        let session = sessions.get_mut(&session_id).ok_or(StoreError::NotFound)?;
+        let mut presence = self.presence.lock().map_err(poisoned)?;
+        let entry = presence
+            .entry((session_id, identity.to_owned()))
+            .or_insert((present, at));
+        if at >= entry.1 {
+            *entry = (present, at);
+        }
+        session.participant_count = presence
+            .iter()
+            .filter(|((id, _), (here, _))| *id == session_id && *here)
+            .count() as u32;
+        session.last_activity_at = presence
+            .iter()
+            .filter(|((id, _), _)| *id == session_id)
+            .map(|(_, (_, t))| *t)
+            .max();
+        Ok(())
     }
 
     async fn list(&self, filter: &SessionFilter) -> Result<Vec<Session>, StoreError> {
@@ -109,6 +165,49 @@ impl HistoryStore for InMemoryStore {
     async fn clear(&self, session_id: Uuid) -> Result<(), StoreError> {
         self.history.lock().map_err(poisoned)?.remove(&session_id);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl EventStore for InMemoryStore {
+    async fn seen(&self, event_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .events
+            .lock()
+            .map_err(poisoned)?
+            .iter()
+            .any(|e| e.id == event_id))
+    }
+
+    async fn record(&self, event: &RecordedEvent) -> Result<bool, StoreError> {
+        let mut events = self.events.lock().map_err(poisoned)?;
+        if events.iter().any(|e| e.id == event.id) {
+            return Ok(false);
+        }
+        events.push(event.clone());
+        Ok(true)
+    }
+
+    async fn list(
+        &self,
+        session_id: Uuid,
+        limit: u32,
+        after: Option<EventCursor>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let events = self.events.lock().map_err(poisoned)?;
+        let mut mine: Vec<RecordedEvent> = events
+            .iter()
+            .filter(|e| e.session_id == Some(session_id))
+            .filter(|e| {
+                after
+                    .as_ref()
+                    .is_none_or(|c| (e.created_at, e.id.as_str()) < (c.created_at, c.id.as_str()))
+            })
+            .cloned()
+            .collect();
+        mine.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        mine.truncate(limit as usize);
+        Ok(mine)
     }
 }
 

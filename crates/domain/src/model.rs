@@ -99,6 +99,10 @@ pub struct Session {
     pub updated_at: DateTime<Utc>,
     /// When the session reached `ended` or `expired`.
     pub ended_at: Option<DateTime<Utc>>,
+    /// People in the room now, as LiveKit's webhooks told us (bots not counted).
+    pub participant_count: u32,
+    /// When someone last joined or left, by LiveKit's clock.
+    pub last_activity_at: Option<DateTime<Utc>>,
 }
 
 impl Session {

@@ -12,7 +12,7 @@ use crate::policy::{
 };
 use crate::ports::{
     Clock, HistoryStore, PageCursor, RoomError, RoomService, SessionFilter, SessionStore,
-    StoreError, TokenError, TokenIssuer,
+    StoreError, TokenError, TokenIssuer, WebhookError,
 };
 
 /// Largest page of a session listing.
@@ -55,6 +55,9 @@ pub enum SessionError {
     /// Token minting failed.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// A webhook delivery was refused.
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
 }
 
 impl From<StoreError> for SessionError {
@@ -81,6 +84,8 @@ impl SessionError {
             SessionError::Room(RoomError::Unavailable { .. }) => "livekit_unavailable",
             SessionError::Store(_) => "store_unavailable",
             SessionError::Token(_) => "token_error",
+            SessionError::Webhook(WebhookError::Unauthorized(_)) => "invalid_signature",
+            SessionError::Webhook(WebhookError::Malformed(_)) => "malformed_webhook",
         }
     }
 
@@ -231,6 +236,8 @@ impl SessionService {
             expires_at,
             updated_at: now,
             ended_at: None,
+            participant_count: 0,
+            last_activity_at: None,
         };
         if let Err(e) = self.store.insert(&session).await {
             // Undo the room so a failed create leaves nothing behind.

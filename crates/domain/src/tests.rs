@@ -58,6 +58,8 @@ fn session(status: SessionStatus) -> Session {
         expires_at: t0() + Duration::hours(1),
         updated_at: t0(),
         ended_at: None,
+        participant_count: 0,
+        last_activity_at: None,
     }
 }
 

@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use june_domain::SessionError;
-use june_domain::ports::RoomError;
+use june_domain::ports::{RoomError, WebhookError};
 use serde::Serialize;
 
 /// Every error a handler returns.
@@ -109,6 +109,8 @@ impl ResponseError for ApiError {
                 SessionError::Room(_) => StatusCode::BAD_GATEWAY,
                 SessionError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
                 SessionError::Token(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                SessionError::Webhook(WebhookError::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
+                SessionError::Webhook(WebhookError::Malformed(_)) => StatusCode::BAD_REQUEST,
             },
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,

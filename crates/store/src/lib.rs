@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use june_domain::ports::{HistoryStore, SessionStore, StoreError};
+use june_domain::ports::{EventStore, HistoryStore, SessionStore, StoreError};
 
 mod sqlite;
 mod time;
@@ -24,6 +24,8 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     /// Conversation history.
     pub history: Arc<dyn HistoryStore>,
+    /// LiveKit's events (and webhook dedupe).
+    pub events: Arc<dyn EventStore>,
 }
 
 /// Why the store could not be opened.
@@ -48,7 +50,8 @@ pub async fn connect(url: &str) -> Result<Stores, ConnectError> {
             let store = Arc::new(SqliteStore::connect(url).await?);
             Ok(Stores {
                 sessions: store.clone(),
-                history: store,
+                history: store.clone(),
+                events: store,
             })
         }
         other => Err(ConnectError::UnsupportedScheme(other.to_owned())),

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use june_domain::ports::{HistoryStore, SessionFilter, SessionStore, StoreError};
-use june_domain::{HistoryEntry, Role, Session, SessionStatus};
+use june_domain::ports::{
+    EventCursor, EventStore, HistoryStore, SessionFilter, SessionStore, StoreError,
+};
+use june_domain::{HistoryEntry, RecordedEvent, Role, Session, SessionStatus};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, SqlitePool};
 use uuid::Uuid;
@@ -80,6 +82,18 @@ struct SessionRow {
     expires_at: i64,
     updated_at: i64,
     ended_at: Option<i64>,
+    participant_count: i64,
+    last_activity_at: Option<i64>,
+}
+
+/// The foreign keys name the session: a missing parent row is "no such session".
+fn foreign_key_is_not_found(e: sqlx::Error) -> StoreError {
+    match store_error(e) {
+        StoreError::Unavailable(src) if src.to_string().contains("FOREIGN KEY") => {
+            StoreError::NotFound
+        }
+        other => other,
+    }
 }
 
 fn corrupt(what: &str, value: &str) -> StoreError {
@@ -104,12 +118,15 @@ impl TryFrom<SessionRow> for Session {
             expires_at: from_micros(r.expires_at)?,
             updated_at: from_micros(r.updated_at)?,
             ended_at: r.ended_at.map(from_micros).transpose()?,
+            participant_count: u32::try_from(r.participant_count).unwrap_or_default(),
+            last_activity_at: r.last_activity_at.map(from_micros).transpose()?,
         })
     }
 }
 
 const SESSION_COLUMNS: &str = "id, user_id, room_name, livekit_room_sid, status, language, \
-     metadata, voice, created_at, expires_at, updated_at, ended_at";
+     metadata, voice, created_at, expires_at, updated_at, ended_at, participant_count, \
+     last_activity_at";
 
 #[async_trait]
 impl SessionStore for SqliteStore {
@@ -158,6 +175,71 @@ impl SessionStore for SqliteStore {
             .await
             .map_err(store_error)?;
         row.map(Session::try_from).transpose()
+    }
+
+    async fn find_by_room_sid(&self, room_sid: &str) -> Result<Option<Session>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE livekit_room_sid = ? \
+             ORDER BY created_at DESC LIMIT 1"
+        );
+        let row: Option<SessionRow> = sqlx::query_as(&sql)
+            .bind(room_sid)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.map(Session::try_from).transpose()
+    }
+
+    async fn list_live(&self, limit: u32) -> Result<Vec<Session>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE status IN ('created', 'active') \
+             ORDER BY created_at ASC, id ASC LIMIT ?"
+        );
+        let rows: Vec<SessionRow> = sqlx::query_as(&sql)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.into_iter().map(Session::try_from).collect()
+    }
+
+    async fn record_presence(
+        &self,
+        session_id: Uuid,
+        identity: &str,
+        present: bool,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let id = session_id.to_string();
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // Newer-or-equal news wins; older news about the same identity is ignored.
+        sqlx::query(
+            "INSERT INTO session_participants (session_id, identity, present, last_event_at) \
+             VALUES (?, ?, ?, ?) \
+             ON CONFLICT (session_id, identity) DO UPDATE \
+             SET present = excluded.present, last_event_at = excluded.last_event_at \
+             WHERE excluded.last_event_at >= session_participants.last_event_at",
+        )
+        .bind(&id)
+        .bind(identity)
+        .bind(present)
+        .bind(to_micros(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(foreign_key_is_not_found)?;
+        sqlx::query(
+            "UPDATE sessions SET \
+               participant_count = (SELECT COUNT(*) FROM session_participants \
+                                    WHERE session_id = ?1 AND present = 1), \
+               last_activity_at = (SELECT MAX(last_event_at) FROM session_participants \
+                                   WHERE session_id = ?1) \
+             WHERE id = ?1",
+        )
+        .bind(&id)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)
     }
 
     async fn list(&self, f: &SessionFilter) -> Result<Vec<Session>, StoreError> {
@@ -246,13 +328,7 @@ impl HistoryStore for SqliteStore {
         .bind(to_micros(e.timestamp))
         .execute(&self.pool)
         .await
-        .map_err(|err| match store_error(err) {
-            // The foreign key names the session: a missing parent is "no such session".
-            StoreError::Unavailable(src) if src.to_string().contains("FOREIGN KEY") => {
-                StoreError::NotFound
-            }
-            other => other,
-        })?;
+        .map_err(foreign_key_is_not_found)?;
         Ok(())
     }
 
@@ -286,5 +362,103 @@ impl HistoryStore for SqliteStore {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+}
+
+#[derive(FromRow)]
+struct EventRow {
+    id: String,
+    event: String,
+    session_id: Option<String>,
+    room_name: Option<String>,
+    participant: Option<String>,
+    track_sid: Option<String>,
+    created_at: i64,
+    received_at: i64,
+    payload: String,
+}
+
+impl TryFrom<EventRow> for RecordedEvent {
+    type Error = StoreError;
+
+    fn try_from(r: EventRow) -> Result<Self, StoreError> {
+        Ok(RecordedEvent {
+            session_id: r
+                .session_id
+                .map(|s| Uuid::parse_str(&s).map_err(|_| corrupt("session id", &s)))
+                .transpose()?,
+            payload: serde_json::from_str(&r.payload).map_err(|_| corrupt("payload", &r.id))?,
+            id: r.id,
+            event: r.event,
+            room_name: r.room_name,
+            participant: r.participant,
+            track_sid: r.track_sid,
+            created_at: from_micros(r.created_at)?,
+            received_at: from_micros(r.received_at)?,
+        })
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn seen(&self, event_id: &str) -> Result<bool, StoreError> {
+        let found: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM webhook_events WHERE id = ?")
+            .bind(event_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(found.is_some())
+    }
+
+    async fn record(&self, e: &RecordedEvent) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO webhook_events (id, event, session_id, room_name, participant, \
+             track_sid, created_at, received_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&e.id)
+        .bind(&e.event)
+        .bind(e.session_id.map(|id| id.to_string()))
+        .bind(&e.room_name)
+        .bind(&e.participant)
+        .bind(&e.track_sid)
+        .bind(to_micros(e.created_at))
+        .bind(to_micros(e.received_at))
+        .bind(e.payload.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list(
+        &self,
+        session_id: Uuid,
+        limit: u32,
+        after: Option<EventCursor>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT id, event, session_id, room_name, participant, track_sid, created_at, \
+             received_at, payload FROM webhook_events WHERE session_id = ",
+        );
+        qb.push_bind(session_id.to_string());
+        if let Some(c) = after {
+            let at = to_micros(c.created_at);
+            qb.push(" AND (created_at < ")
+                .push_bind(at)
+                .push(" OR (created_at = ")
+                .push_bind(at)
+                .push(" AND id < ")
+                .push_bind(c.id)
+                .push("))");
+        }
+        qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows: Vec<EventRow> = qb
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.into_iter().map(RecordedEvent::try_from).collect()
     }
 }

@@ -47,6 +47,24 @@ async fn history_appends_reads_the_newest_and_clears() {
 }
 
 #[tokio::test]
+async fn sessions_are_found_by_room_sid_and_live_ones_listed_oldest_first() {
+    contract::sessions_are_found_by_room_sid_and_live_ones_listed_oldest_first(
+        &fresh().await.stores,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn presence_counts_people_and_newer_news_wins() {
+    contract::presence_counts_people_and_newer_news_wins(&fresh().await.stores).await;
+}
+
+#[tokio::test]
+async fn events_are_recorded_once_and_listed_newest_first() {
+    contract::events_are_recorded_once_and_listed_newest_first(&fresh().await.stores).await;
+}
+
+#[tokio::test]
 async fn reopening_the_file_keeps_every_session() {
     let db = fresh().await;
     let s = contract::session("keep", "room-keep");

@@ -3,14 +3,18 @@
 //! a technology.
 
 mod clock;
+mod event_store;
 mod room_service;
 mod session_store;
 mod token_issuer;
+mod webhook_verifier;
 
 pub use clock::*;
+pub use event_store::*;
 pub use room_service::*;
 pub use session_store::*;
 pub use token_issuer::*;
+pub use webhook_verifier::*;
 
 /// An opaque cause carried inside a port error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

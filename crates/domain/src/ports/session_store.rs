@@ -57,6 +57,24 @@ pub trait SessionStore: Send + Sync {
     /// The live session using this room name, if any.
     async fn find_live_by_room(&self, room_name: &str) -> Result<Option<Session>, StoreError>;
 
+    /// The session whose room LiveKit created with this sid, if any.
+    async fn find_by_room_sid(&self, room_sid: &str) -> Result<Option<Session>, StoreError>;
+
+    /// Live (`created`/`active`) sessions, oldest first, `limit` at most (for the reaper).
+    async fn list_live(&self, limit: u32) -> Result<Vec<Session>, StoreError>;
+
+    /// Records that `identity` joined (`present`) or left the session's room at `at`
+    /// (LiveKit's clock), then refreshes the session's `participant_count` and
+    /// `last_activity_at`. Older news about the same identity than what is already known
+    /// changes nothing, so late or replayed webhooks cannot undo newer ones.
+    async fn record_presence(
+        &self,
+        session_id: Uuid,
+        identity: &str,
+        present: bool,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     /// Sessions newest first, `filter.limit` of them at most, after `filter.after`.
     async fn list(&self, filter: &SessionFilter) -> Result<Vec<Session>, StoreError>;
 

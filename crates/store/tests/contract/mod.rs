@@ -1,8 +1,9 @@
 //! The behaviour every store adapter must have, written once and run per backend.
 
 use chrono::{Duration, DurationRound, TimeZone, Utc};
+use june_domain::ports::EventCursor;
 use june_domain::ports::{PageCursor, SessionFilter, StoreError};
-use june_domain::{HistoryEntry, Role, Session, SessionStatus};
+use june_domain::{HistoryEntry, RecordedEvent, Role, Session, SessionStatus};
 use june_store::Stores;
 use uuid::Uuid;
 
@@ -26,6 +27,8 @@ pub fn session(user: &str, room: &str) -> Session {
         expires_at: now + Duration::hours(1),
         updated_at: now,
         ended_at: None,
+        participant_count: 0,
+        last_activity_at: None,
     }
 }
 
@@ -211,4 +214,118 @@ pub async fn history_appends_reads_and_clears(db: &Stores) {
         db.history.append(Uuid::new_v4(), &orphan).await,
         Err(StoreError::NotFound)
     ));
+}
+
+pub async fn sessions_are_found_by_room_sid_and_live_ones_listed_oldest_first(db: &Stores) {
+    let base = Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap();
+    let mut a = session("a", "ra");
+    a.created_at = base;
+    a.livekit_room_sid = "RM_a".into();
+    let mut b = session("b", "rb");
+    b.created_at = base + Duration::seconds(1);
+    b.livekit_room_sid = "RM_b".into();
+    let mut c = session("c", "rc");
+    c.created_at = base + Duration::seconds(2);
+    for s in [&c, &a, &b] {
+        db.sessions.insert(s).await.unwrap();
+    }
+    db.sessions
+        .advance_status(b.id, SessionStatus::Ended, base)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.sessions
+            .find_by_room_sid("RM_b")
+            .await
+            .unwrap()
+            .map(|s| s.id),
+        Some(b.id)
+    );
+    assert!(
+        db.sessions
+            .find_by_room_sid("RM_none")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let live: Vec<Uuid> = db
+        .sessions
+        .list_live(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(live, vec![a.id, c.id]);
+    assert_eq!(db.sessions.list_live(1).await.unwrap().len(), 1);
+}
+
+pub async fn presence_counts_people_and_newer_news_wins(db: &Stores) {
+    let s = session("alice", "room-p");
+    db.sessions.insert(&s).await.unwrap();
+    let t = Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 10).unwrap();
+    db.sessions
+        .record_presence(s.id, "bob", false, t + Duration::seconds(5))
+        .await
+        .unwrap();
+    // An older join arriving late changes nothing.
+    db.sessions
+        .record_presence(s.id, "bob", true, t)
+        .await
+        .unwrap();
+    db.sessions
+        .record_presence(s.id, "carol", true, t + Duration::seconds(1))
+        .await
+        .unwrap();
+    db.sessions
+        .record_presence(s.id, "dan", true, t + Duration::seconds(2))
+        .await
+        .unwrap();
+    let now = db.sessions.get(s.id).await.unwrap();
+    assert_eq!(now.participant_count, 2);
+    assert_eq!(now.last_activity_at, Some(t + Duration::seconds(5)));
+    assert!(matches!(
+        db.sessions
+            .record_presence(Uuid::new_v4(), "x", true, t)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn events_are_recorded_once_and_listed_newest_first(db: &Stores) {
+    let s = session("alice", "room-e");
+    db.sessions.insert(&s).await.unwrap();
+    let t = Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap();
+    let ev = |id: &str, secs: i64, session: Option<Uuid>| RecordedEvent {
+        id: id.into(),
+        event: "participant_joined".into(),
+        session_id: session,
+        room_name: Some("room-e".into()),
+        participant: Some("bob".into()),
+        track_sid: None,
+        created_at: t + Duration::seconds(secs),
+        received_at: t + Duration::seconds(secs + 1),
+        payload: serde_json::json!({"id": id, "nested": {"n": [1, 2]}}),
+    };
+    assert!(!db.events.seen("EV_1").await.unwrap());
+    assert!(db.events.record(&ev("EV_1", 1, Some(s.id))).await.unwrap());
+    assert!(db.events.seen("EV_1").await.unwrap());
+    assert!(
+        !db.events.record(&ev("EV_1", 1, Some(s.id))).await.unwrap(),
+        "duplicate"
+    );
+    assert!(db.events.record(&ev("EV_2", 3, Some(s.id))).await.unwrap());
+    assert!(db.events.record(&ev("EV_3", 2, Some(s.id))).await.unwrap());
+    assert!(db.events.record(&ev("EV_stray", 9, None)).await.unwrap());
+
+    let all = db.events.list(s.id, 10, None).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["EV_2", "EV_3", "EV_1"]);
+    assert_eq!(all[2], ev("EV_1", 1, Some(s.id)));
+    let cursor = EventCursor {
+        created_at: all[0].created_at,
+        id: all[0].id.clone(),
+    };
+    let rest = db.events.list(s.id, 10, Some(cursor)).await.unwrap();
+    assert_eq!(rest.len(), 2);
 }

@@ -1,0 +1,434 @@
+//! Lifecycle tests: webhooks in any order, duplicates, presence, the reaper on a fake clock.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use crate::memory::{InMemoryRooms, InMemoryStore};
+use crate::ports::*;
+use crate::*;
+
+struct FakeClock(Mutex<DateTime<Utc>>);
+
+impl FakeClock {
+    fn advance(&self, by: Duration) {
+        let mut t = self.0.lock().unwrap();
+        *t += by;
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// Verifies nothing: these tests feed events that are already verified through `apply`.
+struct NoVerifier;
+impl WebhookVerifier for NoVerifier {
+    fn verify(&self, _: &[u8], _: Option<&str>) -> Result<LiveKitEvent, WebhookError> {
+        Err(WebhookError::Unauthorized("not used".into()))
+    }
+}
+
+struct Fixture {
+    store: Arc<InMemoryStore>,
+    rooms: Arc<InMemoryRooms>,
+    clock: Arc<FakeClock>,
+    sessions: SessionService,
+    lifecycle: LifecycleService,
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 5, 1, 9, 0, 0).unwrap()
+}
+
+fn fixture() -> Fixture {
+    let store = Arc::new(InMemoryStore::default());
+    let rooms = Arc::new(InMemoryRooms::default());
+    let clock = Arc::new(FakeClock(Mutex::new(t0())));
+    struct Tokens;
+    impl TokenIssuer for Tokens {
+        fn issue(&self, r: &TokenRequest) -> Result<IssuedToken, TokenError> {
+            Ok(IssuedToken {
+                jwt: r.identity.clone(),
+                expires_at: t0() + r.ttl,
+            })
+        }
+    }
+    let sessions = SessionService::new(
+        store.clone(),
+        store.clone(),
+        rooms.clone(),
+        Arc::new(Tokens),
+        clock.clone(),
+        SessionPolicy::default(),
+    );
+    let lifecycle = LifecycleService::new(
+        store.clone(),
+        store.clone(),
+        rooms.clone(),
+        Arc::new(NoVerifier),
+        clock.clone(),
+    );
+    Fixture {
+        store,
+        rooms,
+        clock,
+        sessions,
+        lifecycle,
+    }
+}
+
+fn event(
+    id: &str,
+    kind: &str,
+    s: &Session,
+    at_secs: i64,
+    who: Option<(&str, &str)>,
+) -> LiveKitEvent {
+    LiveKitEvent {
+        id: id.into(),
+        kind: EventKind::parse(kind),
+        created_at: Some(t0() + Duration::seconds(at_secs)),
+        room_name: Some(s.room_name.clone()),
+        room_sid: Some(s.livekit_room_sid.clone()),
+        participant: who.map(|(identity, kind)| EventParticipant {
+            identity: identity.into(),
+            sid: String::new(),
+            kind: kind.into(),
+        }),
+        track: None,
+        payload: serde_json::json!({"event": kind}),
+    }
+}
+
+async fn new_session(f: &Fixture, ttl: Option<i64>) -> Session {
+    f.sessions
+        .create(NewSession {
+            user_id: "alice".into(),
+            ttl_seconds: ttl,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .session
+}
+
+#[tokio::test]
+async fn room_started_makes_a_session_active_and_room_finished_ends_it() {
+    let f = fixture();
+    let s = new_session(&f, None).await;
+    let out = f
+        .lifecycle
+        .apply(event("EV_1", "room_started", &s, 1, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        WebhookOutcome::Received {
+            event: "room_started".into(),
+            session_id: Some(s.id)
+        }
+    );
+    assert_eq!(
+        f.store.get(s.id).await.unwrap().status,
+        SessionStatus::Active
+    );
+    f.lifecycle
+        .apply(event("EV_2", "room_finished", &s, 9, None))
+        .await
+        .unwrap();
+    let ended = f.store.get(s.id).await.unwrap();
+    assert_eq!(ended.status, SessionStatus::Ended);
+    assert_eq!(ended.ended_at, Some(t0() + Duration::seconds(9)));
+}
+
+#[tokio::test]
+async fn a_late_room_started_never_reopens_a_finished_session() {
+    let f = fixture();
+    let s = new_session(&f, None).await;
+    f.lifecycle
+        .apply(event("EV_f", "room_finished", &s, 10, None))
+        .await
+        .unwrap();
+    f.lifecycle
+        .apply(event("EV_s", "room_started", &s, 1, None))
+        .await
+        .unwrap();
+    f.lifecycle
+        .apply(event(
+            "EV_j",
+            "participant_joined",
+            &s,
+            2,
+            Some(("bob", "STANDARD")),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store.get(s.id).await.unwrap().status,
+        SessionStatus::Ended
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_event_id_changes_nothing() {
+    let f = fixture();
+    let s = new_session(&f, None).await;
+    let joined = event(
+        "EV_dup",
+        "participant_joined",
+        &s,
+        1,
+        Some(("bob", "STANDARD")),
+    );
+    f.lifecycle.apply(joined.clone()).await.unwrap();
+    f.lifecycle
+        .apply(event(
+            "EV_left",
+            "participant_left",
+            &s,
+            2,
+            Some(("bob", "STANDARD")),
+        ))
+        .await
+        .unwrap();
+    // The replayed join must not put bob back.
+    assert_eq!(
+        f.lifecycle.apply(joined).await.unwrap(),
+        WebhookOutcome::Duplicate
+    );
+    assert_eq!(f.store.get(s.id).await.unwrap().participant_count, 0);
+    let log = f.lifecycle.events(s.id, None, None).await.unwrap();
+    assert_eq!(log.events.len(), 2);
+}
+
+#[tokio::test]
+async fn presence_follows_livekits_clock_not_arrival_order_and_ignores_agents() {
+    let f = fixture();
+    let s = new_session(&f, None).await;
+    // bob left at 20 s, but the join at 10 s arrives after it.
+    f.lifecycle
+        .apply(event(
+            "EV_a",
+            "participant_left",
+            &s,
+            20,
+            Some(("bob", "STANDARD")),
+        ))
+        .await
+        .unwrap();
+    f.lifecycle
+        .apply(event(
+            "EV_b",
+            "participant_joined",
+            &s,
+            10,
+            Some(("bob", "STANDARD")),
+        ))
+        .await
+        .unwrap();
+    f.lifecycle
+        .apply(event(
+            "EV_c",
+            "participant_joined",
+            &s,
+            15,
+            Some(("carol", "STANDARD")),
+        ))
+        .await
+        .unwrap();
+    f.lifecycle
+        .apply(event(
+            "EV_d",
+            "participant_joined",
+            &s,
+            16,
+            Some(("june-stt", "AGENT")),
+        ))
+        .await
+        .unwrap();
+    let now = f.store.get(s.id).await.unwrap();
+    assert_eq!(now.participant_count, 1, "only carol is here");
+    assert_eq!(now.last_activity_at, Some(t0() + Duration::seconds(20)));
+    assert_eq!(now.status, SessionStatus::Active);
+}
+
+#[tokio::test]
+async fn events_for_unknown_rooms_and_unknown_names_are_recorded_not_refused() {
+    let f = fixture();
+    let s = new_session(&f, None).await;
+    let mut stray = event("EV_x", "egress_started", &s, 1, None);
+    stray.room_name = Some("someone-elses-room".into());
+    stray.room_sid = Some("RM_other".into());
+    let out = f.lifecycle.apply(stray).await.unwrap();
+    assert_eq!(
+        out,
+        WebhookOutcome::Received {
+            event: "egress_started".into(),
+            session_id: None
+        }
+    );
+    let unknown = event("EV_y", "brand_new_event", &s, 2, None);
+    assert!(matches!(
+        f.lifecycle.apply(unknown).await.unwrap(),
+        WebhookOutcome::Received {
+            session_id: Some(_),
+            ..
+        }
+    ));
+    assert_eq!(
+        f.store.get(s.id).await.unwrap().status,
+        SessionStatus::Created
+    );
+}
+
+#[tokio::test]
+async fn a_stale_event_for_an_earlier_room_of_the_same_name_does_not_touch_a_new_session() {
+    let f = fixture();
+    let s = new_session(&f, None).await;
+    let mut stale = event("EV_old", "room_finished", &s, -3600, None);
+    stale.room_sid = Some("RM_previous_incarnation".into());
+    f.lifecycle.apply(stale).await.unwrap();
+    assert_eq!(
+        f.store.get(s.id).await.unwrap().status,
+        SessionStatus::Created
+    );
+}
+
+#[tokio::test]
+async fn the_event_log_pages_newest_first() {
+    let f = fixture();
+    let s = new_session(&f, None).await;
+    for i in 0..5 {
+        f.lifecycle
+            .apply(event(&format!("EV_{i}"), "track_published", &s, i, None))
+            .await
+            .unwrap();
+    }
+    let first = f.lifecycle.events(s.id, Some(3), None).await.unwrap();
+    let ids: Vec<&str> = first.events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["EV_4", "EV_3", "EV_2"]);
+    let rest = f
+        .lifecycle
+        .events(s.id, Some(3), first.next_cursor)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = rest.events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["EV_1", "EV_0"]);
+    assert!(rest.next_cursor.is_none());
+}
+
+#[tokio::test]
+async fn the_reaper_expires_overdue_sessions_and_deletes_their_rooms() {
+    let f = fixture();
+    let short = new_session(&f, Some(120)).await;
+    let long = new_session(&f, Some(3600)).await;
+    f.clock.advance(Duration::seconds(121));
+
+    let report = f.lifecycle.reap(Duration::seconds(30)).await.unwrap();
+    assert_eq!(report.expired, 1);
+    assert_eq!(report.ended, 0);
+    assert_eq!(
+        f.store.get(short.id).await.unwrap().status,
+        SessionStatus::Expired
+    );
+    assert_eq!(
+        f.store.get(long.id).await.unwrap().status,
+        SessionStatus::Created
+    );
+    let left: Vec<String> = f
+        .rooms
+        .list_rooms(&[])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(left, vec![long.room_name.clone()]);
+
+    // A second pass (or a second replica) finds nothing more to do.
+    let again = f.lifecycle.reap(Duration::seconds(30)).await.unwrap();
+    assert_eq!((again.expired, again.ended), (0, 0));
+}
+
+#[tokio::test]
+async fn the_reaper_ends_sessions_whose_room_livekit_no_longer_has_after_the_grace() {
+    let f = fixture();
+    let s = new_session(&f, None).await;
+    f.rooms.delete_room(&s.room_name).await.unwrap();
+
+    // Within the grace period: left alone.
+    let report = f.lifecycle.reap(Duration::seconds(30)).await.unwrap();
+    assert_eq!(report.ended, 0);
+    f.clock.advance(Duration::seconds(31));
+    let report = f.lifecycle.reap(Duration::seconds(30)).await.unwrap();
+    assert_eq!(report.ended, 1);
+    assert_eq!(
+        f.store.get(s.id).await.unwrap().status,
+        SessionStatus::Ended
+    );
+}
+
+#[tokio::test]
+async fn the_reaper_ends_nothing_when_livekit_cannot_be_asked() {
+    let store = Arc::new(InMemoryStore::default());
+    let mut rooms = MockRoomService::new();
+    rooms.expect_list_rooms().returning(|_| {
+        Err(RoomError::Unavailable {
+            message: "down".into(),
+            source: None,
+        })
+    });
+    let clock = Arc::new(FakeClock(Mutex::new(t0())));
+    let mut s = Session {
+        id: uuid::Uuid::new_v4(),
+        user_id: "a".into(),
+        room_name: "r".into(),
+        livekit_room_sid: "RM_1".into(),
+        status: SessionStatus::Active,
+        language: "en".into(),
+        metadata: Default::default(),
+        voice: false,
+        created_at: t0() - Duration::hours(1),
+        expires_at: t0() + Duration::hours(1),
+        updated_at: t0(),
+        ended_at: None,
+        participant_count: 0,
+        last_activity_at: None,
+    };
+    store.insert(&s).await.unwrap();
+    let lifecycle = LifecycleService::new(
+        store.clone(),
+        store.clone(),
+        Arc::new(rooms),
+        Arc::new(NoVerifier),
+        clock,
+    );
+    let report = lifecycle.reap(Duration::seconds(30)).await.unwrap();
+    assert_eq!(report.ended, 0);
+    assert!(report.skipped.unwrap().contains("down"));
+    s = store.get(s.id).await.unwrap();
+    assert_eq!(s.status, SessionStatus::Active);
+}
+
+#[tokio::test]
+async fn receive_refuses_what_the_verifier_refuses_before_touching_the_store() {
+    let mut verifier = MockWebhookVerifier::new();
+    verifier
+        .expect_verify()
+        .returning(|_, _| Err(WebhookError::Unauthorized("bad signature".into())));
+    let mut events = MockEventStore::new();
+    events.expect_seen().never();
+    events.expect_record().never();
+    let lifecycle = LifecycleService::new(
+        Arc::new(MockSessionStore::new()),
+        Arc::new(events),
+        Arc::new(MockRoomService::new()),
+        Arc::new(verifier),
+        Arc::new(SystemClock),
+    );
+    let err = lifecycle.receive(b"{}", Some("x")).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_signature");
+}

@@ -1,0 +1,35 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::events::RecordedEvent;
+
+/// A position in a session's newest-first event log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventCursor {
+    /// `created_at` of the last event of the previous page.
+    pub created_at: DateTime<Utc>,
+    /// Its id (ties on `created_at` are broken by id).
+    pub id: String,
+}
+
+/// The log of LiveKit events, which is also the dedupe memory of webhook ids.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Whether an event with this id was already recorded.
+    async fn seen(&self, event_id: &str) -> Result<bool, StoreError>;
+
+    /// Records the event. Returns `false` (and changes nothing) if its id was already
+    /// recorded, e.g. by another replica an instant earlier.
+    async fn record(&self, event: &RecordedEvent) -> Result<bool, StoreError>;
+
+    /// The session's events, newest first, `limit` at most, after `after`.
+    async fn list(
+        &self,
+        session_id: Uuid,
+        limit: u32,
+        after: Option<EventCursor>,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+}
