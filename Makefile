@@ -1,7 +1,11 @@
 # June Orchestrator — the front door. `make help` lists the targets.
 CARGO ?= cargo
 
-.PHONY: help run build release test unit doctest fmt fmt-check lint check-deps clean
+.PHONY: help run build release test unit doctest fmt fmt-check lint check-deps conformance-deps clean
+
+PYTHON ?= python3
+# LiveKit's official Python server SDK, the conformance peer of tests/api/conformance.rs.
+LIVEKIT_PY_SDK ?= livekit-api==1.2.2
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -15,7 +19,14 @@ build: ## Debug build of everything
 release: ## Release build: target/release/june-orchestrator
 	$(CARGO) build --release --bin june-orchestrator
 
-test: fmt-check lint check-deps doctest unit ## Everything CI runs: format, lints, layering rule, all tests
+test: fmt-check lint check-deps conformance-deps doctest unit ## Everything CI runs: format, lints, layering rule, all tests
+
+conformance-deps: .venv/.livekit-sdk ## Install LiveKit's Python SDK into .venv (conformance peer)
+
+.venv/.livekit-sdk:
+	$(PYTHON) -m venv .venv
+	.venv/bin/pip install --quiet --disable-pip-version-check "$(LIVEKIT_PY_SDK)"
+	touch $@
 
 unit: ## Every unit, adapter, HTTP and end-to-end test (nextest)
 	$(CARGO) nextest run --workspace --all-features --no-fail-fast

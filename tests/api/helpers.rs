@@ -126,6 +126,32 @@ impl TestApp {
         body
     }
 
+    /// Posts a webhook body as LiveKit does: `application/webhook+json`, raw JWT header.
+    pub async fn post_webhook(&self, body: &str, authorization: Option<&str>) -> (u16, Value) {
+        let mut req = self
+            .client
+            .post(self.url("/api/livekit-webhooks"))
+            .header("content-type", "application/webhook+json")
+            .header("user-agent", "LiveKit")
+            .body(body.to_owned());
+        if let Some(auth) = authorization {
+            req = req.header("authorization", auth);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
+    /// Signs `event` as the LiveKit server would and posts it.
+    pub async fn send_event(&self, event: &livekit_protocol::WebhookEvent) -> (u16, Value) {
+        let body = june_testkit::webhook::protojson(event);
+        let auth = june_testkit::webhook::authorization(
+            body.as_bytes(),
+            self.lk.api_key(),
+            self.lk.api_secret(),
+            june_testkit::webhook::VALID_FOR_SECS,
+        );
+        self.post_webhook(&body, Some(&auth)).await
+    }
+
     /// Verifies a token with LiveKit's own verifier and the double's secret.
     pub fn verify(&self, token: &str) -> Claims {
         TokenVerifier::with_api_key(self.lk.api_key(), self.lk.api_secret())

@@ -1,7 +1,9 @@
 //! End-to-end tests: the real server on a random port, a temp SQLite file, the LiveKit
 //! double, driven over HTTP.
 
+mod conformance;
 mod helpers;
 mod legacy;
 mod operations;
 mod sessions;
+mod webhooks;

@@ -44,6 +44,19 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The background reaper.
+    pub reaper: ReaperSettings,
+}
+
+/// Reaper settings.
+#[derive(Debug, Deserialize)]
+pub struct ReaperSettings {
+    /// Run it at all (several replicas may all run it; it is safe).
+    pub enabled: bool,
+    /// Time between passes.
+    pub interval_ms: u64,
+    /// Live sessions younger than this are not ended for a missing room.
+    pub grace_secs: i64,
 }
 
 /// HTTP server settings.
@@ -264,6 +277,9 @@ impl Settings {
         let s = &self.sessions;
         if s.default_ttl_secs <= 0 || s.max_ttl_secs <= 0 || s.token_ttl_secs <= 0 {
             return Err(invalid("sessions", "lifetimes must be positive"));
+        }
+        if self.reaper.interval_ms == 0 {
+            return Err(invalid("reaper.interval_ms", "must be positive"));
         }
         if self.livekit.request_timeout_ms == 0 {
             return Err(invalid("livekit.request_timeout_ms", "must be positive"));

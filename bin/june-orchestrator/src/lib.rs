@@ -14,9 +14,11 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use june_domain::ports::SystemClock;
-use june_domain::{SessionPolicy, SessionService};
+use june_domain::{LifecycleService, SessionPolicy, SessionService};
 use june_http_api::{ApiConfig, AppState};
-use june_livekit_adapter::{LiveKitRoomService, LiveKitTokenIssuer};
+use june_livekit_adapter::{LiveKitRoomService, LiveKitTokenIssuer, LiveKitWebhookVerifier};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 
@@ -41,6 +43,44 @@ pub enum StartError {
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
+    reaper: Option<Reaper>,
+}
+
+/// The reaper task and the switch that stops it.
+struct Reaper {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Runs reaper passes every `interval` until told to stop. A failed pass is logged and
+/// retried at the next tick; it never takes the server down.
+fn spawn_reaper(
+    lifecycle: LifecycleService,
+    interval: Duration,
+    grace: chrono::Duration,
+) -> Reaper {
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => match lifecycle.reap(grace).await {
+                    Ok(report) => {
+                        if report.expired + report.ended > 0 {
+                            tracing::info!(expired = report.expired, ended = report.ended, "reaper pass");
+                        }
+                        if let Some(why) = report.skipped {
+                            tracing::warn!(reason = %why, "reaper skipped reconciliation with LiveKit");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reaper pass failed"),
+                },
+                _ = stopped.changed() => break,
+            }
+        }
+    });
+    Reaper { stop, task }
 }
 
 impl Application {
@@ -54,7 +94,9 @@ impl Application {
             &lk.api_secret,
             Duration::from_millis(lk.request_timeout_ms),
         );
+        let rooms = Arc::new(rooms);
         let tokens = LiveKitTokenIssuer::new(lk.api_key.clone(), lk.api_secret.clone());
+        let verifier = LiveKitWebhookVerifier::new(&lk.api_key, &lk.api_secret);
         let s = &settings.sessions;
         let policy = SessionPolicy {
             default_session_ttl: chrono::Duration::seconds(s.default_ttl_secs),
@@ -66,15 +108,30 @@ impl Application {
             default_language: s.default_language.clone(),
         };
         let sessions = SessionService::new(
-            stores.sessions,
+            stores.sessions.clone(),
             stores.history,
-            Arc::new(rooms),
+            rooms.clone(),
             Arc::new(tokens),
             Arc::new(SystemClock),
             policy,
         );
+        let lifecycle = LifecycleService::new(
+            stores.sessions,
+            stores.events,
+            rooms,
+            Arc::new(verifier),
+            Arc::new(SystemClock),
+        );
+        let reaper = settings.reaper.enabled.then(|| {
+            spawn_reaper(
+                lifecycle.clone(),
+                Duration::from_millis(settings.reaper.interval_ms),
+                chrono::Duration::seconds(settings.reaper.grace_secs),
+            )
+        });
         let state = AppState {
             sessions,
+            lifecycle,
             config: ApiConfig {
                 livekit_url: lk.ws_url.clone(),
                 default_bot_room: Some(lk.default_bot_room.clone()).filter(|r| !r.is_empty()),
@@ -103,7 +160,11 @@ impl Application {
             .map_err(|source| StartError::Bind { address, source })?
             .run();
         tracing::info!(port, livekit = %settings.livekit_api_url(), "june-orchestrator listening");
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            reaper,
+        })
     }
 
     /// The bound port (useful with port 0).
@@ -116,8 +177,20 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish (bounded).
+    /// Serves until SIGINT/SIGTERM (or [`handle`](Self::handle)`.stop`), lets in-flight
+    /// requests finish (bounded by `server.shutdown_timeout_secs`), then stops the reaper.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(reaper) = self.reaper {
+            let _ = reaper.stop.send(true);
+            if tokio::time::timeout(Duration::from_secs(5), reaper.task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the reaper did not stop within 5 s");
+            }
+        }
+        tracing::info!("june-orchestrator stopped");
+        served
     }
 }

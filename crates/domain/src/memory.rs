@@ -16,13 +16,15 @@ use crate::ports::{
     StoreError,
 };
 
+/// Whether an identity is in a session's room, and LiveKit's time of that news.
+type Presence = (bool, DateTime<Utc>);
+
 /// Sessions and history in a `Mutex<HashMap>`.
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
     sessions: Mutex<HashMap<Uuid, Session>>,
     history: Mutex<HashMap<Uuid, Vec<HistoryEntry>>>,
-    /// (session, identity) → (present, LiveKit time of the latest news).
-    presence: Mutex<HashMap<(Uuid, String), (bool, DateTime<Utc>)>>,
+    presence: Mutex<HashMap<(Uuid, String), Presence>>,
     events: Mutex<Vec<RecordedEvent>>,
 }
 

@@ -43,6 +43,12 @@ pub enum ApiError {
     /// The route exists but not for this method (405).
     #[error("Method Not Allowed")]
     MethodNotAllowed,
+    /// The body's `Content-Type` is not one this route reads (415).
+    #[error("Content-Type must be one of: {expected}")]
+    UnsupportedMediaType {
+        /// What the route accepts.
+        expected: &'static str,
+    },
 }
 
 /// The error body. `detail` is what v3.0 clients read; `code` is for programs.
@@ -67,6 +73,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
         }
     }
 
@@ -117,6 +124,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         }
     }
 

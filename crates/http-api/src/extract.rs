@@ -23,12 +23,27 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = RawBody::from_request(req, payload);
+        Box::pin(async move { parse(&body.await?.0).map(ValidJson) })
+    }
+}
+
+/// The raw request body, for handlers that must see the exact bytes (signed webhooks).
+/// Read errors are the API's JSON errors (413 over the limit).
+#[derive(Debug)]
+pub struct RawBody(pub web::Bytes);
+
+impl FromRequest for RawBody {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = req
             .app_data::<BodyLimit>()
             .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            let bytes = bytes.await.map_err(|e| {
+            bytes.await.map(RawBody).map_err(|e| {
                 if e.as_response_error().status_code() == 413 {
                     ApiError::PayloadTooLarge { limit }
                 } else {
@@ -37,8 +52,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
                         code: "bad_body",
                     }
                 }
-            })?;
-            parse(&bytes).map(ValidJson)
+            })
         })
     }
 }

@@ -18,11 +18,11 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{NormalizePath, from_fn};
 use actix_web::{App, HttpResponse, web};
-use june_domain::SessionService;
+use june_domain::{LifecycleService, SessionService};
 
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
-use crate::routes::{health, participants, sessions, tokens};
+use crate::routes::{health, participants, sessions, tokens, webhooks};
 
 /// Settings the HTTP layer needs besides the services.
 #[derive(Debug, Clone)]
@@ -46,9 +46,14 @@ pub struct ApiConfig {
 pub struct AppState {
     /// The session use cases.
     pub sessions: SessionService,
+    /// Webhooks, the event log, the reaper.
+    pub lifecycle: LifecycleService,
     /// HTTP-level settings.
     pub config: ApiConfig,
 }
+
+/// Body limit of the webhook route.
+pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 
 fn cors(origins: &[String]) -> Cors {
     let base = Cors::default()
@@ -109,6 +114,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             resource("/api/sessions/{id}/history")
                 .route(web::get().to(sessions::get_history))
                 .route(web::delete().to(sessions::clear_history)),
+        )
+        .service(resource("/api/sessions/{id}/events").route(web::get().to(webhooks::list_events)))
+        .service(
+            resource("/api/livekit-webhooks")
+                // A signed event is never refused for its size under 1 MiB (full-room events).
+                .app_data(web::PayloadConfig::new(WEBHOOK_BODY_LIMIT))
+                .app_data(BodyLimit(WEBHOOK_BODY_LIMIT))
+                .route(web::post().to(webhooks::livekit_webhook)),
         )
         .service(resource("/token").route(web::post().to(tokens::participant_token)))
         .service(resource("/livekit/token").route(web::post().to(tokens::participant_token)))

@@ -6,7 +6,9 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use june_domain::ports::*;
-use june_domain::{IssuedToken, Room, SessionPolicy, SessionService};
+use june_domain::{
+    EventKind, IssuedToken, LifecycleService, LiveKitEvent, Room, SessionPolicy, SessionService,
+};
 use june_http_api::{ApiConfig, AppState, app};
 use serde_json::{Value, json};
 
@@ -22,14 +24,37 @@ fn tokens() -> MockTokenIssuer {
 }
 
 fn state(store: MockSessionStore, rooms: MockRoomService) -> AppState {
+    state_with(
+        store,
+        rooms,
+        MockWebhookVerifier::new(),
+        MockEventStore::new(),
+    )
+}
+
+fn state_with(
+    store: MockSessionStore,
+    rooms: MockRoomService,
+    verifier: MockWebhookVerifier,
+    events: MockEventStore,
+) -> AppState {
+    let store = Arc::new(store);
+    let rooms = Arc::new(rooms);
     AppState {
         sessions: SessionService::new(
-            Arc::new(store),
+            store.clone(),
             Arc::new(MockHistoryStore::new()),
-            Arc::new(rooms),
+            rooms.clone(),
             Arc::new(tokens()),
             Arc::new(SystemClock),
             SessionPolicy::default(),
+        ),
+        lifecycle: LifecycleService::new(
+            store,
+            Arc::new(events),
+            rooms,
+            Arc::new(verifier),
+            Arc::new(SystemClock),
         ),
         config: ApiConfig {
             livekit_url: "ws://lk.test:7880".into(),
@@ -329,4 +354,108 @@ async fn the_service_info_names_no_secret() {
     assert_eq!(body["service"], "june-orchestrator");
     let text = body.to_string().to_lowercase();
     assert!(!text.contains("secret") && !text.contains("api_key"));
+}
+
+fn verifier_returning(result: Result<LiveKitEvent, WebhookError>) -> MockWebhookVerifier {
+    let mut v = MockWebhookVerifier::new();
+    v.expect_verify().returning(move |_, _| result.clone());
+    v
+}
+
+fn stray_event(id: &str) -> LiveKitEvent {
+    LiveKitEvent {
+        id: id.into(),
+        kind: EventKind::parse("egress_started"),
+        created_at: None,
+        room_name: None,
+        room_sid: None,
+        participant: None,
+        track: None,
+        payload: json!({"event": "egress_started"}),
+    }
+}
+
+fn webhook(body: &str) -> TestRequest {
+    TestRequest::post()
+        .uri("/api/livekit-webhooks/")
+        .insert_header(("content-type", "application/webhook+json"))
+        .insert_header(("authorization", "signed.jwt.here"))
+        .set_payload(body.to_owned())
+}
+
+#[actix_web::test]
+async fn a_verified_webhook_is_received_and_a_repeat_is_a_duplicate() {
+    let mut events = MockEventStore::new();
+    let mut seen = mockall::Sequence::new();
+    events
+        .expect_seen()
+        .times(1)
+        .in_sequence(&mut seen)
+        .returning(|_| Ok(false));
+    events.expect_record().times(1).returning(|_| Ok(true));
+    events
+        .expect_seen()
+        .times(1)
+        .in_sequence(&mut seen)
+        .returning(|_| Ok(true));
+    let st = state_with(
+        MockSessionStore::new(),
+        MockRoomService::new(),
+        verifier_returning(Ok(stray_event("EV_1"))),
+        events,
+    );
+    let (status, body, _) = call(st.clone(), webhook("{}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"status": "received", "event": "egress_started"})
+    );
+    let (status, body, _) = call(st, webhook("{}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({"status": "duplicate"}));
+}
+
+#[actix_web::test]
+async fn a_refused_signature_is_401_and_an_unreadable_event_400() {
+    let st = state_with(
+        MockSessionStore::new(),
+        MockRoomService::new(),
+        verifier_returning(Err(WebhookError::Unauthorized("bad".into()))),
+        MockEventStore::new(),
+    );
+    let (status, body, _) = call(st, webhook("{}")).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["code"], "invalid_signature");
+
+    let st = state_with(
+        MockSessionStore::new(),
+        MockRoomService::new(),
+        verifier_returning(Err(WebhookError::Malformed("no event name".into()))),
+        MockEventStore::new(),
+    );
+    let (status, body, _) = call(st, webhook("{}")).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "malformed_webhook");
+}
+
+#[actix_web::test]
+async fn webhooks_of_another_content_type_are_415_before_any_verification() {
+    let mut verifier = MockWebhookVerifier::new();
+    verifier.expect_verify().never();
+    let st = state_with(
+        MockSessionStore::new(),
+        MockRoomService::new(),
+        verifier,
+        MockEventStore::new(),
+    );
+    let (status, body, _) = call(
+        st,
+        TestRequest::post()
+            .uri("/api/livekit-webhooks")
+            .insert_header(("content-type", "text/plain"))
+            .set_payload("{}"),
+    )
+    .await;
+    assert_eq!(status, 415);
+    assert_eq!(body["code"], "unsupported_media_type");
 }

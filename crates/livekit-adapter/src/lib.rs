@@ -10,6 +10,8 @@
 
 mod rooms;
 mod tokens;
+mod webhooks;
 
 pub use rooms::{LiveKitRoomService, api_url_from_ws};
 pub use tokens::LiveKitTokenIssuer;
+pub use webhooks::{LiveKitWebhookVerifier, parse_event};

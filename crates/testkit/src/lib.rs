@@ -16,6 +16,7 @@
 //!   real server, default values are omitted).
 
 mod livekit;
+pub mod webhook;
 
 pub use livekit::{Call, Failure, LiveKitDouble};
 

@@ -1,9 +1,11 @@
 //! The JSON shapes of the public API (design.md §2), kept apart from the domain types so the
 //! wire contract changes only on purpose.
 
+mod events;
 mod sessions;
 mod tokens;
 
+pub use events::*;
 pub use sessions::*;
 pub use tokens::*;
 

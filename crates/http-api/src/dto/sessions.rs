@@ -45,6 +45,10 @@ pub struct SessionResponse {
     pub language: String,
     pub voice: bool,
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// People in the room by LiveKit's webhooks (bots not counted).
+    pub participant_count: u32,
+    /// When someone last joined or left.
+    pub last_activity_at: Option<String>,
 }
 
 impl SessionResponse {
@@ -65,6 +69,8 @@ impl SessionResponse {
             language: session.language,
             voice: session.voice,
             metadata: session.metadata,
+            participant_count: session.participant_count,
+            last_activity_at: session.last_activity_at.map(rfc3339),
         }
     }
 }
@@ -83,6 +89,8 @@ pub struct SessionSummary {
     pub language: String,
     pub voice: bool,
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub participant_count: u32,
+    pub last_activity_at: Option<String>,
 }
 
 impl From<Session> for SessionSummary {
@@ -99,6 +107,8 @@ impl From<Session> for SessionSummary {
             language: s.language,
             voice: s.voice,
             metadata: s.metadata,
+            participant_count: s.participant_count,
+            last_activity_at: s.last_activity_at.map(rfc3339),
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod health;
 pub mod participants;
 pub mod sessions;
 pub mod tokens;
+pub mod webhooks;
 
 use uuid::Uuid;
 

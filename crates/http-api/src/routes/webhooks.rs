@@ -1,0 +1,79 @@
+//! `POST /api/livekit-webhooks`: LiveKit's signed webhooks; `GET /api/sessions/{id}/events`:
+//! what LiveKit told us about a session.
+
+use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use actix_web::{HttpRequest, HttpResponse, web};
+use june_domain::WebhookOutcome;
+use serde_json::json;
+
+use super::session_id;
+use crate::AppState;
+use crate::dto::{EventList, EventsQuery, decode_event_cursor, encode_event_cursor};
+use crate::error::ApiError;
+use crate::extract::RawBody;
+
+/// LiveKit sends `application/webhook+json`; some proxies and SDK test tools send JSON.
+const WEBHOOK_TYPES: &str = "application/webhook+json, application/json";
+
+/// `POST /api/livekit-webhooks`
+pub async fn livekit_webhook(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    RawBody(body): RawBody,
+) -> Result<HttpResponse, ApiError> {
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    if !matches!(
+        content_type.as_str(),
+        "application/webhook+json" | "application/json"
+    ) {
+        return Err(ApiError::UnsupportedMediaType {
+            expected: WEBHOOK_TYPES,
+        });
+    }
+    let authorization = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match state.lifecycle.receive(&body, authorization).await? {
+        WebhookOutcome::Received { event, session_id } => {
+            tracing::info!(%event, session_id = ?session_id, "LiveKit webhook received");
+            Ok(HttpResponse::Ok().json(json!({ "status": "received", "event": event })))
+        }
+        WebhookOutcome::Duplicate => {
+            tracing::info!("duplicate LiveKit webhook ignored");
+            Ok(HttpResponse::Ok().json(json!({ "status": "duplicate" })))
+        }
+    }
+}
+
+/// `GET /api/sessions/{id}/events?limit=&cursor=`
+pub async fn list_events(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = session_id(&path)?;
+    let q = query.into_inner();
+    if q.limit == Some(0) {
+        return Err(ApiError::invalid("limit", "must be at least 1"));
+    }
+    let after = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(
+            decode_event_cursor(c)
+                .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API returned"))?,
+        ),
+    };
+    let page = state.lifecycle.events(id, q.limit, after).await?;
+    Ok(HttpResponse::Ok().json(EventList {
+        session_id: id.to_string(),
+        events: page.events.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor.map(|c| encode_event_cursor(&c)),
+    }))
+}
