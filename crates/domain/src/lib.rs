@@ -52,6 +52,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod conversation;
 mod events;
 mod lifecycle;
 pub mod memory;
@@ -60,12 +61,15 @@ mod policy;
 pub mod ports;
 mod service;
 
+pub use conversation::*;
 pub use events::*;
 pub use lifecycle::*;
 pub use model::*;
 pub use policy::*;
 pub use service::*;
 
+#[cfg(test)]
+mod conversation_tests;
 #[cfg(test)]
 mod lifecycle_tests;
 #[cfg(test)]

@@ -11,8 +11,8 @@ use crate::policy::{
     guest_identity, room_name_problem,
 };
 use crate::ports::{
-    Clock, HistoryStore, PageCursor, RoomError, RoomService, SessionFilter, SessionStore,
-    StoreError, TokenError, TokenIssuer, WebhookError,
+    Clock, HistoryStore, LlmError, PageCursor, RoomError, RoomService, SessionFilter, SessionStore,
+    SpeechError, StoreError, TokenError, TokenIssuer, WebhookError,
 };
 
 /// Largest page of a session listing.
@@ -58,6 +58,12 @@ pub enum SessionError {
     /// A webhook delivery was refused.
     #[error(transparent)]
     Webhook(#[from] WebhookError),
+    /// The language model failed (after its retries).
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    /// A speech service failed.
+    #[error(transparent)]
+    Speech(#[from] SpeechError),
 }
 
 impl From<StoreError> for SessionError {
@@ -86,6 +92,21 @@ impl SessionError {
             SessionError::Token(_) => "token_error",
             SessionError::Webhook(WebhookError::Unauthorized(_)) => "invalid_signature",
             SessionError::Webhook(WebhookError::Malformed(_)) => "malformed_webhook",
+            SessionError::Llm(e) => match e {
+                LlmError::NotConfigured => "llm_not_configured",
+                LlmError::ModelNotFound(_) => "llm_model_not_found",
+                LlmError::RateLimited { .. } => "llm_rate_limited",
+                LlmError::Upstream(_) => "llm_upstream_error",
+                LlmError::Rejected(_) => "llm_rejected",
+                LlmError::Timeout => "llm_timeout",
+                LlmError::Blocked(_) => "llm_blocked",
+                LlmError::Empty => "llm_empty_reply",
+            },
+            SessionError::Speech(e) => match e {
+                SpeechError::NotConfigured => "tts_not_configured",
+                SpeechError::Unreachable(_) => "tts_unreachable",
+                SpeechError::Failed { .. } => "tts_failed",
+            },
         }
     }
 

@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use june_domain::SessionError;
-use june_domain::ports::{RoomError, WebhookError};
+use june_domain::ports::{LlmError, RoomError, SpeechError, WebhookError};
 use serde::Serialize;
 
 /// Every error a handler returns.
@@ -118,6 +118,18 @@ impl ResponseError for ApiError {
                 SessionError::Token(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 SessionError::Webhook(WebhookError::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
                 SessionError::Webhook(WebhookError::Malformed(_)) => StatusCode::BAD_REQUEST,
+                SessionError::Llm(e) => match e {
+                    LlmError::NotConfigured
+                    | LlmError::ModelNotFound(_)
+                    | LlmError::RateLimited { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                    LlmError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                    LlmError::Blocked(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                    LlmError::Upstream(_) | LlmError::Rejected(_) | LlmError::Empty => {
+                        StatusCode::BAD_GATEWAY
+                    }
+                },
+                SessionError::Speech(SpeechError::NotConfigured) => StatusCode::SERVICE_UNAVAILABLE,
+                SessionError::Speech(_) => StatusCode::BAD_GATEWAY,
             },
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -141,8 +153,16 @@ impl ResponseError for ApiError {
             _ => None,
         };
         let mut resp = HttpResponse::build(status);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.insert_header(("retry-after", "5"));
+        match self {
+            ApiError::Session(SessionError::Llm(LlmError::RateLimited {
+                retry_after_secs: Some(secs),
+            })) => {
+                resp.insert_header(("retry-after", secs.to_string()));
+            }
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+                resp.insert_header(("retry-after", "5"));
+            }
+            _ => {}
         }
         resp.json(ErrorBody {
             detail: self.detail(),

@@ -15,6 +15,7 @@
 //! - JSON replies use snake_case keys, as the OSS server's Twirp handlers do (unlike the
 //!   real server, default values are omitted).
 
+pub mod drip;
 mod livekit;
 pub mod webhook;
 

@@ -1,0 +1,409 @@
+//! The conversation: a session's turns with the language model, and speaking replies into
+//! the room through TTS, sentence by sentence.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::model::{HistoryEntry, Role};
+use crate::ports::{
+    ChatMessage, ChatModel, ChatRequest, ChatRole, Clock, DeltaSink, HistoryStore, LlmError,
+    SessionStore, SpeechError, SpeechRequest, SpeechToText, TextToSpeech,
+};
+use crate::service::SessionError;
+
+/// Longest user message accepted, in characters.
+pub const MAX_USER_TEXT: usize = 8000;
+
+/// How conversations are shaped; filled from configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationPolicy {
+    /// How the assistant behaves.
+    pub system_instruction: String,
+    /// At most this many recent turns are sent to the model.
+    pub max_turns: u32,
+    /// …and at most this many characters of them (oldest dropped first).
+    pub max_chars: usize,
+    /// TTS voice.
+    pub voice_id: String,
+    /// TTS speaking rate.
+    pub speed: f32,
+}
+
+impl Default for ConversationPolicy {
+    fn default() -> Self {
+        ConversationPolicy {
+            system_instruction: "You are June, a friendly voice assistant. Answer briefly, in \
+                plain spoken sentences, without lists, markdown or emoji."
+                .into(),
+            max_turns: 20,
+            max_chars: 8000,
+            voice_id: "default".into(),
+            speed: 1.0,
+        }
+    }
+}
+
+/// A user message to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatTurn {
+    /// The session.
+    pub session_id: Uuid,
+    /// What the user said.
+    pub text: String,
+    /// Language of the reply; the session's when absent.
+    pub language: Option<String>,
+    /// Also speak the reply into the session's room.
+    pub speak: bool,
+}
+
+/// What a chat turn produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatOutcome {
+    /// The assistant's reply.
+    pub text: String,
+    /// Sentences TTS accepted (with `speak`).
+    pub sentences_spoken: u32,
+    /// Sentences TTS refused (with `speak`); the reply still stands.
+    pub sentences_failed: u32,
+}
+
+/// Cuts streamed text into sentences as soon as each one is complete.
+#[derive(Debug, Default, Clone)]
+pub struct SentenceSplitter {
+    buf: String,
+}
+
+impl SentenceSplitter {
+    /// Adds a delta; returns the sentences it completed.
+    pub fn push(&mut self, delta: &str) -> Vec<String> {
+        self.buf.push_str(delta);
+        let mut out = Vec::new();
+        loop {
+            let mut cut = None;
+            let mut chars = self.buf.char_indices().peekable();
+            while let Some((i, c)) = chars.next() {
+                let end = i + c.len_utf8();
+                let wide = matches!(c, '。' | '！' | '？');
+                let terminal = wide || c == '\n' || matches!(c, '.' | '!' | '?' | '…');
+                if !terminal {
+                    continue;
+                }
+                match chars.peek() {
+                    // A sentence ends where whitespace follows (not "3.5", not "e.g.x").
+                    Some((_, next)) if wide || c == '\n' || next.is_whitespace() => {
+                        cut = Some(end);
+                        break;
+                    }
+                    // At the end of what we have: a wide stop or newline is final; a period
+                    // may still be "3." of "3.5", so wait for more.
+                    None if wide || c == '\n' => {
+                        cut = Some(end);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let Some(end) = cut else { break };
+            let sentence = self.buf[..end].trim().to_owned();
+            self.buf.drain(..end);
+            if !sentence.is_empty() {
+                out.push(sentence);
+            }
+        }
+        out
+    }
+
+    /// Whatever is left once the stream is over.
+    pub fn finish(&mut self) -> Option<String> {
+        let rest = std::mem::take(&mut self.buf);
+        let rest = rest.trim();
+        (!rest.is_empty()).then(|| rest.to_owned())
+    }
+}
+
+/// Forwards deltas to the caller and, when speaking, each complete sentence to TTS.
+struct SpeakingSink<'a> {
+    outer: &'a mut (dyn DeltaSink + 'a),
+    tts: Option<(&'a dyn TextToSpeech, SpeechRequest)>,
+    splitter: SentenceSplitter,
+    spoken: u32,
+    failed: u32,
+}
+
+impl SpeakingSink<'_> {
+    async fn say(&mut self, sentence: String) {
+        let Some((tts, template)) = &self.tts else {
+            return;
+        };
+        let request = SpeechRequest {
+            text: sentence,
+            ..template.clone()
+        };
+        match tts.synthesize(&request).await {
+            Ok(_) => self.spoken += 1,
+            Err(e) => {
+                self.failed += 1;
+                tracing::warn!(error = %e, room = %request.room_name, "TTS refused a sentence");
+            }
+        }
+    }
+
+    async fn finish(&mut self) {
+        if let Some(rest) = self.splitter.finish() {
+            self.say(rest).await;
+        }
+    }
+}
+
+#[async_trait]
+impl DeltaSink for SpeakingSink<'_> {
+    async fn push(&mut self, delta: &str) {
+        self.outer.push(delta).await;
+        if self.tts.is_some() {
+            for sentence in self.splitter.push(delta) {
+                self.say(sentence).await;
+            }
+        }
+    }
+}
+
+/// A sink that drops deltas (for callers that only want the whole reply).
+pub struct NoDeltas;
+
+#[async_trait]
+impl DeltaSink for NoDeltas {
+    async fn push(&mut self, _: &str) {}
+}
+
+/// Conversation turns over the LLM and TTS ports. Either may be absent (not configured):
+/// the service then fails honestly instead of inventing a reply.
+#[derive(Clone)]
+pub struct ConversationService {
+    sessions: Arc<dyn SessionStore>,
+    history: Arc<dyn HistoryStore>,
+    llm: Option<Arc<dyn ChatModel>>,
+    tts: Option<Arc<dyn TextToSpeech>>,
+    stt: Option<Arc<dyn SpeechToText>>,
+    clock: Arc<dyn Clock>,
+    policy: ConversationPolicy,
+}
+
+/// Builder arguments of [`ConversationService`].
+pub struct ConversationPorts {
+    /// Sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// History.
+    pub history: Arc<dyn HistoryStore>,
+    /// The language model, if configured.
+    pub llm: Option<Arc<dyn ChatModel>>,
+    /// TTS, if configured.
+    pub tts: Option<Arc<dyn TextToSpeech>>,
+    /// STT, if configured (health only).
+    pub stt: Option<Arc<dyn SpeechToText>>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl ConversationService {
+    /// Wires the service.
+    pub fn new(ports: ConversationPorts, policy: ConversationPolicy) -> Self {
+        ConversationService {
+            sessions: ports.sessions,
+            history: ports.history,
+            llm: ports.llm,
+            tts: ports.tts,
+            stt: ports.stt,
+            clock: ports.clock,
+            policy,
+        }
+    }
+
+    /// Whether a language model is configured (readiness reports it; no call is made).
+    pub fn llm_configured(&self) -> bool {
+        self.llm.is_some()
+    }
+
+    /// TTS health: `None` when TTS is not configured.
+    pub async fn tts_health(&self) -> Option<Result<(), SpeechError>> {
+        Some(self.tts.as_ref()?.health().await)
+    }
+
+    /// STT health: `None` when STT is not configured.
+    pub async fn stt_health(&self) -> Option<Result<(), SpeechError>> {
+        Some(self.stt.as_ref()?.health().await)
+    }
+
+    /// Answers a user message: stores the user turn, asks the model with the recent history,
+    /// streams the reply into `sink` (and, with `speak`, each sentence to TTS as soon as it is
+    /// complete), stores the assistant turn. If the model fails, the user turn stays and a
+    /// system note records the failure.
+    #[tracing::instrument(skip_all, fields(session_id = %turn.session_id))]
+    pub async fn chat(
+        &self,
+        turn: ChatTurn,
+        sink: &mut (dyn DeltaSink + '_),
+    ) -> Result<ChatOutcome, SessionError> {
+        let text = turn.text.trim();
+        if text.is_empty() {
+            return Err(SessionError::Validation {
+                field: "text",
+                message: "must not be empty".into(),
+            });
+        }
+        if text.chars().count() > MAX_USER_TEXT {
+            return Err(SessionError::Validation {
+                field: "text",
+                message: format!("is longer than {MAX_USER_TEXT} characters"),
+            });
+        }
+        let session = self.sessions.get(turn.session_id).await?;
+        let tts = match (turn.speak, &self.tts) {
+            (false, _) => None,
+            (true, Some(tts)) => Some(tts.as_ref()),
+            (true, None) => return Err(SessionError::Speech(SpeechError::NotConfigured)),
+        };
+        let language = turn
+            .language
+            .filter(|l| !l.trim().is_empty())
+            .unwrap_or_else(|| session.language.clone());
+
+        self.note(session.id, Role::User, text).await?;
+        let Some(llm) = &self.llm else {
+            self.note(
+                session.id,
+                Role::System,
+                "The assistant could not answer: no language model is configured.",
+            )
+            .await?;
+            return Err(SessionError::Llm(LlmError::NotConfigured));
+        };
+        let request = self.request(session.id).await?;
+        let mut speaker = SpeakingSink {
+            outer: sink,
+            tts: tts.map(|t| {
+                (
+                    t,
+                    SpeechRequest {
+                        text: String::new(),
+                        room_name: session.room_name.clone(),
+                        voice_id: self.policy.voice_id.clone(),
+                        language,
+                        speed: self.policy.speed,
+                    },
+                )
+            }),
+            splitter: SentenceSplitter::default(),
+            spoken: 0,
+            failed: 0,
+        };
+        match llm.stream(&request, &mut speaker).await {
+            Ok(reply) => {
+                speaker.finish().await;
+                self.note(session.id, Role::Assistant, &reply.text).await?;
+                Ok(ChatOutcome {
+                    text: reply.text,
+                    sentences_spoken: speaker.spoken,
+                    sentences_failed: speaker.failed,
+                })
+            }
+            Err(e) => {
+                self.note(
+                    session.id,
+                    Role::System,
+                    &format!("The assistant could not answer: {e}."),
+                )
+                .await?;
+                Err(SessionError::Llm(e))
+            }
+        }
+    }
+
+    /// Speaks `text` into a room through TTS and returns TTS's own answer.
+    pub async fn speak(&self, request: SpeechRequest) -> Result<serde_json::Value, SessionError> {
+        let tts = self
+            .tts
+            .as_ref()
+            .ok_or(SessionError::Speech(SpeechError::NotConfigured))?;
+        Ok(tts.synthesize(&request).await?)
+    }
+
+    /// The policy's defaults for a speech request into `room_name`.
+    pub fn speech_request(
+        &self,
+        room_name: String,
+        text: String,
+        language: Option<String>,
+        voice_id: Option<String>,
+        speed: Option<f32>,
+    ) -> SpeechRequest {
+        SpeechRequest {
+            text,
+            room_name,
+            voice_id: voice_id.unwrap_or_else(|| self.policy.voice_id.clone()),
+            language: language.unwrap_or_else(|| "en".into()),
+            speed: speed.unwrap_or(self.policy.speed),
+        }
+    }
+
+    async fn note(&self, session_id: Uuid, role: Role, content: &str) -> Result<(), SessionError> {
+        let entry = HistoryEntry {
+            role,
+            content: content.to_owned(),
+            timestamp: self.clock.now(),
+        };
+        Ok(self.history.append(session_id, &entry).await?)
+    }
+
+    /// The model's view of the conversation: the recent user and assistant turns, bounded by
+    /// turns and characters, oldest first, starting and ending with the user.
+    async fn request(&self, session_id: Uuid) -> Result<ChatRequest, SessionError> {
+        let recent = self
+            .history
+            .recent(session_id, self.policy.max_turns)
+            .await?;
+        Ok(ChatRequest {
+            system_instruction: self.policy.system_instruction.clone(),
+            messages: window(&recent, self.policy.max_chars),
+        })
+    }
+}
+
+/// Keeps the newest turns within `max_chars` (always the last one), drops system notes, merges
+/// neighbours of the same role, and starts at a user turn.
+pub fn window(entries: &[HistoryEntry], max_chars: usize) -> Vec<ChatMessage> {
+    let mut picked: Vec<&HistoryEntry> = Vec::new();
+    let mut used = 0;
+    for e in entries.iter().rev().filter(|e| e.role != Role::System) {
+        let len = e.content.chars().count();
+        if !picked.is_empty() && used + len > max_chars {
+            break;
+        }
+        used += len;
+        picked.push(e);
+    }
+    picked.reverse();
+    let mut messages: Vec<ChatMessage> = Vec::new();
+    for e in picked {
+        let role = if e.role == Role::Assistant {
+            ChatRole::Model
+        } else {
+            ChatRole::User
+        };
+        match messages.last_mut() {
+            Some(last) if last.role == role => {
+                last.text.push('\n');
+                last.text.push_str(&e.content);
+            }
+            _ => messages.push(ChatMessage {
+                role,
+                text: e.content.clone(),
+            }),
+        }
+    }
+    while messages.first().is_some_and(|m| m.role == ChatRole::Model) {
+        messages.remove(0);
+    }
+    messages
+}
