@@ -24,10 +24,21 @@ pub const LEGACY_ENV: &[(&str, &str)] = &[
     ("LOG_FORMAT", "log.format"),
     ("DATABASE_URL", "database.url"),
     ("JUNE_PROFILE", "profile"),
+    ("GEMINI_API_KEY", "ai.gemini_api_key"),
+    ("GEMINI_BASE_URL", "ai.base_url"),
+    ("AI_MODEL", "ai.model"),
+    ("TTS_SERVICE_URL", "tts.url"),
+    ("SERVICE_AUTH_TOKEN", "tts.service_token"),
+    ("STT_SERVICE_URL", "stt.url"),
 ];
 
 /// Secrets that may also come from a file named by `<NAME>_FILE` (Kubernetes secrets).
-const FILE_SECRETS: &[&str] = &["LIVEKIT_API_SECRET", "LIVEKIT_API_KEY"];
+const FILE_SECRETS: &[&str] = &[
+    "LIVEKIT_API_SECRET",
+    "LIVEKIT_API_KEY",
+    "GEMINI_API_KEY",
+    "SERVICE_AUTH_TOKEN",
+];
 
 /// Everything the binary is configured with.
 #[derive(Debug, Deserialize)]
@@ -46,6 +57,62 @@ pub struct Settings {
     pub log: LogSettings,
     /// The background reaper.
     pub reaper: ReaperSettings,
+    /// The language model.
+    pub ai: AiSettings,
+    /// The TTS service.
+    pub tts: TtsSettings,
+    /// The STT service.
+    pub stt: SttSettings,
+}
+
+/// Language model settings.
+#[derive(Debug, Deserialize)]
+pub struct AiSettings {
+    /// Gemini API key; empty means not configured.
+    pub gemini_api_key: SecretString,
+    /// Gemini REST base URL.
+    pub base_url: String,
+    /// Model name.
+    pub model: String,
+    /// Sampling temperature, if any.
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// Output token cap.
+    pub max_output_tokens: u32,
+    /// Time to headers and between stream chunks.
+    pub timeout_ms: u64,
+    /// Retries on 429/5xx.
+    pub max_retries: u32,
+    /// First backoff step.
+    pub backoff_ms: u64,
+    /// How the assistant behaves.
+    pub system_instruction: String,
+    /// Turns of history sent to the model.
+    pub history_max_turns: u32,
+    /// Characters of history sent to the model.
+    pub history_max_chars: usize,
+}
+
+/// TTS settings.
+#[derive(Debug, Deserialize)]
+pub struct TtsSettings {
+    /// Base URL; empty means not configured.
+    pub url: String,
+    /// Default voice.
+    pub voice_id: String,
+    /// Default speaking rate.
+    pub speed: f32,
+    /// Per-call timeout.
+    pub timeout_ms: u64,
+    /// Bearer token sent to TTS.
+    pub service_token: SecretString,
+}
+
+/// STT settings.
+#[derive(Debug, Deserialize)]
+pub struct SttSettings {
+    /// Base URL; empty means not configured.
+    pub url: String,
 }
 
 /// Reaper settings.
@@ -278,6 +345,22 @@ impl Settings {
         if s.default_ttl_secs <= 0 || s.max_ttl_secs <= 0 || s.token_ttl_secs <= 0 {
             return Err(invalid("sessions", "lifetimes must be positive"));
         }
+        for (setting, value) in [
+            ("ai.base_url", &self.ai.base_url),
+            ("tts.url", &self.tts.url),
+            ("stt.url", &self.stt.url),
+        ] {
+            if !value.is_empty() {
+                let parsed = url::Url::parse(value)
+                    .map_err(|e| invalid(setting, format!("{value:?} is not a URL: {e}")))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(invalid(setting, "must start with http:// or https://"));
+                }
+            }
+        }
+        if self.ai.timeout_ms == 0 || self.tts.timeout_ms == 0 {
+            return Err(invalid("ai.timeout_ms", "timeouts must be positive"));
+        }
         if self.reaper.interval_ms == 0 {
             return Err(invalid("reaper.interval_ms", "must be positive"));
         }
@@ -436,6 +519,36 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn ai_settings_take_the_v3_names_and_default_to_a_live_model() {
+        let s = Settings::load(&env(&[]), None).unwrap();
+        assert_eq!(s.ai.model, "gemini-3.5-flash-lite");
+        assert!(s.ai.gemini_api_key.expose_secret().is_empty());
+        assert_eq!(s.ai.temperature, None);
+        let s = Settings::load(
+            &env(&[
+                ("GEMINI_API_KEY", "g-key"),
+                ("AI_MODEL", "gemini-x"),
+                ("GEMINI_BASE_URL", "http://fake:1"),
+                ("TTS_SERVICE_URL", "http://tts:8000"),
+                ("SERVICE_AUTH_TOKEN", "svc"),
+                ("JUNE__AI__TEMPERATURE", "0.2"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.ai.gemini_api_key.expose_secret(), "g-key");
+        assert_eq!(
+            (s.ai.model.as_str(), s.ai.base_url.as_str()),
+            ("gemini-x", "http://fake:1")
+        );
+        assert_eq!(s.tts.url, "http://tts:8000");
+        assert_eq!(s.tts.service_token.expose_secret(), "svc");
+        assert_eq!(s.ai.temperature, Some(0.2));
+        let err = Settings::load(&env(&[("TTS_SERVICE_URL", "tts:8000")]), None).unwrap_err();
+        assert!(err.to_string().contains("TTS_SERVICE_URL"), "{err}");
     }
 
     #[test]

@@ -13,10 +13,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpServer;
-use june_domain::ports::SystemClock;
-use june_domain::{LifecycleService, SessionPolicy, SessionService};
+use june_ai_adapters::{GeminiChat, GeminiConfig, HttpSttClient, HttpTtsClient};
+use june_domain::ports::{ChatModel, SpeechToText, SystemClock, TextToSpeech};
+use june_domain::{
+    ConversationPolicy, ConversationPorts, ConversationService, LifecycleService, SessionPolicy,
+    SessionService,
+};
 use june_http_api::{ApiConfig, AppState};
 use june_livekit_adapter::{LiveKitRoomService, LiveKitTokenIssuer, LiveKitWebhookVerifier};
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -28,6 +33,9 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("cannot open the database: {0}")]
     Store(#[from] june_store::ConnectError),
+    /// The HTTP client of the AI adapters could not be built.
+    #[error(transparent)]
+    HttpClient(#[from] june_ai_adapters::ClientError),
     /// The address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -37,6 +45,65 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn non_empty(secret: &SecretString) -> Option<SecretString> {
+    (!secret.expose_secret().is_empty()).then(|| secret.clone())
+}
+
+/// The conversation service with whichever AI services are configured.
+fn conversation(
+    settings: &Settings,
+    stores: &june_store::Stores,
+) -> Result<ConversationService, StartError> {
+    let client = june_ai_adapters::http_client(Duration::from_secs(5))?;
+    let ai = &settings.ai;
+    let llm = non_empty(&ai.gemini_api_key).map(|api_key| {
+        Arc::new(GeminiChat::new(
+            client.clone(),
+            GeminiConfig {
+                base_url: ai.base_url.clone(),
+                api_key,
+                model: ai.model.clone(),
+                temperature: ai.temperature,
+                max_output_tokens: Some(ai.max_output_tokens),
+                timeout: Duration::from_millis(ai.timeout_ms),
+                max_retries: ai.max_retries,
+                backoff: Duration::from_millis(ai.backoff_ms),
+            },
+        )) as Arc<dyn ChatModel>
+    });
+    let tts = (!settings.tts.url.is_empty()).then(|| {
+        Arc::new(HttpTtsClient::new(
+            client.clone(),
+            &settings.tts.url,
+            non_empty(&settings.tts.service_token),
+            Duration::from_millis(settings.tts.timeout_ms),
+        )) as Arc<dyn TextToSpeech>
+    });
+    let stt = (!settings.stt.url.is_empty()).then(|| {
+        Arc::new(HttpSttClient::new(client.clone(), &settings.stt.url)) as Arc<dyn SpeechToText>
+    });
+    if llm.is_none() {
+        tracing::warn!("no GEMINI_API_KEY: chat answers 503 llm_not_configured");
+    }
+    Ok(ConversationService::new(
+        ConversationPorts {
+            sessions: stores.sessions.clone(),
+            history: stores.history.clone(),
+            llm,
+            tts,
+            stt,
+            clock: Arc::new(SystemClock),
+        },
+        ConversationPolicy {
+            system_instruction: ai.system_instruction.clone(),
+            max_turns: ai.history_max_turns,
+            max_chars: ai.history_max_chars,
+            voice_id: settings.tts.voice_id.clone(),
+            speed: settings.tts.speed,
+        },
+    ))
 }
 
 /// A built, bound, not yet running server.
@@ -109,12 +176,13 @@ impl Application {
         };
         let sessions = SessionService::new(
             stores.sessions.clone(),
-            stores.history,
+            stores.history.clone(),
             rooms.clone(),
             Arc::new(tokens),
             Arc::new(SystemClock),
             policy,
         );
+        let conversation = conversation(&settings, &stores)?;
         let lifecycle = LifecycleService::new(
             stores.sessions,
             stores.events,
@@ -132,6 +200,7 @@ impl Application {
         let state = AppState {
             sessions,
             lifecycle,
+            conversation,
             config: ApiConfig {
                 livekit_url: lk.ws_url.clone(),
                 default_bot_room: Some(lk.default_bot_room.clone()).filter(|r| !r.is_empty()),

@@ -86,6 +86,20 @@ impl ApiError {
         }
     }
 
+    /// The JSON body of this error (also sent as an SSE `error` event).
+    pub fn body(&self) -> ErrorBody {
+        let field = match self {
+            ApiError::Validation { field, .. } => Some(field.clone()),
+            ApiError::Session(SessionError::Validation { field, .. }) => Some((*field).to_owned()),
+            _ => None,
+        };
+        ErrorBody {
+            detail: self.detail(),
+            code: self.code(),
+            field,
+        }
+    }
+
     fn detail(&self) -> String {
         match self {
             // 5xx: the cause goes to the log, not to the client.
@@ -147,11 +161,6 @@ impl ResponseError for ApiError {
         } else {
             tracing::info!(error = %self, code = self.code(), "request refused");
         }
-        let field = match self {
-            ApiError::Validation { field, .. } => Some(field.clone()),
-            ApiError::Session(SessionError::Validation { field, .. }) => Some((*field).to_owned()),
-            _ => None,
-        };
         let mut resp = HttpResponse::build(status);
         match self {
             ApiError::Session(SessionError::Llm(LlmError::RateLimited {
@@ -164,11 +173,7 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        resp.json(ErrorBody {
-            detail: self.detail(),
-            code: self.code(),
-            field,
-        })
+        resp.json(self.body())
     }
 }
 

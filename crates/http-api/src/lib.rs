@@ -18,11 +18,11 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{NormalizePath, from_fn};
 use actix_web::{App, HttpResponse, web};
-use june_domain::{LifecycleService, SessionService};
+use june_domain::{ConversationService, LifecycleService, SessionService};
 
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
-use crate::routes::{health, participants, sessions, tokens, webhooks};
+use crate::routes::{ai, health, participants, sessions, tokens, webhooks};
 
 /// Settings the HTTP layer needs besides the services.
 #[derive(Debug, Clone)]
@@ -48,6 +48,8 @@ pub struct AppState {
     pub sessions: SessionService,
     /// Webhooks, the event log, the reaper.
     pub lifecycle: LifecycleService,
+    /// Chat turns and speech.
+    pub conversation: ConversationService,
     /// HTTP-level settings.
     pub config: ApiConfig,
 }
@@ -123,6 +125,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .app_data(BodyLimit(WEBHOOK_BODY_LIMIT))
                 .route(web::post().to(webhooks::livekit_webhook)),
         )
+        .service(resource("/api/ai/chat").route(web::post().to(ai::chat)))
+        .service(resource("/api/ai/process").route(web::post().to(ai::chat)))
+        .service(resource("/api/tts/publish").route(web::post().to(ai::tts_publish)))
         .service(resource("/token").route(web::post().to(tokens::participant_token)))
         .service(resource("/livekit/token").route(web::post().to(tokens::participant_token)))
         .service(resource("/api/livekit/token").route(web::post().to(tokens::service_token)))

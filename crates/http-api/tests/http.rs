@@ -7,7 +7,8 @@ use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use june_domain::ports::*;
 use june_domain::{
-    EventKind, IssuedToken, LifecycleService, LiveKitEvent, Room, SessionPolicy, SessionService,
+    ConversationPolicy, ConversationPorts, ConversationService, EventKind, IssuedToken,
+    LifecycleService, LiveKitEvent, Room, SessionPolicy, SessionService,
 };
 use june_http_api::{ApiConfig, AppState, app};
 use serde_json::{Value, json};
@@ -50,11 +51,22 @@ fn state_with(
             SessionPolicy::default(),
         ),
         lifecycle: LifecycleService::new(
-            store,
+            store.clone(),
             Arc::new(events),
             rooms,
             Arc::new(verifier),
             Arc::new(SystemClock),
+        ),
+        conversation: ConversationService::new(
+            ConversationPorts {
+                sessions: store,
+                history: Arc::new(MockHistoryStore::new()),
+                llm: None,
+                tts: None,
+                stt: None,
+                clock: Arc::new(SystemClock),
+            },
+            ConversationPolicy::default(),
         ),
         config: ApiConfig {
             livekit_url: "ws://lk.test:7880".into(),

@@ -1,10 +1,12 @@
 //! The JSON shapes of the public API (design.md §2), kept apart from the domain types so the
 //! wire contract changes only on purpose.
 
+mod ai;
 mod events;
 mod sessions;
 mod tokens;
 
+pub use ai::*;
 pub use events::*;
 pub use sessions::*;
 pub use tokens::*;

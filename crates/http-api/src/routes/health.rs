@@ -24,12 +24,28 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
+/// An optional dependency: reported, never failing readiness ("degraded" when down).
+fn optional<E: std::fmt::Display>(
+    r: Result<Option<Result<(), E>>, tokio::time::error::Elapsed>,
+) -> serde_json::Value {
+    match r {
+        Ok(None) => json!({ "status": "not_configured" }),
+        Ok(Some(Ok(()))) => json!({ "status": "ok" }),
+        Ok(Some(Err(e))) => json!({ "status": "degraded", "detail": e.to_string() }),
+        Err(_) => json!({ "status": "degraded", "detail": "no answer in time" }),
+    }
+}
+
 /// `GET /readyz`: 200 when the store and LiveKit both answer within the readiness timeout.
+/// The language model is reported as configured or not (no call is made); TTS and STT are
+/// checked but only ever "degraded" a ready service.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let timeout = state.config.readiness_timeout;
-    let (store, livekit) = tokio::join!(
+    let (store, livekit, tts, stt) = tokio::join!(
         tokio::time::timeout(timeout, state.sessions.check_store()),
         tokio::time::timeout(timeout, state.sessions.rooms()),
+        tokio::time::timeout(timeout, state.conversation.tts_health()),
+        tokio::time::timeout(timeout, state.conversation.stt_health()),
     );
     let verdict = |r: Result<Result<(), String>, _>| match r {
         Ok(Ok(())) => json!({ "status": "ok" }),
@@ -39,9 +55,20 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let store = verdict(store.map(|r| r.map_err(|e| e.to_string())));
     let livekit = verdict(livekit.map(|r| r.map(|_| ()).map_err(|e| e.to_string())));
     let ready = store["status"] == "ok" && livekit["status"] == "ok";
+    let llm = if state.conversation.llm_configured() {
+        json!({ "status": "configured" })
+    } else {
+        json!({ "status": "not_configured" })
+    };
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
-        "checks": { "store": store, "livekit": livekit },
+        "checks": {
+            "store": store,
+            "livekit": livekit,
+            "llm": llm,
+            "tts": optional(tts),
+            "stt": optional(stt),
+        },
     });
     if ready {
         HttpResponse::Ok().json(body)

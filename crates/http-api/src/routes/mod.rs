@@ -1,5 +1,6 @@
 //! One module per resource; handlers are named for what they do.
 
+pub mod ai;
 pub mod health;
 pub mod participants;
 pub mod sessions;

@@ -1,0 +1,135 @@
+//! `POST /api/ai/chat` and `/api/ai/process` (one handler): a chat turn as JSON or as an SSE
+//! stream; `POST /api/tts/publish`: speak text into a room and report TTS's real outcome.
+
+use std::time::Instant;
+
+use actix_web::http::header::ACCEPT;
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use async_trait::async_trait;
+use june_domain::ports::DeltaSink;
+use june_domain::{ChatOutcome, ChatTurn, NoDeltas, SessionError};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::session_id;
+use crate::AppState;
+use crate::dto::{ChatRequestDto, ChatResponse, TtsPublishRequest};
+use crate::error::ApiError;
+use crate::extract::ValidJson;
+
+/// What the chat task sends to the SSE response.
+enum Frame {
+    Delta(String),
+    Done(Result<ChatOutcome, SessionError>),
+}
+
+struct ChannelSink(mpsc::UnboundedSender<Frame>);
+
+#[async_trait]
+impl DeltaSink for ChannelSink {
+    async fn push(&mut self, delta: &str) {
+        // A client that went away does not stop the turn: it is still stored.
+        let _ = self.0.send(Frame::Delta(delta.to_owned()));
+    }
+}
+
+fn sse(event: &str, data: &serde_json::Value) -> Bytes {
+    Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
+}
+
+fn wants_stream(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"))
+}
+
+/// `POST /api/ai/chat`, `POST /api/ai/process`
+pub async fn chat(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ValidJson(body): ValidJson<ChatRequestDto>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let id = session_id(&body.session_id)?;
+    let turn = ChatTurn {
+        session_id: id,
+        text: body.text,
+        language: body.language,
+        speak: body.speak.unwrap_or(false),
+    };
+    if !wants_stream(&req) {
+        let out = state.conversation.chat(turn, &mut NoDeltas).await?;
+        return Ok(HttpResponse::Ok().json(ChatResponse::new(id, out, started)));
+    }
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let conversation = state.conversation.clone();
+    actix_web::rt::spawn(async move {
+        let mut sink = ChannelSink(tx.clone());
+        let result = conversation.chat(turn, &mut sink).await;
+        let _ = tx.send(Frame::Done(result));
+    });
+    // An error before the first delta still gets its proper status, not a 200 stream.
+    let first = match rx.recv().await {
+        Some(Frame::Done(Err(e))) => return Err(e.into()),
+        Some(frame) => frame,
+        None => {
+            return Err(ApiError::Session(SessionError::Llm(
+                june_domain::ports::LlmError::Upstream("the chat task stopped".into()),
+            )));
+        }
+    };
+    let stream = futures_util::stream::unfold(Some((Some(first), rx)), move |state| async move {
+        let (pending, mut rx) = state?;
+        let frame = match pending {
+            Some(frame) => frame,
+            None => rx.recv().await?,
+        };
+        let (bytes, next) = match frame {
+            Frame::Delta(text) => (sse("delta", &json!({ "text": text })), Some((None, rx))),
+            Frame::Done(Ok(out)) => {
+                let done =
+                    serde_json::to_value(ChatResponse::new(id, out, started)).unwrap_or_default();
+                (sse("done", &done), None)
+            }
+            Frame::Done(Err(e)) => {
+                let body = serde_json::to_value(ApiError::from(e).body()).unwrap_or_default();
+                (sse("error", &body), None)
+            }
+        };
+        Some((Ok::<_, std::convert::Infallible>(bytes), next))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(stream))
+}
+
+/// `POST /api/tts/publish`
+pub async fn tts_publish(
+    state: web::Data<AppState>,
+    ValidJson(body): ValidJson<TtsPublishRequest>,
+) -> Result<HttpResponse, ApiError> {
+    if body.room_name.trim().is_empty() {
+        return Err(ApiError::invalid("room_name", "must not be empty"));
+    }
+    if body.text.trim().is_empty() {
+        return Err(ApiError::invalid("text", "must not be empty"));
+    }
+    let request = state.conversation.speech_request(
+        body.room_name.clone(),
+        body.text,
+        body.language,
+        body.speaker,
+        body.speed,
+    );
+    let answer = state.conversation.speak(request).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "status": "published",
+        "room_name": body.room_name,
+        "tts": answer,
+    })))
+}
