@@ -182,8 +182,14 @@ pub struct SessionSettings {
 /// Persistence settings.
 #[derive(Debug, Deserialize)]
 pub struct DatabaseSettings {
-    /// `sqlite://…`.
-    pub url: String,
+    /// `sqlite://…` or `postgres://…`; may carry a password, so never logged.
+    pub url: SecretString,
+    /// Pool size.
+    pub max_connections: u32,
+    /// Wait for a connection before giving up.
+    pub connect_timeout_ms: u64,
+    /// Longest statement.
+    pub statement_timeout_ms: u64,
 }
 
 /// Logging settings.
@@ -335,11 +341,18 @@ impl Settings {
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return Err(invalid("log.format", "must be \"pretty\" or \"json\""));
         }
-        if !self.database.url.contains(':') {
+        let db = self.database.url.expose_secret();
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
             return Err(invalid(
                 "database.url",
-                "must be a URL such as sqlite://data/june.db",
+                "must start with sqlite: or postgres:// (e.g. sqlite://data/june.db)",
             ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be positive"));
         }
         let s = &self.sessions;
         if s.default_ttl_secs <= 0 || s.max_ttl_secs <= 0 || s.token_ttl_secs <= 0 {
@@ -410,7 +423,7 @@ mod tests {
         assert_eq!(s.livekit.api_secret.expose_secret(), "secret");
         assert_eq!(s.livekit_api_url(), "http://localhost:7880");
         assert_eq!(s.server.port, 8080);
-        assert_eq!(s.database.url, "sqlite://data/june.db");
+        assert_eq!(s.database.url.expose_secret(), "sqlite://data/june.db");
     }
 
     #[test]

@@ -47,6 +47,17 @@ pub enum StartError {
     },
 }
 
+/// Opens and migrates the database the settings name.
+pub async fn open_store(settings: &Settings) -> Result<june_store::Stores, StartError> {
+    let db = &settings.database;
+    let options = june_store::StoreOptions {
+        max_connections: db.max_connections,
+        connect_timeout: Duration::from_millis(db.connect_timeout_ms),
+        statement_timeout: Duration::from_millis(db.statement_timeout_ms),
+    };
+    Ok(june_store::connect(db.url.expose_secret(), &options).await?)
+}
+
 fn non_empty(secret: &SecretString) -> Option<SecretString> {
     (!secret.expose_secret().is_empty()).then(|| secret.clone())
 }
@@ -153,7 +164,7 @@ fn spawn_reaper(
 impl Application {
     /// Opens the store, builds the adapters and binds the listener.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let stores = june_store::connect(&settings.database.url).await?;
+        let stores = open_store(&settings).await?;
         let lk = &settings.livekit;
         let rooms = LiveKitRoomService::new(
             &settings.livekit_api_url(),

@@ -23,6 +23,19 @@ async fn main() -> anyhow::Result<()> {
         settings.log.format == "json",
         std::io::stdout,
     );
+    match std::env::args().nth(1).as_deref() {
+        None | Some("serve") => {}
+        Some("migrate") => {
+            // Opening the store applies the embedded migrations; then stop.
+            june_orchestrator::open_store(&settings).await?;
+            println!("june-orchestrator: migrations applied");
+            return Ok(());
+        }
+        Some(other) => {
+            eprintln!("june-orchestrator: unknown command {other:?} (expected: serve, migrate)");
+            std::process::exit(2);
+        }
+    }
     let app = Application::build(settings).await?;
     app.run_until_stopped().await?;
     Ok(())

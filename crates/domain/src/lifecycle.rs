@@ -203,11 +203,12 @@ impl LifecycleService {
                 tracing::warn!(session_id = %s.id, error = %e, "could not delete an expired session's room; will retry");
                 continue;
             }
-            let after = self
+            if self
                 .sessions
                 .advance_status(s.id, SessionStatus::Expired, now)
-                .await?;
-            if after.status == SessionStatus::Expired && s.status != SessionStatus::Expired {
+                .await?
+                .changed
+            {
                 report.expired += 1;
             }
         }
@@ -219,15 +220,17 @@ impl LifecycleService {
             }
         };
         let listed: HashSet<&str> = rooms.iter().map(|r| r.name.as_str()).collect();
-        for s in current {
-            if s.created_at + grace <= now && !listed.contains(s.room_name.as_str()) {
-                let after = self
-                    .sessions
-                    .advance_status(s.id, SessionStatus::Ended, now)
-                    .await?;
-                if after.status == SessionStatus::Ended {
-                    report.ended += 1;
-                }
+        let vanished = current
+            .into_iter()
+            .filter(|s| s.created_at + grace <= now && !listed.contains(s.room_name.as_str()));
+        for s in vanished {
+            if self
+                .sessions
+                .advance_status(s.id, SessionStatus::Ended, now)
+                .await?
+                .changed
+            {
+                report.ended += 1;
             }
         }
         Ok(report)

@@ -13,7 +13,7 @@ use crate::events::RecordedEvent;
 use crate::model::{HistoryEntry, Participant, Room, RoomSpec, Session, SessionStatus};
 use crate::ports::{
     EventCursor, EventStore, HistoryStore, RoomError, RoomService, SessionFilter, SessionStore,
-    StoreError,
+    StoreError, Transition,
 };
 
 /// Whether an identity is in a session's room, and LiveKit's time of that news.
@@ -132,17 +132,21 @@ impl SessionStore for InMemoryStore {
         id: Uuid,
         to: SessionStatus,
         at: DateTime<Utc>,
-    ) -> Result<Session, StoreError> {
+    ) -> Result<Transition, StoreError> {
         let mut map = self.sessions.lock().map_err(poisoned)?;
         let s = map.get_mut(&id).ok_or(StoreError::NotFound)?;
-        if s.status.can_become(to) {
+        let changed = s.status.can_become(to);
+        if changed {
             s.status = to;
             s.updated_at = at;
             if !to.is_live() {
                 s.ended_at = Some(at);
             }
         }
-        Ok(s.clone())
+        Ok(Transition {
+            session: s.clone(),
+            changed,
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -339,7 +339,8 @@ impl SessionService {
         Ok(self
             .store
             .advance_status(id, SessionStatus::Ended, now)
-            .await?)
+            .await?
+            .session)
     }
 
     /// Who is in the session's room now, as LiveKit sees it.
@@ -457,7 +458,8 @@ impl SessionService {
             return Ok(self
                 .store
                 .advance_status(id, SessionStatus::Expired, now)
-                .await?);
+                .await?
+                .session);
         }
         Ok(session)
     }

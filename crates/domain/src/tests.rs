@@ -290,7 +290,10 @@ async fn reading_an_overdue_session_moves_it_to_expired_and_mints_no_token() {
         .returning(move |_, to, _| {
             let mut s = s.clone();
             s.status = to;
-            Ok(s)
+            Ok(Transition {
+                session: s,
+                changed: true,
+            })
         });
     let svc = service(store, MockRoomService::new(), tokens());
 

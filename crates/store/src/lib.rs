@@ -1,20 +1,26 @@
 //! # june-store
 //!
-//! Persistence for June Orchestrator behind the domain's store ports
-//! ([`SessionStore`], [`HistoryStore`]). SQLite is the embedded default for a single
-//! instance; the adapter is chosen by the `DATABASE_URL` scheme in [`connect`], the one
-//! entry point the binary calls. Migrations live in `migrations/<dialect>/` and are embedded
-//! in the binary, so a fresh database needs no manual step.
+//! Persistence for June Orchestrator behind the domain's store ports ([`SessionStore`],
+//! [`HistoryStore`], [`EventStore`], [`IdempotencyStore`]). SQLite is the embedded default for
+//! a single instance; PostgreSQL serves several replicas sharing one database. The queries
+//! are written once (`sql.rs`) and serve both; the backend is chosen by the URL scheme in
+//! [`connect`], the one entry point the binary calls. Migrations live in
+//! `migrations/<dialect>/` with the same versions, and are embedded in the binary.
 //!
 //! May depend on the domain and sqlx; never on the web framework or other adapters.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use june_domain::ports::{EventStore, HistoryStore, SessionStore, StoreError};
+use june_domain::ports::{EventStore, HistoryStore, IdempotencyStore, SessionStore, StoreError};
 
+mod postgres;
+mod rows;
+mod sql;
 mod sqlite;
 mod time;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// The store ports, backed by one database.
@@ -26,46 +32,86 @@ pub struct Stores {
     pub history: Arc<dyn HistoryStore>,
     /// LiveKit's events (and webhook dedupe).
     pub events: Arc<dyn EventStore>,
+    /// `Idempotency-Key` records.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most connections in the pool.
+    pub max_connections: u32,
+    /// How long to wait for a connection before answering "unavailable".
+    pub connect_timeout: Duration,
+    /// Longest a statement may run (PostgreSQL `statement_timeout`; SQLite busy timeout).
+    pub statement_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 8,
+            connect_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The URL names no database we support.
-    #[error("unsupported DATABASE_URL scheme {0:?} (expected sqlite://…)")]
+    #[error("unsupported DATABASE_URL scheme {0:?} (expected sqlite:// or postgres://)")]
     UnsupportedScheme(String),
     /// The database could not be opened or migrated.
-    #[error(transparent)]
+    #[error("{0}: {cause}", cause = source_text(.0))]
     Store(#[from] StoreError),
+}
+
+fn source_text(e: &StoreError) -> String {
+    std::error::Error::source(e)
+        .map(ToString::to_string)
+        .unwrap_or_default()
+}
+
+fn stores<S>(store: S) -> Stores
+where
+    S: SessionStore + HistoryStore + EventStore + IdempotencyStore + 'static,
+{
+    let store = Arc::new(store);
+    Stores {
+        sessions: store.clone(),
+        history: store.clone(),
+        events: store.clone(),
+        idempotency: store,
+    }
 }
 
 /// Opens (creating if needed) and migrates the database named by `url`.
 ///
-/// `sqlite://path/to/file.db` (relative paths are relative to the working directory;
-/// the folder is created), `sqlite::memory:` for a throw-away database.
-pub async fn connect(url: &str) -> Result<Stores, ConnectError> {
+/// `sqlite://path/to/file.db` (relative to the working directory; the folder is created),
+/// `sqlite::memory:` for a throw-away database, or `postgres://user@host:port/db`.
+pub async fn connect(url: &str, options: &StoreOptions) -> Result<Stores, ConnectError> {
     let scheme = url.split(':').next().unwrap_or_default();
     match scheme {
-        "sqlite" => {
-            let store = Arc::new(SqliteStore::connect(url).await?);
-            Ok(Stores {
-                sessions: store.clone(),
-                history: store.clone(),
-                events: store,
-            })
-        }
+        "sqlite" => Ok(stores(SqliteStore::connect(url, options).await?)),
+        "postgres" | "postgresql" => Ok(stores(PgStore::connect(url, options).await?)),
         other => Err(ConnectError::UnsupportedScheme(other.to_owned())),
     }
 }
 
-/// Maps a driver error onto the port's error: uniqueness to `Conflict`, no row to
-/// `NotFound`, the rest to `Unavailable` with the cause kept.
+/// Maps a driver error onto the port's error: uniqueness to `Conflict`, a missing parent row
+/// (foreign key) or no row to `NotFound`, the rest to `Unavailable` with the cause kept.
 pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::RowNotFound => StoreError::NotFound,
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict(db.message().to_owned())
-        }
+        sqlx::Error::Database(db) => match db.kind() {
+            sqlx::error::ErrorKind::UniqueViolation => {
+                StoreError::Conflict(db.message().to_owned())
+            }
+            sqlx::error::ErrorKind::ForeignKeyViolation => StoreError::NotFound,
+            _ => StoreError::Unavailable(Box::new(sqlx::Error::Database(db))),
+        },
         other => StoreError::Unavailable(Box::new(other)),
     }
 }

@@ -2,7 +2,7 @@
 
 mod contract;
 
-use june_store::{Stores, connect};
+use june_store::{StoreOptions, Stores, connect};
 
 struct Db {
     stores: Stores,
@@ -10,10 +10,14 @@ struct Db {
     url: String,
 }
 
+impl Db {
+    async fn cleanup(self) {}
+}
+
 async fn fresh() -> Db {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/nested/june.db", dir.path().display());
-    let stores = connect(&url).await.unwrap();
+    let stores = connect(&url, &StoreOptions::default()).await.unwrap();
     Db {
         stores,
         _dir: dir,
@@ -21,48 +25,7 @@ async fn fresh() -> Db {
     }
 }
 
-#[tokio::test]
-async fn sessions_round_trip() {
-    contract::sessions_round_trip(&fresh().await.stores).await;
-}
-
-#[tokio::test]
-async fn a_live_room_name_is_unique_but_an_ended_one_can_be_reused() {
-    contract::live_room_names_are_unique(&fresh().await.stores).await;
-}
-
-#[tokio::test]
-async fn status_only_moves_forward() {
-    contract::status_only_moves_forward(&fresh().await.stores).await;
-}
-
-#[tokio::test]
-async fn listing_filters_and_pages_newest_first() {
-    contract::listing_filters_and_pages(&fresh().await.stores).await;
-}
-
-#[tokio::test]
-async fn history_appends_reads_the_newest_and_clears() {
-    contract::history_appends_reads_and_clears(&fresh().await.stores).await;
-}
-
-#[tokio::test]
-async fn sessions_are_found_by_room_sid_and_live_ones_listed_oldest_first() {
-    contract::sessions_are_found_by_room_sid_and_live_ones_listed_oldest_first(
-        &fresh().await.stores,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn presence_counts_people_and_newer_news_wins() {
-    contract::presence_counts_people_and_newer_news_wins(&fresh().await.stores).await;
-}
-
-#[tokio::test]
-async fn events_are_recorded_once_and_listed_newest_first() {
-    contract::events_are_recorded_once_and_listed_newest_first(&fresh().await.stores).await;
-}
+store_contract!(fresh);
 
 #[tokio::test]
 async fn reopening_the_file_keeps_every_session() {
@@ -71,7 +34,7 @@ async fn reopening_the_file_keeps_every_session() {
     db.stores.sessions.insert(&s).await.unwrap();
     drop(db.stores);
 
-    let reopened = connect(&db.url).await.unwrap();
+    let reopened = connect(&db.url, &StoreOptions::default()).await.unwrap();
     assert_eq!(reopened.sessions.get(s.id).await.unwrap(), s);
 }
 
@@ -86,5 +49,27 @@ async fn the_database_runs_in_wal_mode_and_the_folder_is_created() {
 
 #[tokio::test]
 async fn an_unknown_scheme_is_refused() {
-    assert!(connect("mysql://x").await.is_err());
+    assert!(
+        connect("mysql://x", &StoreOptions::default())
+            .await
+            .is_err()
+    );
+}
+
+/// Both backends must run the same migrations, version for version.
+#[test]
+fn both_dialects_have_the_same_migration_versions() {
+    let versions = |dialect: &str| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(dialect);
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(versions("sqlite"), versions("postgres"));
+    assert!(!versions("sqlite").is_empty());
 }

@@ -5,6 +5,7 @@
 mod chat_model;
 mod clock;
 mod event_store;
+mod idempotency;
 mod room_service;
 mod session_store;
 mod speech;
@@ -14,6 +15,7 @@ mod webhook_verifier;
 pub use chat_model::*;
 pub use clock::*;
 pub use event_store::*;
+pub use idempotency::*;
 pub use room_service::*;
 pub use session_store::*;
 pub use speech::*;

@@ -19,6 +19,15 @@ pub enum StoreError {
     Unavailable(#[source] BoxError),
 }
 
+/// The outcome of [`SessionStore::advance_status`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// The session as it is now.
+    pub session: Session,
+    /// Whether this call changed its status.
+    pub changed: bool,
+}
+
 /// Which sessions to list, and from where.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SessionFilter {
@@ -79,15 +88,17 @@ pub trait SessionStore: Send + Sync {
     async fn list(&self, filter: &SessionFilter) -> Result<Vec<Session>, StoreError>;
 
     /// Moves the session to `to` if that is a step forward from its current status
-    /// (see [`SessionStatus::can_become`]), atomically, and returns the session as it now is.
-    /// A step that is not forward changes nothing and is not an error: webhooks and replicas
-    /// race, and the later state has already won. `StoreError::NotFound` if no such session.
+    /// (see [`SessionStatus::can_become`]), atomically, and returns the session as it now is
+    /// and whether *this* call moved it. A step that is not forward changes nothing and is not
+    /// an error: webhooks and replicas race, and the later state has already won; of two
+    /// replicas making the same step, exactly one sees `changed`. `StoreError::NotFound` if
+    /// no such session.
     async fn advance_status(
         &self,
         id: Uuid,
         to: SessionStatus,
         at: DateTime<Utc>,
-    ) -> Result<Session, StoreError>;
+    ) -> Result<Transition, StoreError>;
 
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -1,11 +1,41 @@
 //! The behaviour every store adapter must have, written once and run per backend.
 
 use chrono::{Duration, DurationRound, TimeZone, Utc};
-use june_domain::ports::EventCursor;
+use june_domain::ports::{EventCursor, IdempotencyState};
 use june_domain::ports::{PageCursor, SessionFilter, StoreError};
 use june_domain::{HistoryEntry, RecordedEvent, Role, Session, SessionStatus};
 use june_store::Stores;
 use uuid::Uuid;
+
+/// The contract as `#[tokio::test]`s, for a backend whose `fresh()` gives a `Db` with
+/// `stores` and an async `cleanup()`.
+#[macro_export]
+macro_rules! store_contract {
+    ($fresh:path) => {
+        store_contract!(@tests $fresh;
+            sessions_round_trip,
+            live_room_names_are_unique,
+            status_only_moves_forward,
+            listing_filters_and_pages,
+            history_appends_reads_and_clears,
+            sessions_are_found_by_room_sid_and_live_ones_listed_oldest_first,
+            presence_counts_people_and_newer_news_wins,
+            events_are_recorded_once_and_listed_newest_first,
+            idempotency_keys_claim_once_and_replay_the_response,
+            racing_status_changes_are_won_exactly_once,
+        );
+    };
+    (@tests $fresh:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let db = $fresh().await;
+                contract::$name(&db.stores).await;
+                db.cleanup().await;
+            }
+        )*
+    };
+}
 
 pub fn session(user: &str, room: &str) -> Session {
     // Microsecond precision is what the stores keep.
@@ -56,10 +86,13 @@ pub async fn live_room_names_are_unique(db: &Stores) {
         Err(StoreError::Conflict(_))
     ));
     // Once the first has ended, the name is free again.
-    db.sessions
-        .advance_status(first.id, SessionStatus::Ended, Utc::now())
-        .await
-        .unwrap();
+    assert!(
+        db.sessions
+            .advance_status(first.id, SessionStatus::Ended, Utc::now())
+            .await
+            .unwrap()
+            .changed
+    );
     db.sessions.insert(&second).await.unwrap();
     assert_eq!(
         db.sessions
@@ -82,7 +115,8 @@ pub async fn status_only_moves_forward(db: &Stores) {
         .sessions
         .advance_status(s.id, SessionStatus::Active, t)
         .await
-        .unwrap();
+        .unwrap()
+        .session;
     assert_eq!(active.status, SessionStatus::Active);
     assert_eq!(active.ended_at, None);
 
@@ -90,7 +124,8 @@ pub async fn status_only_moves_forward(db: &Stores) {
         .sessions
         .advance_status(s.id, SessionStatus::Ended, t)
         .await
-        .unwrap();
+        .unwrap()
+        .session;
     assert_eq!(ended.status, SessionStatus::Ended);
     assert_eq!(ended.ended_at, Some(t));
 
@@ -105,7 +140,8 @@ pub async fn status_only_moves_forward(db: &Stores) {
             .advance_status(s.id, late, t + Duration::seconds(5))
             .await
             .unwrap();
-        assert_eq!(after, ended);
+        assert_eq!(after.session, ended);
+        assert!(!after.changed);
     }
     assert!(matches!(
         db.sessions
@@ -328,4 +364,58 @@ pub async fn events_are_recorded_once_and_listed_newest_first(db: &Stores) {
     };
     let rest = db.events.list(s.id, 10, Some(cursor)).await.unwrap();
     assert_eq!(rest.len(), 2);
+}
+
+pub async fn idempotency_keys_claim_once_and_replay_the_response(db: &Stores) {
+    let t = Utc.with_ymd_and_hms(2026, 4, 2, 0, 0, 0).unwrap();
+    let day = Duration::hours(24);
+    let key = format!("key-{}", Uuid::new_v4());
+    let begin = |fp: &'static str, now| {
+        let key = key.clone();
+        async move {
+            db.idempotency
+                .begin(&key, fp, now, now - day)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(begin("body-a", t).await, IdempotencyState::Started);
+    assert_eq!(begin("body-a", t).await, IdempotencyState::InProgress);
+    assert_eq!(begin("body-b", t).await, IdempotencyState::Mismatch);
+    let response = serde_json::json!({"session_id": "s1", "n": [1]});
+    db.idempotency.complete(&key, &response).await.unwrap();
+    assert_eq!(
+        begin("body-a", t).await,
+        IdempotencyState::Completed(response.clone())
+    );
+    // A failed request releases only an unfinished claim.
+    db.idempotency.abandon(&key).await.unwrap();
+    assert_eq!(
+        begin("body-a", t).await,
+        IdempotencyState::Completed(response)
+    );
+    // After 24 h the key is new again.
+    assert_eq!(
+        begin("body-b", t + day + Duration::seconds(1)).await,
+        IdempotencyState::Started
+    );
+    db.idempotency.abandon(&key).await.unwrap();
+    assert_eq!(
+        begin("body-c", t + day + Duration::seconds(2)).await,
+        IdempotencyState::Started
+    );
+}
+
+/// Ten writers race the same step: the database lets exactly one win.
+pub async fn racing_status_changes_are_won_exactly_once(db: &Stores) {
+    let s = session("racer", &format!("room-race-{}", Uuid::new_v4().simple()));
+    db.sessions.insert(&s).await.unwrap();
+    let at = Utc::now();
+    let racers = (0..10).map(|_| db.sessions.advance_status(s.id, SessionStatus::Expired, at));
+    let results = futures_util::future::join_all(racers).await;
+    let wins = results
+        .into_iter()
+        .filter(|r| r.as_ref().unwrap().changed)
+        .count();
+    assert_eq!(wins, 1);
 }

@@ -1,0 +1,417 @@
+//! The store ports in SQL that SQLite and PostgreSQL both speak, written once.
+//!
+//! `sql_store!(Store, Db)` implements every port for a type with a `pool: sqlx::Pool<Db>`.
+//! Placeholders are `$1…` (SQLite reads them as named parameters numbered by first
+//! appearance, so each query introduces them in order); dynamic queries use `QueryBuilder`,
+//! which writes each backend's own placeholders. Only connecting and migrating differ.
+
+macro_rules! sql_store {
+    ($store:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl june_domain::ports::SessionStore for $store {
+            async fn insert(&self, s: &june_domain::Session) -> Result<(), june_domain::ports::StoreError> {
+                sqlx::query(
+                    "INSERT INTO sessions (id, user_id, room_name, livekit_room_sid, status, \
+                     language, metadata, voice, created_at, expires_at, updated_at, ended_at, \
+                     participant_count, last_activity_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                )
+                .bind(s.id.to_string())
+                .bind(&s.user_id)
+                .bind(&s.room_name)
+                .bind(&s.livekit_room_sid)
+                .bind(s.status.as_str())
+                .bind(&s.language)
+                .bind(serde_json::Value::Object(s.metadata.clone()).to_string())
+                .bind(s.voice)
+                .bind($crate::time::to_micros(s.created_at))
+                .bind($crate::time::to_micros(s.expires_at))
+                .bind($crate::time::to_micros(s.updated_at))
+                .bind(s.ended_at.map($crate::time::to_micros))
+                .bind(i64::from(s.participant_count))
+                .bind(s.last_activity_at.map($crate::time::to_micros))
+                .execute(&self.pool)
+                .await
+                .map_err($crate::store_error)?;
+                Ok(())
+            }
+
+            async fn get(&self, id: uuid::Uuid) -> Result<june_domain::Session, june_domain::ports::StoreError> {
+                let sql = format!("SELECT {} FROM sessions WHERE id = $1", $crate::rows::SESSION_COLUMNS);
+                let row: $crate::rows::SessionRow = sqlx::query_as(&sql)
+                    .bind(id.to_string())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::store_error)?;
+                row.try_into()
+            }
+
+            async fn find_live_by_room(
+                &self,
+                room_name: &str,
+            ) -> Result<Option<june_domain::Session>, june_domain::ports::StoreError> {
+                let sql = format!(
+                    "SELECT {} FROM sessions WHERE room_name = $1 AND status IN ('created', 'active')",
+                    $crate::rows::SESSION_COLUMNS
+                );
+                let row: Option<$crate::rows::SessionRow> = sqlx::query_as(&sql)
+                    .bind(room_name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::store_error)?;
+                row.map(june_domain::Session::try_from).transpose()
+            }
+
+            async fn find_by_room_sid(
+                &self,
+                room_sid: &str,
+            ) -> Result<Option<june_domain::Session>, june_domain::ports::StoreError> {
+                let sql = format!(
+                    "SELECT {} FROM sessions WHERE livekit_room_sid = $1 ORDER BY created_at DESC LIMIT 1",
+                    $crate::rows::SESSION_COLUMNS
+                );
+                let row: Option<$crate::rows::SessionRow> = sqlx::query_as(&sql)
+                    .bind(room_sid)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::store_error)?;
+                row.map(june_domain::Session::try_from).transpose()
+            }
+
+            async fn list_live(&self, limit: u32) -> Result<Vec<june_domain::Session>, june_domain::ports::StoreError> {
+                let sql = format!(
+                    "SELECT {} FROM sessions WHERE status IN ('created', 'active') \
+                     ORDER BY created_at ASC, id ASC LIMIT $1",
+                    $crate::rows::SESSION_COLUMNS
+                );
+                let rows: Vec<$crate::rows::SessionRow> = sqlx::query_as(&sql)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::store_error)?;
+                rows.into_iter().map(june_domain::Session::try_from).collect()
+            }
+
+            async fn record_presence(
+                &self,
+                session_id: uuid::Uuid,
+                identity: &str,
+                present: bool,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), june_domain::ports::StoreError> {
+                let id = session_id.to_string();
+                let mut tx = self.pool.begin().await.map_err($crate::store_error)?;
+                // Newer-or-equal news wins; older news about the same identity is ignored.
+                sqlx::query(
+                    "INSERT INTO session_participants (session_id, identity, present, last_event_at) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (session_id, identity) DO UPDATE \
+                     SET present = excluded.present, last_event_at = excluded.last_event_at \
+                     WHERE excluded.last_event_at >= session_participants.last_event_at",
+                )
+                .bind(&id)
+                .bind(identity)
+                .bind(present)
+                .bind($crate::time::to_micros(at))
+                .execute(&mut *tx)
+                .await
+                .map_err($crate::store_error)?;
+                sqlx::query(
+                    "UPDATE sessions SET \
+                       participant_count = (SELECT COUNT(*) FROM session_participants \
+                                            WHERE session_id = $1 AND present), \
+                       last_activity_at = (SELECT MAX(last_event_at) FROM session_participants \
+                                           WHERE session_id = $1) \
+                     WHERE id = $1",
+                )
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err($crate::store_error)?;
+                tx.commit().await.map_err($crate::store_error)
+            }
+
+            async fn list(
+                &self,
+                f: &june_domain::ports::SessionFilter,
+            ) -> Result<Vec<june_domain::Session>, june_domain::ports::StoreError> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM sessions WHERE 1 = 1",
+                    $crate::rows::SESSION_COLUMNS
+                ));
+                if let Some(user) = &f.user_id {
+                    qb.push(" AND user_id = ").push_bind(user.clone());
+                }
+                if let Some(status) = f.status {
+                    qb.push(" AND status = ").push_bind(status.as_str());
+                }
+                if let Some(c) = f.after {
+                    let at = $crate::time::to_micros(c.created_at);
+                    qb.push(" AND (created_at < ")
+                        .push_bind(at)
+                        .push(" OR (created_at = ")
+                        .push_bind(at)
+                        .push(" AND id < ")
+                        .push_bind(c.id.to_string())
+                        .push("))");
+                }
+                qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+                    .push_bind(i64::from(f.limit));
+                let rows: Vec<$crate::rows::SessionRow> = qb
+                    .build_query_as()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::store_error)?;
+                rows.into_iter().map(june_domain::Session::try_from).collect()
+            }
+
+            async fn advance_status(
+                &self,
+                id: uuid::Uuid,
+                to: june_domain::SessionStatus,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<june_domain::ports::Transition, june_domain::ports::StoreError> {
+                // One UPDATE guarded by the allowed predecessors: of concurrent writers
+                // (webhooks, replicas, the reaper) exactly one moves the row, and never back.
+                let from: Vec<&str> = june_domain::SessionStatus::ALL
+                    .into_iter()
+                    .filter(|s| s.can_become(to))
+                    .map(|s| s.as_str())
+                    .collect();
+                let mut changed = false;
+                if !from.is_empty() {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE sessions SET status = ");
+                    qb.push_bind(to.as_str())
+                        .push(", updated_at = ")
+                        .push_bind($crate::time::to_micros(at));
+                    if !to.is_live() {
+                        qb.push(", ended_at = ").push_bind($crate::time::to_micros(at));
+                    }
+                    qb.push(" WHERE id = ").push_bind(id.to_string());
+                    qb.push(" AND status IN (");
+                    let mut list = qb.separated(", ");
+                    for status in from {
+                        list.push_bind(status);
+                    }
+                    qb.push(")");
+                    changed = qb
+                        .build()
+                        .execute(&self.pool)
+                        .await
+                        .map_err($crate::store_error)?
+                        .rows_affected()
+                        == 1;
+                }
+                Ok(june_domain::ports::Transition {
+                    session: june_domain::ports::SessionStore::get(self, id).await?,
+                    changed,
+                })
+            }
+
+            async fn ping(&self) -> Result<(), june_domain::ports::StoreError> {
+                sqlx::query("SELECT 1")
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::store_error)?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl june_domain::ports::HistoryStore for $store {
+            async fn append(
+                &self,
+                session_id: uuid::Uuid,
+                e: &june_domain::HistoryEntry,
+            ) -> Result<(), june_domain::ports::StoreError> {
+                sqlx::query(
+                    "INSERT INTO history (session_id, role, content, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(session_id.to_string())
+                .bind(e.role.as_str())
+                .bind(&e.content)
+                .bind($crate::time::to_micros(e.timestamp))
+                .execute(&self.pool)
+                .await
+                .map_err($crate::store_error)?;
+                Ok(())
+            }
+
+            async fn recent(
+                &self,
+                session_id: uuid::Uuid,
+                limit: u32,
+            ) -> Result<Vec<june_domain::HistoryEntry>, june_domain::ports::StoreError> {
+                let rows: Vec<$crate::rows::HistoryRow> = sqlx::query_as(
+                    "SELECT role, content, created_at FROM \
+                       (SELECT seq, role, content, created_at FROM history WHERE session_id = $1 \
+                        ORDER BY seq DESC LIMIT $2) AS newest \
+                     ORDER BY seq ASC",
+                )
+                .bind(session_id.to_string())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::store_error)?;
+                rows.into_iter()
+                    .map(|r| {
+                        Ok(june_domain::HistoryEntry {
+                            role: june_domain::Role::parse(&r.role)
+                                .ok_or_else(|| $crate::rows::corrupt("role", &r.role))?,
+                            content: r.content,
+                            timestamp: $crate::time::from_micros(r.created_at)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn clear(&self, session_id: uuid::Uuid) -> Result<(), june_domain::ports::StoreError> {
+                sqlx::query("DELETE FROM history WHERE session_id = $1")
+                    .bind(session_id.to_string())
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::store_error)?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl june_domain::ports::EventStore for $store {
+            async fn seen(&self, event_id: &str) -> Result<bool, june_domain::ports::StoreError> {
+                let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM webhook_events WHERE id = $1")
+                    .bind(event_id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::store_error)?;
+                Ok(n > 0)
+            }
+
+            async fn record(&self, e: &june_domain::RecordedEvent) -> Result<bool, june_domain::ports::StoreError> {
+                let done = sqlx::query(
+                    "INSERT INTO webhook_events (id, event, session_id, room_name, participant, \
+                     track_sid, created_at, received_at, payload) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(&e.id)
+                .bind(&e.event)
+                .bind(e.session_id.map(|id| id.to_string()))
+                .bind(&e.room_name)
+                .bind(&e.participant)
+                .bind(&e.track_sid)
+                .bind($crate::time::to_micros(e.created_at))
+                .bind($crate::time::to_micros(e.received_at))
+                .bind(e.payload.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err($crate::store_error)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn list(
+                &self,
+                session_id: uuid::Uuid,
+                limit: u32,
+                after: Option<june_domain::ports::EventCursor>,
+            ) -> Result<Vec<june_domain::RecordedEvent>, june_domain::ports::StoreError> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM webhook_events WHERE session_id = ",
+                    $crate::rows::EVENT_COLUMNS
+                ));
+                qb.push_bind(session_id.to_string());
+                if let Some(c) = after {
+                    let at = $crate::time::to_micros(c.created_at);
+                    qb.push(" AND (created_at < ")
+                        .push_bind(at)
+                        .push(" OR (created_at = ")
+                        .push_bind(at)
+                        .push(" AND id < ")
+                        .push_bind(c.id)
+                        .push("))");
+                }
+                qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+                    .push_bind(i64::from(limit));
+                let rows: Vec<$crate::rows::EventRow> = qb
+                    .build_query_as()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::store_error)?;
+                rows.into_iter().map(june_domain::RecordedEvent::try_from).collect()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl june_domain::ports::IdempotencyStore for $store {
+            async fn begin(
+                &self,
+                key: &str,
+                fingerprint: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                not_before: chrono::DateTime<chrono::Utc>,
+            ) -> Result<june_domain::ports::IdempotencyState, june_domain::ports::StoreError> {
+                use june_domain::ports::IdempotencyState;
+                sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND created_at < $2")
+                    .bind(key)
+                    .bind($crate::time::to_micros(not_before))
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::store_error)?;
+                // The primary key settles races: exactly one request claims the key.
+                let claimed = sqlx::query(
+                    "INSERT INTO idempotency_keys (key, fingerprint, response, created_at) \
+                     VALUES ($1, $2, NULL, $3) ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(key)
+                .bind(fingerprint)
+                .bind($crate::time::to_micros(now))
+                .execute(&self.pool)
+                .await
+                .map_err($crate::store_error)?
+                .rows_affected()
+                    == 1;
+                if claimed {
+                    return Ok(IdempotencyState::Started);
+                }
+                let row: Option<$crate::rows::IdempotencyRow> = sqlx::query_as(
+                    "SELECT fingerprint, response FROM idempotency_keys WHERE key = $1",
+                )
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::store_error)?;
+                Ok(match row {
+                    // Released between our insert and select: the caller asks again.
+                    None => IdempotencyState::InProgress,
+                    Some(r) if r.fingerprint != fingerprint => IdempotencyState::Mismatch,
+                    Some(r) => match r.response {
+                        None => IdempotencyState::InProgress,
+                        Some(text) => IdempotencyState::Completed(
+                            serde_json::from_str(&text)
+                                .map_err(|_| $crate::rows::corrupt("idempotent response", key))?,
+                        ),
+                    },
+                })
+            }
+
+            async fn complete(&self, key: &str, response: &serde_json::Value) -> Result<(), june_domain::ports::StoreError> {
+                sqlx::query("UPDATE idempotency_keys SET response = $1 WHERE key = $2")
+                    .bind(response.to_string())
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::store_error)?;
+                Ok(())
+            }
+
+            async fn abandon(&self, key: &str) -> Result<(), june_domain::ports::StoreError> {
+                sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND response IS NULL")
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::store_error)?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use sql_store;
