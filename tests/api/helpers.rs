@@ -1,7 +1,7 @@
 //! `spawn_app()`: the real `Application` wired to the LiveKit double and a fresh database.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use june_orchestrator::Application;
 use june_orchestrator::config::Settings;
@@ -15,15 +15,16 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
     }
 });
 
-/// A running server and what it talks to.
+/// A running server and what it talks to. Clones of the LiveKit double and the temp folder
+/// are shared by [`TestApp::replica`]s.
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
-    pub lk: LiveKitDouble,
+    pub lk: Arc<LiveKitDouble>,
     pub handle: actix_web::dev::ServerHandle,
     pub db_url: String,
     pub extra_env: Vec<(String, String)>,
-    _dir: tempfile::TempDir,
+    _dir: Arc<tempfile::TempDir>,
 }
 
 /// The settings a test server runs with.
@@ -66,13 +67,18 @@ pub async fn spawn_app() -> TestApp {
 
 /// A server with extra environment variables.
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
-    let lk = LiveKitDouble::start();
-    let dir = tempfile::tempdir().unwrap();
+    let lk = Arc::new(LiveKitDouble::start());
+    let dir = Arc::new(tempfile::tempdir().unwrap());
     let db_url = format!("sqlite://{}/june.db", dir.path().display());
     let extra_env: Vec<(String, String)> = extra
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
+    let db_url = extra_env
+        .iter()
+        .find(|(k, _)| k == "DATABASE_URL")
+        .map(|(_, v)| v.clone())
+        .unwrap_or(db_url);
     let (address, handle) = start(&env_for(&lk, &db_url, &extra_env)).await;
     TestApp {
         address,
@@ -86,6 +92,20 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 }
 
 impl TestApp {
+    /// A second server on the same database and LiveKit, as another replica would be.
+    pub async fn replica(&self) -> TestApp {
+        let (address, handle) = start(&env_for(&self.lk, &self.db_url, &self.extra_env)).await;
+        TestApp {
+            address,
+            client: self.client.clone(),
+            lk: self.lk.clone(),
+            handle,
+            db_url: self.db_url.clone(),
+            extra_env: self.extra_env.clone(),
+            _dir: self._dir.clone(),
+        }
+    }
+
     /// Stops the server and starts a new one on the same database and LiveKit.
     pub async fn restart(&mut self) {
         self.handle.stop(true).await;
@@ -170,4 +190,59 @@ pub async fn read(resp: reqwest::Response) -> (u16, Value) {
 /// Seconds since the epoch.
 pub fn now() -> usize {
     chrono::Utc::now().timestamp() as usize
+}
+
+/// A fresh PostgreSQL schema on the real server (`JUNE_TEST_POSTGRES_URL`, default
+/// `postgres://postgres@127.0.0.1:5432/test`), dropped by [`PgSchema::drop`].
+pub struct PgSchema {
+    pub name: String,
+}
+
+pub fn pg_server() -> String {
+    std::env::var("JUNE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+impl PgSchema {
+    pub async fn create() -> PgSchema {
+        use sqlx::Connection;
+        let name = format!("june_e2e_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&pg_server())
+            .await
+            .expect("PostgreSQL");
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        PgSchema { name }
+    }
+
+    /// The database URL for this schema, on `host_port` (to go through a proxy).
+    pub fn url_via(&self, host_port: &str) -> String {
+        format!(
+            "postgres://postgres@{host_port}/test?options=-c%20search_path%3D{}",
+            self.name
+        )
+    }
+
+    pub fn url(&self) -> String {
+        let server = pg_server();
+        let host_port = server
+            .trim_start_matches("postgres://")
+            .split('@')
+            .next_back()
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or("127.0.0.1:5432")
+            .to_owned();
+        self.url_via(&host_port)
+    }
+
+    pub async fn drop(self) {
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(&pg_server()).await.unwrap();
+        sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
 }

@@ -6,5 +6,6 @@ mod conformance;
 mod helpers;
 mod legacy;
 mod operations;
+mod postgres;
 mod sessions;
 mod webhooks;

@@ -432,3 +432,54 @@ async fn restarting_the_server_keeps_every_session() {
     let (_, list) = app.get("/api/sessions").await;
     assert_eq!(list["sessions"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body() {
+    let app = spawn_app().await;
+    let send = |body: serde_json::Value, key: &'static str| {
+        let app = &app;
+        async move {
+            let resp = app
+                .client
+                .post(app.url("/api/sessions"))
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            crate::helpers::read(resp).await
+        }
+    };
+    let (s1, first) = send(json!({"user_id": "ida", "language": "en"}), "k-1").await;
+    // Same body with its keys in another order is the same request.
+    let (s2, again) = send(json!({"language": "en", "user_id": "ida"}), "k-1").await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(first, again);
+    let (status, body) = send(json!({"user_id": "someone-else"}), "k-1").await;
+    assert_eq!(status, 422);
+    assert_eq!(body["field"], "Idempotency-Key");
+    let (status, _) = send(json!({"user_id": "ida"}), "k-2").await;
+    assert_eq!(status, 200, "another key is another session");
+    let (_, list) = app.get("/api/sessions?user_id=ida").await;
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_create_releases_its_idempotency_key() {
+    let app = spawn_app().await;
+    app.lk.fail(Failure::Status(503));
+    let post = || {
+        app.client
+            .post(app.url("/api/sessions"))
+            .header("idempotency-key", "retry-me")
+            .json(&json!({"user_id": "ivan"}))
+            .send()
+    };
+    assert_eq!(post().await.unwrap().status(), 502);
+    app.lk.recover();
+    assert_eq!(
+        post().await.unwrap().status(),
+        200,
+        "the retry does the work"
+    );
+}

@@ -138,18 +138,21 @@ fn spawn_reaper(
     grace: chrono::Duration,
 ) -> Reaper {
     let (stop, mut stopped) = watch::channel(false);
+    // Held across a missed tick or two, released to another replica if this one dies.
+    let lease_for =
+        chrono::Duration::from_std(interval * 3).unwrap_or(chrono::Duration::minutes(2));
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
-                _ = tick.tick() => match lifecycle.reap(grace).await {
+                _ = tick.tick() => match lifecycle.reap(grace, lease_for).await {
                     Ok(report) => {
                         if report.expired + report.ended > 0 {
                             tracing::info!(expired = report.expired, ended = report.ended, "reaper pass");
                         }
                         if let Some(why) = report.skipped {
-                            tracing::warn!(reason = %why, "reaper skipped reconciliation with LiveKit");
+                            tracing::debug!(reason = %why, "reaper pass skipped or partial");
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "reaper pass failed"),
@@ -212,6 +215,7 @@ impl Application {
             sessions,
             lifecycle,
             conversation,
+            idempotency: stores.idempotency.clone(),
             config: ApiConfig {
                 livekit_url: lk.ws_url.clone(),
                 default_bot_room: Some(lk.default_bot_room.clone()).filter(|r| !r.is_empty()),

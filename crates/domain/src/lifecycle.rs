@@ -24,9 +24,14 @@ pub struct EventPage {
     pub next_cursor: Option<EventCursor>,
 }
 
+/// The lease that lets one replica at a time run the reaper.
+pub const REAPER_LEASE: &str = "reaper";
+
 /// Webhook handling, the event log and the reaper. Cheap to clone.
 #[derive(Clone)]
 pub struct LifecycleService {
+    /// Names this instance as a lease holder.
+    instance: String,
     sessions: Arc<dyn SessionStore>,
     events: Arc<dyn EventStore>,
     rooms: Arc<dyn RoomService>,
@@ -44,6 +49,7 @@ impl LifecycleService {
         clock: Arc<dyn Clock>,
     ) -> Self {
         LifecycleService {
+            instance: Uuid::new_v4().to_string(),
             sessions,
             events,
             rooms,
@@ -189,11 +195,28 @@ impl LifecycleService {
 
     /// One reaper pass. Sessions past `expires_at` get their room deleted and become
     /// `expired`; live sessions older than `grace` whose room LiveKit no longer lists
-    /// become `ended`. If LiveKit cannot be asked, nothing is ended on a guess. Every step is
-    /// idempotent and forward-only, so replicas reaping at once do no harm.
+    /// become `ended`. If LiveKit cannot be asked, nothing is ended on a guess.
+    ///
+    /// Only the holder of the reaper lease (taken for `lease_for`, renewed each pass) works,
+    /// so with several replicas each room is deleted once; and every step is idempotent and
+    /// forward-only besides, so a lease that lapses mid-pass does no harm.
     #[tracing::instrument(skip_all)]
-    pub async fn reap(&self, grace: Duration) -> Result<ReapReport, SessionError> {
+    pub async fn reap(
+        &self,
+        grace: Duration,
+        lease_for: Duration,
+    ) -> Result<ReapReport, SessionError> {
         let now = self.clock.now();
+        if !self
+            .sessions
+            .try_lease(REAPER_LEASE, &self.instance, now, now + lease_for)
+            .await?
+        {
+            return Ok(ReapReport {
+                skipped: Some("another replica holds the reaper lease".into()),
+                ..Default::default()
+            });
+        }
         let live = self.sessions.list_live(REAP_BATCH).await?;
         let mut report = ReapReport::default();
         let (overdue, current): (Vec<&Session>, Vec<&Session>) =

@@ -327,7 +327,11 @@ async fn the_reaper_expires_overdue_sessions_and_deletes_their_rooms() {
     let long = new_session(&f, Some(3600)).await;
     f.clock.advance(Duration::seconds(121));
 
-    let report = f.lifecycle.reap(Duration::seconds(30)).await.unwrap();
+    let report = f
+        .lifecycle
+        .reap(Duration::seconds(30), Duration::seconds(60))
+        .await
+        .unwrap();
     assert_eq!(report.expired, 1);
     assert_eq!(report.ended, 0);
     assert_eq!(
@@ -349,7 +353,11 @@ async fn the_reaper_expires_overdue_sessions_and_deletes_their_rooms() {
     assert_eq!(left, vec![long.room_name.clone()]);
 
     // A second pass (or a second replica) finds nothing more to do.
-    let again = f.lifecycle.reap(Duration::seconds(30)).await.unwrap();
+    let again = f
+        .lifecycle
+        .reap(Duration::seconds(30), Duration::seconds(60))
+        .await
+        .unwrap();
     assert_eq!((again.expired, again.ended), (0, 0));
 }
 
@@ -360,10 +368,18 @@ async fn the_reaper_ends_sessions_whose_room_livekit_no_longer_has_after_the_gra
     f.rooms.delete_room(&s.room_name).await.unwrap();
 
     // Within the grace period: left alone.
-    let report = f.lifecycle.reap(Duration::seconds(30)).await.unwrap();
+    let report = f
+        .lifecycle
+        .reap(Duration::seconds(30), Duration::seconds(60))
+        .await
+        .unwrap();
     assert_eq!(report.ended, 0);
     f.clock.advance(Duration::seconds(31));
-    let report = f.lifecycle.reap(Duration::seconds(30)).await.unwrap();
+    let report = f
+        .lifecycle
+        .reap(Duration::seconds(30), Duration::seconds(60))
+        .await
+        .unwrap();
     assert_eq!(report.ended, 1);
     assert_eq!(
         f.store.get(s.id).await.unwrap().status,
@@ -406,7 +422,10 @@ async fn the_reaper_ends_nothing_when_livekit_cannot_be_asked() {
         Arc::new(NoVerifier),
         clock,
     );
-    let report = lifecycle.reap(Duration::seconds(30)).await.unwrap();
+    let report = lifecycle
+        .reap(Duration::seconds(30), Duration::seconds(60))
+        .await
+        .unwrap();
     assert_eq!(report.ended, 0);
     assert!(report.skipped.unwrap().contains("down"));
     s = store.get(s.id).await.unwrap();
@@ -431,4 +450,40 @@ async fn receive_refuses_what_the_verifier_refuses_before_touching_the_store() {
     );
     let err = lifecycle.receive(b"{}", Some("x")).await.unwrap_err();
     assert_eq!(err.code(), "invalid_signature");
+}
+
+#[tokio::test]
+async fn only_the_lease_holder_reaps() {
+    let f = fixture();
+    let s = new_session(&f, Some(120)).await;
+    let other = LifecycleService::new(
+        f.store.clone(),
+        f.store.clone(),
+        f.rooms.clone(),
+        Arc::new(NoVerifier),
+        f.clock.clone(),
+    );
+    f.clock.advance(Duration::seconds(121));
+    let first = f
+        .lifecycle
+        .reap(Duration::seconds(30), Duration::seconds(60))
+        .await
+        .unwrap();
+    assert_eq!(first.expired, 1);
+    let second = other
+        .reap(Duration::seconds(30), Duration::seconds(60))
+        .await
+        .unwrap();
+    assert!(second.skipped.unwrap().contains("lease"));
+    // Once the lease lapses, the other replica takes over.
+    f.clock.advance(Duration::seconds(61));
+    let later = other
+        .reap(Duration::seconds(30), Duration::seconds(60))
+        .await
+        .unwrap();
+    assert!(later.skipped.is_none());
+    assert_eq!(
+        f.store.get(s.id).await.unwrap().status,
+        SessionStatus::Expired
+    );
 }

@@ -25,6 +25,7 @@ pub struct InMemoryStore {
     sessions: Mutex<HashMap<Uuid, Session>>,
     history: Mutex<HashMap<Uuid, Vec<HistoryEntry>>>,
     presence: Mutex<HashMap<(Uuid, String), Presence>>,
+    leases: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
     events: Mutex<Vec<RecordedEvent>>,
 }
 
@@ -147,6 +148,23 @@ impl SessionStore for InMemoryStore {
             session: s.clone(),
             changed,
         })
+    }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut leases = self.leases.lock().map_err(poisoned)?;
+        match leases.get(name) {
+            Some((other, end)) if other != holder && *end >= now => Ok(false),
+            _ => {
+                leases.insert(name.to_owned(), (holder.to_owned(), until));
+                Ok(true)
+            }
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

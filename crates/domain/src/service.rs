@@ -277,8 +277,8 @@ impl SessionService {
         })
     }
 
-    /// The session with a freshly minted owner token (tokens are never stored). A session
-    /// found past its expiry is moved to `expired` on the way.
+    /// The session with a freshly minted owner token (tokens are never stored); none once
+    /// the session is over or past its expiry.
     #[tracing::instrument(skip_all, fields(session_id = %id))]
     pub async fn get(&self, id: Uuid) -> Result<SessionWithToken, SessionError> {
         let session = self.current(id).await?;
@@ -450,17 +450,12 @@ impl SessionService {
         Ok(self.tokens.issue(&request)?)
     }
 
-    /// Reads a session and brings an overdue one to `expired` first.
+    /// Reads a session as it stands now: one past its expiry reads as `expired` even before
+    /// the reaper has deleted its room and stored the change (reads never write, and never
+    /// leave a room behind in LiveKit).
     async fn current(&self, id: Uuid) -> Result<Session, SessionError> {
-        let session = self.store.get(id).await?;
-        let now = self.clock.now();
-        if session.effective_status(now) != session.status {
-            return Ok(self
-                .store
-                .advance_status(id, SessionStatus::Expired, now)
-                .await?
-                .session);
-        }
+        let mut session = self.store.get(id).await?;
+        session.status = session.effective_status(self.clock.now());
         Ok(session)
     }
 

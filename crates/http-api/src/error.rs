@@ -43,6 +43,17 @@ pub enum ApiError {
     /// The route exists but not for this method (405).
     #[error("Method Not Allowed")]
     MethodNotAllowed,
+    /// A bug of ours, not of the request (500 with a generic detail; the cause is logged).
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The request conflicts with another one in flight (409).
+    #[error("{detail}")]
+    Conflict {
+        /// Human message.
+        detail: String,
+        /// Machine code.
+        code: &'static str,
+    },
     /// The body's `Content-Type` is not one this route reads (415).
     #[error("Content-Type must be one of: {expected}")]
     UnsupportedMediaType {
@@ -74,6 +85,8 @@ impl ApiError {
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            ApiError::Conflict { code, .. } => code,
+            ApiError::Internal(_) => "internal_error",
         }
     }
 
@@ -107,6 +120,9 @@ impl ApiError {
                 "The session store is unavailable; try again shortly".into()
             }
             ApiError::Session(SessionError::Token(_)) => "Could not mint an access token".into(),
+            ApiError::Internal(_) => {
+                "Internal error; see the server log for this request id".into()
+            }
             ApiError::Session(SessionError::Room(e)) => match e {
                 RoomError::Unavailable { message, .. } => {
                     format!("LiveKit is unavailable: {message}")
@@ -151,6 +167,8 @@ impl ResponseError for ApiError {
             ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

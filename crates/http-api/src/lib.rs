@@ -8,6 +8,7 @@
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod middleware;
 pub mod routes;
 
@@ -50,6 +51,8 @@ pub struct AppState {
     pub lifecycle: LifecycleService,
     /// Chat turns and speech.
     pub conversation: ConversationService,
+    /// `Idempotency-Key` records.
+    pub idempotency: std::sync::Arc<dyn june_domain::ports::IdempotencyStore>,
     /// HTTP-level settings.
     pub config: ApiConfig,
 }

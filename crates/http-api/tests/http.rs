@@ -57,6 +57,7 @@ fn state_with(
             Arc::new(verifier),
             Arc::new(SystemClock),
         ),
+        idempotency: Arc::new(MockIdempotencyStore::new()),
         conversation: ConversationService::new(
             ConversationPorts {
                 sessions: store,

@@ -208,6 +208,28 @@ macro_rules! sql_store {
                 })
             }
 
+            async fn try_lease(
+                &self,
+                name: &str,
+                holder: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                until: chrono::DateTime<chrono::Utc>,
+            ) -> Result<bool, june_domain::ports::StoreError> {
+                let done = sqlx::query(
+                    "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+                     WHERE leases.holder = excluded.holder OR leases.until < $4",
+                )
+                .bind(name)
+                .bind(holder)
+                .bind($crate::time::to_micros(until))
+                .bind($crate::time::to_micros(now))
+                .execute(&self.pool)
+                .await
+                .map_err($crate::store_error)?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn ping(&self) -> Result<(), june_domain::ports::StoreError> {
                 sqlx::query("SELECT 1")
                     .execute(&self.pool)

@@ -17,6 +17,7 @@
 
 pub mod drip;
 mod livekit;
+pub mod proxy;
 pub mod webhook;
 
 pub use livekit::{Call, Failure, LiveKitDouble};

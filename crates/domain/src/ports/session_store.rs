@@ -100,6 +100,17 @@ pub trait SessionStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<Transition, StoreError>;
 
+    /// Takes or renews the lease `name` for `holder` until `until`, unless another holder's
+    /// lease is still running at `now`. Returns whether `holder` holds it. One statement, so
+    /// replicas racing for it cannot both win.
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
 }

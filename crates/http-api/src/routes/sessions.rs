@@ -1,6 +1,6 @@
 //! `/api/sessions`: create, read (fresh token), list, delete, guest tokens, history.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use june_domain::{NewSession, SessionStatus};
 
 use super::session_id;
@@ -10,13 +10,38 @@ use crate::dto::{
     ListSessionsQuery, SessionDeleted, SessionList, SessionResponse, decode_cursor, encode_cursor,
 };
 use crate::error::ApiError;
-use crate::extract::ValidJson;
+use crate::extract::{RawBody, ValidJson, parse};
+use crate::idempotency;
 
-/// `POST /api/sessions`
+/// `POST /api/sessions`, honouring `Idempotency-Key`.
 pub async fn create_session(
     state: web::Data<AppState>,
-    ValidJson(body): ValidJson<CreateSessionRequest>,
+    req: HttpRequest,
+    RawBody(raw): RawBody,
 ) -> Result<HttpResponse, ApiError> {
+    let body: CreateSessionRequest = parse(&raw)?;
+    let key = req
+        .headers()
+        .get(idempotency::HEADER)
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let answer = match key {
+        None => create(&state, body).await?,
+        Some(key) => {
+            let key = idempotency::valid_key(&key)?;
+            let fingerprint = idempotency::fingerprint(&raw);
+            idempotency::once(state.idempotency.as_ref(), key, &fingerprint, || {
+                create(&state, body)
+            })
+            .await?
+        }
+    };
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+async fn create(
+    state: &AppState,
+    body: CreateSessionRequest,
+) -> Result<serde_json::Value, ApiError> {
     let created = state
         .sessions
         .create(NewSession {
@@ -29,7 +54,8 @@ pub async fn create_session(
         })
         .await?;
     tracing::info!(session_id = %created.session.id, room = %created.session.room_name, "session created");
-    Ok(HttpResponse::Ok().json(SessionResponse::new(created, &state.config.livekit_url)))
+    serde_json::to_value(SessionResponse::new(created, &state.config.livekit_url))
+        .map_err(|e| ApiError::Internal(format!("session response could not be encoded: {e}")))
 }
 
 /// `GET /api/sessions/{id}`

@@ -23,6 +23,7 @@ macro_rules! store_contract {
             events_are_recorded_once_and_listed_newest_first,
             idempotency_keys_claim_once_and_replay_the_response,
             racing_status_changes_are_won_exactly_once,
+            a_lease_has_one_holder_until_it_lapses,
         );
     };
     (@tests $fresh:path; $($name:ident),* $(,)?) => {
@@ -418,4 +419,27 @@ pub async fn racing_status_changes_are_won_exactly_once(db: &Stores) {
         .filter(|r| r.as_ref().unwrap().changed)
         .count();
     assert_eq!(wins, 1);
+}
+
+pub async fn a_lease_has_one_holder_until_it_lapses(db: &Stores) {
+    let t = Utc.with_ymd_and_hms(2026, 4, 3, 0, 0, 0).unwrap();
+    let minute = Duration::minutes(1);
+    let lease = |holder: &'static str, now: chrono::DateTime<Utc>| async move {
+        db.sessions
+            .try_lease("test-lease", holder, now, now + minute)
+            .await
+            .unwrap()
+    };
+    assert!(lease("a", t).await);
+    assert!(!lease("b", t + Duration::seconds(30)).await);
+    assert!(
+        lease("a", t + Duration::seconds(30)).await,
+        "the holder renews"
+    );
+    assert!(!lease("b", t + Duration::seconds(89)).await);
+    assert!(
+        lease("b", t + Duration::seconds(91)).await,
+        "lapsed: b takes it"
+    );
+    assert!(!lease("a", t + Duration::seconds(92)).await);
 }
