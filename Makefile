@@ -1,7 +1,7 @@
 # June Orchestrator — the front door. `make help` lists the targets.
 CARGO ?= cargo
 
-.PHONY: help run build release test unit doctest fmt fmt-check lint check-deps conformance-deps clean
+.PHONY: help run build release test unit doctest fmt fmt-check lint check-deps conformance-deps bench clean
 
 PYTHON ?= python3
 # LiveKit's official Python server SDK, the conformance peer of tests/api/conformance.rs.
@@ -49,6 +49,9 @@ check-deps: ## The domain and HTTP crates must not depend on adapters' technolog
 	@bad=$$($(CARGO) tree -p june-http-api -e normal --prefix none | grep -E '^(sqlx|reqwest|livekit)' | sort -u); \
 	if [ -n "$$bad" ]; then echo "june-http-api must not depend on: $$bad"; exit 1; fi
 	@echo "layering rules hold"
+
+bench: ## Load benchmarks (release build): session create and webhook ingest on SQLite and PostgreSQL
+	$(CARGO) run --release -p june-bench -- --seconds 10 --concurrency 32
 
 clean:
 	$(CARGO) clean

@@ -30,6 +30,10 @@ pub const LEGACY_ENV: &[(&str, &str)] = &[
     ("TTS_SERVICE_URL", "tts.url"),
     ("SERVICE_AUTH_TOKEN", "tts.service_token"),
     ("STT_SERVICE_URL", "stt.url"),
+    ("STT_SERVICE_TOKEN", "voice.stt_token"),
+    ("STT_AGENT_NAME", "voice.stt_agent_name"),
+    ("TTS_AGENT_NAME", "voice.tts_agent_name"),
+    ("ORCHESTRATOR_PUBLIC_URL", "voice.public_url"),
 ];
 
 /// Secrets that may also come from a file named by `<NAME>_FILE` (Kubernetes secrets).
@@ -38,6 +42,7 @@ const FILE_SECRETS: &[&str] = &[
     "LIVEKIT_API_KEY",
     "GEMINI_API_KEY",
     "SERVICE_AUTH_TOKEN",
+    "STT_SERVICE_TOKEN",
 ];
 
 /// Everything the binary is configured with.
@@ -63,6 +68,27 @@ pub struct Settings {
     pub tts: TtsSettings,
     /// The STT service.
     pub stt: SttSettings,
+    /// The voice loop.
+    pub voice: VoiceSettings,
+}
+
+/// Voice loop settings.
+#[derive(Debug, Deserialize)]
+pub struct VoiceSettings {
+    /// Agent name of the STT bot.
+    pub stt_agent_name: String,
+    /// Agent name of the TTS bot.
+    pub tts_agent_name: String,
+    /// What the bots call back.
+    pub public_url: String,
+    /// Bearer token of the STT bot.
+    pub stt_token: SecretString,
+    /// Finals below this confidence are skipped.
+    pub min_confidence: f32,
+    /// A repeated final within this window is skipped.
+    pub duplicate_window_ms: i64,
+    /// Longest piece sent to TTS.
+    pub max_sentence_chars: usize,
 }
 
 /// Language model settings.

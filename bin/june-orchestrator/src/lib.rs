@@ -17,10 +17,12 @@ use june_ai_adapters::{GeminiChat, GeminiConfig, HttpSttClient, HttpTtsClient};
 use june_domain::ports::{ChatModel, SpeechToText, SystemClock, TextToSpeech};
 use june_domain::{
     ConversationPolicy, ConversationPorts, ConversationService, LifecycleService, SessionPolicy,
-    SessionService,
+    SessionService, VoiceConfig, VoicePorts, VoiceService,
 };
 use june_http_api::{ApiConfig, AppState};
-use june_livekit_adapter::{LiveKitRoomService, LiveKitTokenIssuer, LiveKitWebhookVerifier};
+use june_livekit_adapter::{
+    LiveKitAgentDispatcher, LiveKitRoomService, LiveKitTokenIssuer, LiveKitWebhookVerifier,
+};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -62,11 +64,16 @@ fn non_empty(secret: &SecretString) -> Option<SecretString> {
     (!secret.expose_secret().is_empty()).then(|| secret.clone())
 }
 
-/// The conversation service with whichever AI services are configured.
-fn conversation(
-    settings: &Settings,
-    stores: &june_store::Stores,
-) -> Result<ConversationService, StartError> {
+/// The AI adapters that are configured, shared by chat and the voice loop.
+struct Ai {
+    llm: Option<Arc<dyn ChatModel>>,
+    tts: Option<Arc<dyn TextToSpeech>>,
+    stt: Option<Arc<dyn SpeechToText>>,
+    policy: ConversationPolicy,
+}
+
+/// Builds the AI adapters whichever are configured.
+fn ai(settings: &Settings) -> Result<Ai, StartError> {
     let client = june_ai_adapters::http_client(Duration::from_secs(5))?;
     let ai = &settings.ai;
     let llm = non_empty(&ai.gemini_api_key).map(|api_key| {
@@ -98,23 +105,18 @@ fn conversation(
     if llm.is_none() {
         tracing::warn!("no GEMINI_API_KEY: chat answers 503 llm_not_configured");
     }
-    Ok(ConversationService::new(
-        ConversationPorts {
-            sessions: stores.sessions.clone(),
-            history: stores.history.clone(),
-            llm,
-            tts,
-            stt,
-            clock: Arc::new(SystemClock),
-        },
-        ConversationPolicy {
+    Ok(Ai {
+        llm,
+        tts,
+        stt,
+        policy: ConversationPolicy {
             system_instruction: ai.system_instruction.clone(),
             max_turns: ai.history_max_turns,
             max_chars: ai.history_max_chars,
             voice_id: settings.tts.voice_id.clone(),
             speed: settings.tts.speed,
         },
-    ))
+    })
 }
 
 /// A built, bound, not yet running server.
@@ -196,14 +198,53 @@ impl Application {
             Arc::new(SystemClock),
             policy,
         );
-        let conversation = conversation(&settings, &stores)?;
+        let ai = ai(&settings)?;
+        let conversation = ConversationService::new(
+            ConversationPorts {
+                sessions: stores.sessions.clone(),
+                history: stores.history.clone(),
+                llm: ai.llm.clone(),
+                tts: ai.tts.clone(),
+                stt: ai.stt.clone(),
+                clock: Arc::new(SystemClock),
+            },
+            ai.policy.clone(),
+        );
+        let v = &settings.voice;
+        let voice = VoiceService::new(
+            VoicePorts {
+                sessions: stores.sessions.clone(),
+                history: stores.history.clone(),
+                llm: ai.llm,
+                tts: ai.tts,
+                dispatcher: Some(Arc::new(LiveKitAgentDispatcher::new(
+                    &settings.livekit_api_url(),
+                    &lk.api_key,
+                    &lk.api_secret,
+                    Duration::from_millis(lk.request_timeout_ms),
+                ))),
+                clock: Arc::new(SystemClock),
+                observer: Arc::new(june_http_api::metrics::PrometheusTurns),
+            },
+            ai.policy,
+            VoiceConfig {
+                stt_agent: v.stt_agent_name.clone(),
+                tts_agent: v.tts_agent_name.clone(),
+                orchestrator_url: v.public_url.clone(),
+                min_confidence: v.min_confidence,
+                duplicate_window: chrono::Duration::milliseconds(v.duplicate_window_ms),
+                max_sentence_chars: v.max_sentence_chars,
+            },
+        );
+        june_http_api::metrics::handle();
         let lifecycle = LifecycleService::new(
             stores.sessions,
             stores.events,
             rooms,
             Arc::new(verifier),
             Arc::new(SystemClock),
-        );
+        )
+        .with_voice(voice.clone());
         let reaper = settings.reaper.enabled.then(|| {
             spawn_reaper(
                 lifecycle.clone(),
@@ -216,6 +257,7 @@ impl Application {
             lifecycle,
             conversation,
             idempotency: stores.idempotency.clone(),
+            voice,
             config: ApiConfig {
                 livekit_url: lk.ws_url.clone(),
                 default_bot_room: Some(lk.default_bot_room.clone()).filter(|r| !r.is_empty()),
@@ -223,6 +265,7 @@ impl Application {
                 readiness_timeout: Duration::from_millis(lk.readiness_timeout_ms),
                 cors_allow_origins: settings.cors_origins(),
                 version: env!("CARGO_PKG_VERSION"),
+                stt_token: non_empty(&settings.voice.stt_token),
             },
         };
 

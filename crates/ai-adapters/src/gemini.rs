@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use june_domain::ports::{
-    ChatModel, ChatReply, ChatRequest, ChatRole, DeltaSink, FinishReason, LlmError,
+    ChatModel, ChatReply, ChatRequest, ChatRole, DeltaSink, FinishReason, Flow, LlmError,
 };
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
@@ -414,9 +414,12 @@ impl GeminiChat {
             }
             let delta = chunk.text();
             if !delta.is_empty() {
-                sink.push(&delta).await;
                 *emitted = true;
                 text.push_str(&delta);
+                if sink.push(&delta).await == Flow::Stop {
+                    // Dropping `events` closes the connection: nothing more is generated for us.
+                    return Err(Failure::Fatal(LlmError::Cancelled));
+                }
             }
             if let Some(r) = chunk.finish_reason() {
                 reason = Some(r.to_owned());

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use june_ai_adapters::{GeminiChat, GeminiConfig, http_client};
 use june_domain::ports::{
-    ChatMessage, ChatModel, ChatRequest, ChatRole, DeltaSink, FinishReason, LlmError,
+    ChatMessage, ChatModel, ChatRequest, ChatRole, DeltaSink, FinishReason, Flow, LlmError,
 };
 use june_testkit::drip::{Chunk, DripServer};
 use secrecy::SecretString;
@@ -67,8 +67,9 @@ struct Deltas(Vec<String>);
 
 #[async_trait]
 impl DeltaSink for Deltas {
-    async fn push(&mut self, delta: &str) {
+    async fn push(&mut self, delta: &str) -> Flow {
         self.0.push(delta.to_owned());
+        Flow::Continue
     }
 }
 

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::model::{HistoryEntry, Role};
 use crate::ports::{
-    ChatMessage, ChatModel, ChatRequest, ChatRole, Clock, DeltaSink, HistoryStore, LlmError,
+    ChatMessage, ChatModel, ChatRequest, ChatRole, Clock, DeltaSink, Flow, HistoryStore, LlmError,
     SessionStore, SpeechError, SpeechRequest, SpeechToText, TextToSpeech,
 };
 use crate::service::SessionError;
@@ -69,43 +69,57 @@ pub struct ChatOutcome {
     pub sentences_failed: u32,
 }
 
-/// Cuts streamed text into sentences as soon as each one is complete.
-#[derive(Debug, Default, Clone)]
+/// Longest piece sent to TTS when no sentence end comes (a run-on reply still flows).
+pub const MAX_SENTENCE_CHARS: usize = 240;
+
+/// Words whose trailing period does not end a sentence.
+const ABBREVIATIONS: &[&str] = &[
+    "mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "jr", "sr", "no", "approx",
+    "fig", "ca", "mt", "ft",
+];
+
+/// Cuts streamed text into sentences as soon as each one is complete: at `.`, `!`, `?`, `…`
+/// (and runs like `?!`) followed by whitespace, at CJK full stops, at line breaks; never inside
+/// `3.14`, after `Dr.` or an initial; and at the last space before `max_chars` when no end
+/// comes, so no piece is ever longer than that.
+#[derive(Debug, Clone)]
 pub struct SentenceSplitter {
     buf: String,
+    max_chars: usize,
+}
+
+impl Default for SentenceSplitter {
+    fn default() -> Self {
+        SentenceSplitter::new(MAX_SENTENCE_CHARS)
+    }
+}
+
+fn is_stop(c: char) -> bool {
+    matches!(c, '.' | '!' | '?' | '…')
+}
+
+fn is_wide_stop(c: char) -> bool {
+    matches!(c, '。' | '！' | '？')
+}
+
+fn is_closer(c: char) -> bool {
+    matches!(c, '"' | '\'' | ')' | '”' | '’' | '」' | '』')
 }
 
 impl SentenceSplitter {
+    /// A splitter whose pieces are at most `max_chars` characters (at least 1).
+    pub fn new(max_chars: usize) -> Self {
+        SentenceSplitter {
+            buf: String::new(),
+            max_chars: max_chars.max(1),
+        }
+    }
+
     /// Adds a delta; returns the sentences it completed.
     pub fn push(&mut self, delta: &str) -> Vec<String> {
         self.buf.push_str(delta);
         let mut out = Vec::new();
-        loop {
-            let mut cut = None;
-            let mut chars = self.buf.char_indices().peekable();
-            while let Some((i, c)) = chars.next() {
-                let end = i + c.len_utf8();
-                let wide = matches!(c, '。' | '！' | '？');
-                let terminal = wide || c == '\n' || matches!(c, '.' | '!' | '?' | '…');
-                if !terminal {
-                    continue;
-                }
-                match chars.peek() {
-                    // A sentence ends where whitespace follows (not "3.5", not "e.g.x").
-                    Some((_, next)) if wide || c == '\n' || next.is_whitespace() => {
-                        cut = Some(end);
-                        break;
-                    }
-                    // At the end of what we have: a wide stop or newline is final; a period
-                    // may still be "3." of "3.5", so wait for more.
-                    None if wide || c == '\n' => {
-                        cut = Some(end);
-                        break;
-                    }
-                    _ => {}
-                }
-            }
-            let Some(end) = cut else { break };
+        while let Some(end) = self.cut() {
             let sentence = self.buf[..end].trim().to_owned();
             self.buf.drain(..end);
             if !sentence.is_empty() {
@@ -115,11 +129,109 @@ impl SentenceSplitter {
         out
     }
 
-    /// Whatever is left once the stream is over.
-    pub fn finish(&mut self) -> Option<String> {
+    /// Whatever is left once the stream is over (cut to the length limit too).
+    pub fn finish(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        while self.buf.trim().chars().count() > self.max_chars {
+            let end = self.forced_cut();
+            let piece = self.buf[..end].trim().to_owned();
+            self.buf.drain(..end);
+            if !piece.is_empty() {
+                out.push(piece);
+            }
+        }
         let rest = std::mem::take(&mut self.buf);
         let rest = rest.trim();
-        (!rest.is_empty()).then(|| rest.to_owned())
+        if !rest.is_empty() {
+            out.push(rest.to_owned());
+        }
+        out
+    }
+
+    /// The byte offset where the next piece ends: a sentence end, or a forced cut when the
+    /// sentence would be longer than the limit.
+    fn cut(&self) -> Option<usize> {
+        let end = self.sentence_end()?;
+        if self.buf[..end].trim().chars().count() > self.max_chars {
+            return Some(self.forced_cut());
+        }
+        Some(end)
+    }
+
+    /// The byte offset where the next complete sentence ends, if one is complete.
+    fn sentence_end(&self) -> Option<usize> {
+        let chars: Vec<(usize, char)> = self.buf.char_indices().collect();
+        // Leading whitespace does not count towards the length.
+        let start = chars.iter().position(|(_, c)| !c.is_whitespace())?;
+        let mut i = start;
+        while i < chars.len() {
+            if i - start >= self.max_chars {
+                return Some(self.forced_cut());
+            }
+            let (_, c) = chars[i];
+            if c == '\n' || is_wide_stop(c) {
+                return Some(chars[i].0 + c.len_utf8());
+            }
+            if is_stop(c) {
+                // The whole run of stops and closing quotes: "?!", "...", ".\"".
+                let mut j = i + 1;
+                while j < chars.len() && (is_stop(chars[j].1) || is_closer(chars[j].1)) {
+                    j += 1;
+                }
+                match chars.get(j) {
+                    // Wait: "3." may become "3.14".
+                    None => return None,
+                    Some((at, next))
+                        if next.is_whitespace()
+                            && !(c == '.'
+                                && j == i + 1
+                                && self.abbreviation_before(chars[i].0)) =>
+                    {
+                        return Some(*at);
+                    }
+                    _ => {}
+                }
+                i = j;
+                continue;
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// Whether the word ending at byte `dot` is an abbreviation or an initial.
+    fn abbreviation_before(&self, dot: usize) -> bool {
+        let word = self.buf[..dot]
+            .rsplit(|c: char| c.is_whitespace())
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches(|c: char| !c.is_alphanumeric());
+        let lower = word.to_lowercase();
+        (word.chars().count() == 1 && word.chars().all(char::is_uppercase))
+            || ABBREVIATIONS.contains(&lower.as_str())
+    }
+
+    /// Where to cut a piece with no sentence end: the last whitespace within the limit, or
+    /// the limit itself.
+    fn forced_cut(&self) -> usize {
+        let lead = self.buf.len() - self.buf.trim_start().len();
+        let body = &self.buf[lead..];
+        let limit = body
+            .char_indices()
+            .nth(self.max_chars)
+            .map_or(body.len(), |(i, _)| i);
+        let window = &body[..limit];
+        // A window that ends at a word boundary is a whole piece; otherwise back off to the
+        // last space in it, or cut the over-long word itself.
+        let at = if body[limit..].chars().next().is_none_or(char::is_whitespace) {
+            limit
+        } else {
+            match window.rfind(char::is_whitespace) {
+                Some(ws) if ws > 0 => ws,
+                _ => limit,
+            }
+        };
+        lead + at
     }
 }
 
@@ -151,7 +263,7 @@ impl SpeakingSink<'_> {
     }
 
     async fn finish(&mut self) {
-        if let Some(rest) = self.splitter.finish() {
+        for rest in self.splitter.finish() {
             self.say(rest).await;
         }
     }
@@ -159,13 +271,14 @@ impl SpeakingSink<'_> {
 
 #[async_trait]
 impl DeltaSink for SpeakingSink<'_> {
-    async fn push(&mut self, delta: &str) {
-        self.outer.push(delta).await;
+    async fn push(&mut self, delta: &str) -> Flow {
+        let flow = self.outer.push(delta).await;
         if self.tts.is_some() {
             for sentence in self.splitter.push(delta) {
                 self.say(sentence).await;
             }
         }
+        flow
     }
 }
 
@@ -174,7 +287,9 @@ pub struct NoDeltas;
 
 #[async_trait]
 impl DeltaSink for NoDeltas {
-    async fn push(&mut self, _: &str) {}
+    async fn push(&mut self, _: &str) -> Flow {
+        Flow::Continue
+    }
 }
 
 /// Conversation turns over the LLM and TTS ports. Either may be absent (not configured):

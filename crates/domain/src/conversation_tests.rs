@@ -36,7 +36,9 @@ impl ChatModel for ScriptedModel {
         sink: &'s mut (dyn DeltaSink + 's),
     ) -> Result<ChatReply, LlmError> {
         for d in &self.0 {
-            sink.push(d).await;
+            if sink.push(d).await == Flow::Stop {
+                return Err(LlmError::Cancelled);
+            }
         }
         self.generate(&ChatRequest {
             system_instruction: String::new(),
@@ -51,8 +53,9 @@ struct Collect(String);
 
 #[async_trait]
 impl DeltaSink for Collect {
-    async fn push(&mut self, delta: &str) {
+    async fn push(&mut self, delta: &str) -> Flow {
         self.0.push_str(delta);
+        Flow::Continue
     }
 }
 
@@ -151,12 +154,67 @@ fn sentences_are_cut_as_soon_as_they_are_complete_across_deltas() {
     assert_eq!(s.push("re. How are"), vec!["Hello there."]);
     assert_eq!(s.push(" you? Pi is 3."), vec!["How are you?"]);
     assert_eq!(s.push("14 exactly! Done"), vec!["Pi is 3.14 exactly!"]);
-    assert_eq!(s.finish().as_deref(), Some("Done"));
-    assert_eq!(s.finish(), None);
+    assert_eq!(s.finish(), vec!["Done"]);
+    assert!(s.finish().is_empty());
 
     let mut cjk = SentenceSplitter::default();
     assert_eq!(cjk.push("你好。今天"), vec!["你好。"]);
     assert_eq!(cjk.push("\n"), vec!["今天"]);
+}
+
+#[test]
+fn abbreviations_initials_and_runs_of_stops_are_handled() {
+    let mut s = SentenceSplitter::default();
+    let got = s.push("Dr. Smith met J. Doe, e.g. at noon. Really?! Yes... \"Fine.\" Next ");
+    assert_eq!(
+        got,
+        vec![
+            "Dr. Smith met J. Doe, e.g. at noon.",
+            "Really?!",
+            "Yes...",
+            "\"Fine.\""
+        ]
+    );
+    assert_eq!(s.finish(), vec!["Next"]);
+}
+
+#[test]
+fn a_long_run_on_is_cut_at_a_space_before_the_limit() {
+    let mut s = SentenceSplitter::new(20);
+    let got = s.push("one two three four five six seven eight nine");
+    assert_eq!(got, vec!["one two three four", "five six seven eight"]);
+    assert_eq!(s.finish(), vec!["nine"]);
+    let mut s = SentenceSplitter::new(5);
+    assert_eq!(s.push("abcdefghij "), vec!["abcde", "fghij"]);
+}
+
+proptest::proptest! {
+    #[test]
+    fn pieces_rebuild_the_text_and_respect_the_limit(
+        text in "[a-zA-Z0-9 .,!?…。\n\"']{0,400}",
+        cuts in proptest::collection::vec(0usize..400, 0..8),
+        max in 5usize..60,
+    ) {
+        let mut s = SentenceSplitter::new(max);
+        let chars: Vec<char> = text.chars().collect();
+        let mut points: Vec<usize> = cuts.into_iter().map(|c| c.min(chars.len())).collect();
+        points.push(chars.len());
+        points.sort();
+        let mut pieces = Vec::new();
+        let mut from = 0;
+        for to in points {
+            let delta: String = chars[from..to].iter().collect();
+            pieces.extend(s.push(&delta));
+            from = to;
+        }
+        pieces.extend(s.finish());
+        let squash = |t: &str| t.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+        proptest::prop_assert_eq!(squash(&pieces.concat()), squash(&text));
+        for p in &pieces {
+            proptest::prop_assert!(p.chars().count() <= max, "{:?} is longer than {}", p, max);
+            proptest::prop_assert!(!p.trim().is_empty());
+        }
+    }
 }
 
 #[tokio::test]

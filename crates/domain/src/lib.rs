@@ -60,6 +60,7 @@ mod model;
 mod policy;
 pub mod ports;
 mod service;
+mod voice;
 
 pub use conversation::*;
 pub use events::*;
@@ -67,6 +68,7 @@ pub use lifecycle::*;
 pub use model::*;
 pub use policy::*;
 pub use service::*;
+pub use voice::*;
 
 #[cfg(test)]
 mod conversation_tests;

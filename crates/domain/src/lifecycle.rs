@@ -37,6 +37,7 @@ pub struct LifecycleService {
     rooms: Arc<dyn RoomService>,
     verifier: Arc<dyn WebhookVerifier>,
     clock: Arc<dyn Clock>,
+    voice: Option<crate::voice::VoiceService>,
 }
 
 impl LifecycleService {
@@ -55,7 +56,14 @@ impl LifecycleService {
             rooms,
             verifier,
             clock,
+            voice: None,
         }
+    }
+
+    /// Lets `track_published` events dispatch the voice bots.
+    pub fn with_voice(mut self, voice: crate::voice::VoiceService) -> Self {
+        self.voice = Some(voice);
+        self
     }
 
     /// Verifies a webhook delivery and applies it. The signature is checked before anything
@@ -160,8 +168,13 @@ impl LifecycleService {
                         .await?;
                 }
             }
-            // Recorded for the voice loop and the event log; no lifecycle change.
-            EventKind::TrackPublished | EventKind::TrackUnpublished | EventKind::Other(_) => {}
+            EventKind::TrackPublished => {
+                if let Some(voice) = &self.voice {
+                    voice.on_track_published(s, event).await?;
+                }
+            }
+            // Recorded for the event log; no lifecycle change.
+            EventKind::TrackUnpublished | EventKind::Other(_) => {}
         }
         Ok(())
     }

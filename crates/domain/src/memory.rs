@@ -19,6 +19,13 @@ use crate::ports::{
 /// Whether an identity is in a session's room, and LiveKit's time of that news.
 type Presence = (bool, DateTime<Utc>);
 
+#[derive(Debug, Default, Clone)]
+struct VoiceState {
+    dispatched: bool,
+    turn: u64,
+    last_final: Option<(String, DateTime<Utc>)>,
+}
+
 /// Sessions and history in a `Mutex<HashMap>`.
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
@@ -26,6 +33,8 @@ pub struct InMemoryStore {
     history: Mutex<HashMap<Uuid, Vec<HistoryEntry>>>,
     presence: Mutex<HashMap<(Uuid, String), Presence>>,
     leases: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
+    /// Per session: dispatched, turn generation, last final transcript.
+    voice: Mutex<HashMap<Uuid, VoiceState>>,
     events: Mutex<Vec<RecordedEvent>>,
 }
 
@@ -165,6 +174,51 @@ impl SessionStore for InMemoryStore {
                 Ok(true)
             }
         }
+    }
+
+    async fn claim_dispatch(&self, id: Uuid, _at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.get(id).await?;
+        let mut voice = self.voice.lock().map_err(poisoned)?;
+        let state = voice.entry(id).or_default();
+        Ok(!std::mem::replace(&mut state.dispatched, true))
+    }
+
+    async fn release_dispatch(&self, id: Uuid) -> Result<(), StoreError> {
+        let mut voice = self.voice.lock().map_err(poisoned)?;
+        voice.entry(id).or_default().dispatched = false;
+        Ok(())
+    }
+
+    async fn next_turn(&self, id: Uuid) -> Result<u64, StoreError> {
+        self.get(id).await?;
+        let mut voice = self.voice.lock().map_err(poisoned)?;
+        let state = voice.entry(id).or_default();
+        state.turn += 1;
+        Ok(state.turn)
+    }
+
+    async fn current_turn(&self, id: Uuid) -> Result<u64, StoreError> {
+        let voice = self.voice.lock().map_err(poisoned)?;
+        Ok(voice.get(&id).map_or(0, |v| v.turn))
+    }
+
+    async fn note_final(
+        &self,
+        id: Uuid,
+        text: &str,
+        at: DateTime<Utc>,
+        window: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        let mut voice = self.voice.lock().map_err(poisoned)?;
+        let state = voice.entry(id).or_default();
+        if let Some((last, when)) = &state.last_final
+            && last == text
+            && at - *when <= window
+        {
+            return Ok(false);
+        }
+        state.last_final = Some((text.to_owned(), at));
+        Ok(true)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -101,6 +101,7 @@ impl SessionError {
                 LlmError::Timeout => "llm_timeout",
                 LlmError::Blocked(_) => "llm_blocked",
                 LlmError::Empty => "llm_empty_reply",
+                LlmError::Cancelled => "llm_cancelled",
             },
             SessionError::Speech(e) => match e {
                 SpeechError::NotConfigured => "tts_not_configured",

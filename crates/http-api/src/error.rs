@@ -43,6 +43,22 @@ pub enum ApiError {
     /// The route exists but not for this method (405).
     #[error("Method Not Allowed")]
     MethodNotAllowed,
+    /// The caller's credentials are missing or wrong (401).
+    #[error("{detail}")]
+    Unauthorized {
+        /// Human message.
+        detail: String,
+        /// Machine code.
+        code: &'static str,
+    },
+    /// A capability is not configured (503).
+    #[error("{detail}")]
+    Unavailable {
+        /// Human message.
+        detail: String,
+        /// Machine code.
+        code: &'static str,
+    },
     /// A bug of ours, not of the request (500 with a generic detail; the cause is logged).
     #[error("internal error: {0}")]
     Internal(String),
@@ -87,6 +103,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::Conflict { code, .. } => code,
             ApiError::Internal(_) => "internal_error",
+            ApiError::Unauthorized { code, .. } | ApiError::Unavailable { code, .. } => code,
         }
     }
 
@@ -157,6 +174,7 @@ impl ResponseError for ApiError {
                     LlmError::Upstream(_) | LlmError::Rejected(_) | LlmError::Empty => {
                         StatusCode::BAD_GATEWAY
                     }
+                    LlmError::Cancelled => StatusCode::CONFLICT,
                 },
                 SessionError::Speech(SpeechError::NotConfigured) => StatusCode::SERVICE_UNAVAILABLE,
                 SessionError::Speech(_) => StatusCode::BAD_GATEWAY,
@@ -169,6 +187,8 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

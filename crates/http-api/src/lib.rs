@@ -9,6 +9,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod metrics;
 pub mod middleware;
 pub mod routes;
 
@@ -19,11 +20,11 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{NormalizePath, from_fn};
 use actix_web::{App, HttpResponse, web};
-use june_domain::{ConversationService, LifecycleService, SessionService};
+use june_domain::{ConversationService, LifecycleService, SessionService, VoiceService};
 
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
-use crate::routes::{ai, health, participants, sessions, tokens, webhooks};
+use crate::routes::{ai, health, participants, sessions, tokens, voice, webhooks};
 
 /// Settings the HTTP layer needs besides the services.
 #[derive(Debug, Clone)]
@@ -40,6 +41,8 @@ pub struct ApiConfig {
     pub cors_allow_origins: Vec<String>,
     /// Reported by `GET /`.
     pub version: &'static str,
+    /// Bearer token the STT bot must send (`STT_SERVICE_TOKEN`); `None` refuses transcripts.
+    pub stt_token: Option<secrecy::SecretString>,
 }
 
 /// Everything a handler can reach.
@@ -53,6 +56,8 @@ pub struct AppState {
     pub conversation: ConversationService,
     /// `Idempotency-Key` records.
     pub idempotency: std::sync::Arc<dyn june_domain::ports::IdempotencyStore>,
+    /// Transcripts, turns, barge-in.
+    pub voice: VoiceService,
     /// HTTP-level settings.
     pub config: ApiConfig,
 }
@@ -128,6 +133,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .app_data(BodyLimit(WEBHOOK_BODY_LIMIT))
                 .route(web::post().to(webhooks::livekit_webhook)),
         )
+        .service(resource("/api/webhooks/stt").route(web::post().to(voice::stt_transcript)))
+        .service(resource("/api/webhooks/voice_onset").route(web::post().to(voice::voice_onset)))
+        .service(resource("/metrics").route(web::get().to(crate::metrics::render)))
         .service(resource("/api/ai/chat").route(web::post().to(ai::chat)))
         .service(resource("/api/ai/process").route(web::post().to(ai::chat)))
         .service(resource("/api/tts/publish").route(web::post().to(ai::tts_publish)))

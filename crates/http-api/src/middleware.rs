@@ -53,10 +53,20 @@ pub async fn request_context(
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
+    let took = started.elapsed();
+    crate::metrics::http_request(
+        res.request().method().as_str(),
+        res.request()
+            .match_pattern()
+            .as_deref()
+            .unwrap_or("unmatched"),
+        res.status().as_u16(),
+        took,
+    );
     span.in_scope(|| {
         tracing::info!(
             status = res.status().as_u16(),
-            latency_ms = started.elapsed().as_millis() as u64,
+            latency_ms = took.as_millis() as u64,
             "request finished"
         );
     });

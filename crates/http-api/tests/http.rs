@@ -8,7 +8,8 @@ use actix_web::test::{self, TestRequest};
 use june_domain::ports::*;
 use june_domain::{
     ConversationPolicy, ConversationPorts, ConversationService, EventKind, IssuedToken,
-    LifecycleService, LiveKitEvent, Room, SessionPolicy, SessionService,
+    LifecycleService, LiveKitEvent, NoObserver, Room, SessionPolicy, SessionService, VoiceConfig,
+    VoicePorts, VoiceService,
 };
 use june_http_api::{ApiConfig, AppState, app};
 use serde_json::{Value, json};
@@ -58,6 +59,19 @@ fn state_with(
             Arc::new(SystemClock),
         ),
         idempotency: Arc::new(MockIdempotencyStore::new()),
+        voice: VoiceService::new(
+            VoicePorts {
+                sessions: Arc::new(MockSessionStore::new()),
+                history: Arc::new(MockHistoryStore::new()),
+                llm: None,
+                tts: None,
+                dispatcher: None,
+                clock: Arc::new(SystemClock),
+                observer: Arc::new(NoObserver),
+            },
+            ConversationPolicy::default(),
+            VoiceConfig::default(),
+        ),
         conversation: ConversationService::new(
             ConversationPorts {
                 sessions: store,
@@ -76,6 +90,7 @@ fn state_with(
             readiness_timeout: Duration::from_millis(200),
             cors_allow_origins: vec!["*".into()],
             version: "test",
+            stt_token: None,
         },
     }
 }

@@ -8,10 +8,12 @@
 //! the AI adapters. LiveKit's errors are turned into [`RoomError`](june_domain::ports::RoomError)
 //! here, at the boundary, so nothing above this crate knows Twirp.
 
+mod dispatch;
 mod rooms;
 mod tokens;
 mod webhooks;
 
+pub use dispatch::LiveKitAgentDispatcher;
 pub use rooms::{LiveKitRoomService, api_url_from_ws};
 pub use tokens::LiveKitTokenIssuer;
 pub use webhooks::{LiveKitWebhookVerifier, parse_event};

@@ -52,64 +52,70 @@ impl LiveKitRoomService {
     }
 
     fn map_error(&self, e: ServiceError) -> RoomError {
-        let unavailable =
-            |message: String, source: Option<Box<dyn std::error::Error + Send + Sync>>| {
-                RoomError::Unavailable { message, source }
-            };
-        match e {
-            ServiceError::Twirp(ServerError::Twirp(code)) => match code.code.as_str() {
-                "not_found" => RoomError::NotFound(code.msg),
-                "unauthenticated" | "permission_denied" => RoomError::Unauthorized(format!(
-                    "LiveKit refused the call ({}: {})",
-                    code.code, code.msg
-                )),
-                "invalid_argument"
-                | "malformed"
-                | "out_of_range"
-                | "already_exists"
-                | "failed_precondition"
-                | "bad_route" => RoomError::Rejected(format!("{}: {}", code.code, code.msg)),
-                _ => unavailable(
-                    format!("LiveKit answered {}: {}", code.code, code.msg),
-                    None,
-                ),
-            },
-            ServiceError::Twirp(ServerError::Request(err)) => {
-                if err.is_timeout() {
-                    unavailable(
-                        format!("LiveKit did not answer within {:?}", self.timeout),
-                        Some(Box::new(err)),
-                    )
-                } else if err.is_decode() {
-                    // The server's auth middleware answers a bad/expired/unknown-key token with
-                    // a plain-text 401, which RoomClient cannot decode as a Twirp error.
-                    RoomError::Unauthorized(
-                        "LiveKit answered with a non-Twirp error; a plain-text 401 means the \
+        map_service_error(e, &self.api_url, self.timeout)
+    }
+}
+
+/// LiveKit's service errors as [`RoomError`]s: Twirp codes, timeouts, unreachable servers, and
+/// the plain-text 401 the server sends for a bad key/secret.
+pub(crate) fn map_service_error(e: ServiceError, api_url: &str, timeout: Duration) -> RoomError {
+    let unavailable =
+        |message: String, source: Option<Box<dyn std::error::Error + Send + Sync>>| {
+            RoomError::Unavailable { message, source }
+        };
+    match e {
+        ServiceError::Twirp(ServerError::Twirp(code)) => match code.code.as_str() {
+            "not_found" => RoomError::NotFound(code.msg),
+            "unauthenticated" | "permission_denied" => RoomError::Unauthorized(format!(
+                "LiveKit refused the call ({}: {})",
+                code.code, code.msg
+            )),
+            "invalid_argument"
+            | "malformed"
+            | "out_of_range"
+            | "already_exists"
+            | "failed_precondition"
+            | "bad_route" => RoomError::Rejected(format!("{}: {}", code.code, code.msg)),
+            _ => unavailable(
+                format!("LiveKit answered {}: {}", code.code, code.msg),
+                None,
+            ),
+        },
+        ServiceError::Twirp(ServerError::Request(err)) => {
+            if err.is_timeout() {
+                unavailable(
+                    format!("LiveKit did not answer within {timeout:?}"),
+                    Some(Box::new(err)),
+                )
+            } else if err.is_decode() {
+                // The server's auth middleware answers a bad/expired/unknown-key token with
+                // a plain-text 401, which RoomClient cannot decode as a Twirp error.
+                RoomError::Unauthorized(
+                    "LiveKit answered with a non-Twirp error; a plain-text 401 means the \
                          API key/secret is wrong"
-                            .into(),
-                    )
-                } else {
-                    unavailable(
-                        format!("cannot reach LiveKit at {}", self.api_url),
-                        Some(Box::new(err)),
-                    )
-                }
+                        .into(),
+                )
+            } else {
+                unavailable(
+                    format!("cannot reach LiveKit at {api_url}"),
+                    Some(Box::new(err)),
+                )
             }
-            ServiceError::Twirp(ServerError::Url(err)) => unavailable(
-                format!("the LiveKit URL {:?} is not valid", self.api_url),
-                Some(Box::new(err)),
-            ),
-            ServiceError::Twirp(ServerError::Prost(err)) => unavailable(
-                "LiveKit's reply could not be decoded".into(),
-                Some(Box::new(err)),
-            ),
-            ServiceError::AccessToken(err) => unavailable(
-                "could not sign the LiveKit API token".into(),
-                Some(Box::new(err)),
-            ),
-            ServiceError::Env(err) => {
-                unavailable("LiveKit client misconfigured".into(), Some(Box::new(err)))
-            }
+        }
+        ServiceError::Twirp(ServerError::Url(err)) => unavailable(
+            format!("the LiveKit URL {api_url:?} is not valid"),
+            Some(Box::new(err)),
+        ),
+        ServiceError::Twirp(ServerError::Prost(err)) => unavailable(
+            "LiveKit's reply could not be decoded".into(),
+            Some(Box::new(err)),
+        ),
+        ServiceError::AccessToken(err) => unavailable(
+            "could not sign the LiveKit API token".into(),
+            Some(Box::new(err)),
+        ),
+        ServiceError::Env(err) => {
+            unavailable("LiveKit client misconfigured".into(), Some(Box::new(err)))
         }
     }
 }

@@ -230,6 +230,74 @@ macro_rules! sql_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn claim_dispatch(
+                &self,
+                id: uuid::Uuid,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<bool, june_domain::ports::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE sessions SET dispatched_at = $1 WHERE id = $2 AND dispatched_at IS NULL",
+                )
+                .bind($crate::time::to_micros(at))
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err($crate::store_error)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn release_dispatch(&self, id: uuid::Uuid) -> Result<(), june_domain::ports::StoreError> {
+                sqlx::query("UPDATE sessions SET dispatched_at = NULL WHERE id = $1")
+                    .bind(id.to_string())
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::store_error)?;
+                Ok(())
+            }
+
+            async fn next_turn(&self, id: uuid::Uuid) -> Result<u64, june_domain::ports::StoreError> {
+                let (n,): (i64,) = sqlx::query_as(
+                    "UPDATE sessions SET turn_generation = turn_generation + 1 WHERE id = $1 \
+                     RETURNING turn_generation",
+                )
+                .bind(id.to_string())
+                .fetch_one(&self.pool)
+                .await
+                .map_err($crate::store_error)?;
+                Ok(u64::try_from(n).unwrap_or_default())
+            }
+
+            async fn current_turn(&self, id: uuid::Uuid) -> Result<u64, june_domain::ports::StoreError> {
+                let (n,): (i64,) = sqlx::query_as("SELECT turn_generation FROM sessions WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::store_error)?;
+                Ok(u64::try_from(n).unwrap_or_default())
+            }
+
+            async fn note_final(
+                &self,
+                id: uuid::Uuid,
+                text: &str,
+                at: chrono::DateTime<chrono::Utc>,
+                window: chrono::Duration,
+            ) -> Result<bool, june_domain::ports::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE sessions SET last_final_text = $1, last_final_at = $2 WHERE id = $3 \
+                     AND NOT (last_final_text IS NOT NULL AND last_final_text = $1 \
+                              AND last_final_at >= $4)",
+                )
+                .bind(text)
+                .bind($crate::time::to_micros(at))
+                .bind(id.to_string())
+                .bind($crate::time::to_micros(at - window))
+                .execute(&self.pool)
+                .await
+                .map_err($crate::store_error)?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn ping(&self) -> Result<(), june_domain::ports::StoreError> {
                 sqlx::query("SELECT 1")
                     .execute(&self.pool)

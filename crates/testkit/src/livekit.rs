@@ -41,6 +41,7 @@ pub struct Call {
 #[derive(Default)]
 struct State {
     rooms: HashMap<String, (proto::Room, Vec<proto::ParticipantInfo>)>,
+    dispatches: Vec<proto::AgentDispatch>,
     failure: Option<Failure>,
     calls: Vec<Call>,
     next_id: u64,
@@ -90,6 +91,10 @@ impl LiveKitDouble {
                         .app_data(data.clone())
                         .app_data(web::PayloadConfig::new(10 * 1024 * 1024))
                         .route("/twirp/livekit.RoomService/{method}", web::post().to(twirp))
+                        .route(
+                            "/twirp/livekit.AgentDispatchService/{method}",
+                            web::post().to(twirp),
+                        )
                         .default_service(web::to(bad_route))
                 })
                 .workers(1)
@@ -204,6 +209,11 @@ impl LiveKitDouble {
             info.num_publishers = people.iter().filter(|x| x.is_publisher).count() as u32;
         }
         p
+    }
+
+    /// Agent dispatches made so far (CreateDispatch), oldest first.
+    pub fn dispatches(&self) -> Vec<proto::AgentDispatch> {
+        lock(&self.state).dispatches.clone()
     }
 
     /// Every call received so far.
@@ -522,6 +532,24 @@ fn handle(
             people.remove(pos);
             info.num_participants = people.len() as u32;
             Ok(reply(codec, &proto::RemoveParticipantResponse {}))
+        }
+        "CreateDispatch" => {
+            let req: proto::CreateAgentDispatchRequest = decode(codec, body)?;
+            record(state, method, content_type, &req);
+            if !is_admin(grants, &req.room) {
+                return Err(denied());
+            }
+            let mut st = lock(state);
+            let dispatch = proto::AgentDispatch {
+                id: st.sid("AD"),
+                agent_name: req.agent_name,
+                room: req.room,
+                metadata: req.metadata,
+                ..Default::default()
+            };
+            // Like the real server: every call is a new dispatch (not idempotent).
+            st.dispatches.push(dispatch.clone());
+            Ok(reply(codec, &dispatch))
         }
         other => Err(twirp_error(
             "bad_route",

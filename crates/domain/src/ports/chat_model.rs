@@ -80,13 +80,26 @@ pub enum LlmError {
     /// The model returned no text.
     #[error("the language model returned an empty reply")]
     Empty,
+    /// The caller stopped the stream (barge-in, or TTS failed mid-turn).
+    #[error("the reply was cancelled")]
+    Cancelled,
+}
+
+/// What a sink wants after a delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep streaming.
+    Continue,
+    /// Drop the stream now: the model call ends with [`LlmError::Cancelled`].
+    Stop,
 }
 
 /// Receives the reply as it is generated, delta by delta.
 #[async_trait]
 pub trait DeltaSink: Send {
-    /// A new piece of text (appended to what came before).
-    async fn push(&mut self, delta: &str);
+    /// A new piece of text (appended to what came before). Returning [`Flow::Stop`] drops
+    /// the stream: nothing more is read from the model.
+    async fn push(&mut self, delta: &str) -> Flow;
 }
 
 /// The language model (Gemini).

@@ -45,3 +45,17 @@ pub trait RoomService: Send + Sync {
     /// Disconnects a participant. `RoomError::NotFound` if it is not in the room.
     async fn remove_participant(&self, room: &str, identity: &str) -> Result<(), RoomError>;
 }
+
+/// Sends agents (the STT and TTS bots) into rooms: LiveKit's AgentDispatchService.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AgentDispatcher: Send + Sync {
+    /// Dispatches `agent_name` into `room` with `metadata`; returns the dispatch id. Not
+    /// idempotent on LiveKit's side: callers make sure it happens once.
+    async fn dispatch(
+        &self,
+        room: &str,
+        agent_name: &str,
+        metadata: &str,
+    ) -> Result<String, RoomError>;
+}

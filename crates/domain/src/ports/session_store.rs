@@ -111,6 +111,30 @@ pub trait SessionStore: Send + Sync {
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Claims the one-time dispatch of the voice bots for the session: true for exactly one
+    /// caller, whichever replica it runs on.
+    async fn claim_dispatch(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Gives a claim back after a failed dispatch, so a later event can try again.
+    async fn release_dispatch(&self, id: Uuid) -> Result<(), StoreError>;
+
+    /// Starts a new turn: increments the session's turn generation atomically and returns
+    /// it. Any turn running with an older generation is thereby cancelled.
+    async fn next_turn(&self, id: Uuid) -> Result<u64, StoreError>;
+
+    /// The session's current turn generation (a running turn checks it before each send).
+    async fn current_turn(&self, id: Uuid) -> Result<u64, StoreError>;
+
+    /// Records a final transcript unless the same text was recorded within `window` before
+    /// `at` (STT bots resend finals). Returns whether it is new.
+    async fn note_final(
+        &self,
+        id: Uuid,
+        text: &str,
+        at: DateTime<Utc>,
+        window: chrono::Duration,
+    ) -> Result<bool, StoreError>;
+
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
 }

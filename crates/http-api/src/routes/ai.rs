@@ -7,7 +7,7 @@ use actix_web::http::header::ACCEPT;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use async_trait::async_trait;
-use june_domain::ports::DeltaSink;
+use june_domain::ports::{DeltaSink, Flow};
 use june_domain::{ChatOutcome, ChatTurn, NoDeltas, SessionError};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -28,9 +28,10 @@ struct ChannelSink(mpsc::UnboundedSender<Frame>);
 
 #[async_trait]
 impl DeltaSink for ChannelSink {
-    async fn push(&mut self, delta: &str) {
+    async fn push(&mut self, delta: &str) -> Flow {
         // A client that went away does not stop the turn: it is still stored.
         let _ = self.0.send(Frame::Delta(delta.to_owned()));
+        Flow::Continue
     }
 }
 

@@ -40,12 +40,18 @@ pub async fn livekit_webhook(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state.lifecycle.receive(&body, authorization).await? {
+    let outcome = state.lifecycle.receive(&body, authorization).await;
+    if let Err(e) = &outcome {
+        crate::metrics::webhook("unknown", e.code());
+    }
+    match outcome? {
         WebhookOutcome::Received { event, session_id } => {
+            crate::metrics::webhook(&event, "received");
             tracing::info!(%event, session_id = ?session_id, "LiveKit webhook received");
             Ok(HttpResponse::Ok().json(json!({ "status": "received", "event": event })))
         }
         WebhookOutcome::Duplicate => {
+            crate::metrics::webhook("unknown", "duplicate");
             tracing::info!("duplicate LiveKit webhook ignored");
             Ok(HttpResponse::Ok().json(json!({ "status": "duplicate" })))
         }

@@ -1,0 +1,240 @@
+//! `june-loadgen`: throughput and latency of session creation and webhook ingest, on SQLite
+//! and on PostgreSQL. The real `Application` runs in this process (port 0) with the LiveKit
+//! test double; closed-loop clients hammer it over loopback HTTP for a fixed time.
+//!
+//! `cargo run --release -p june-bench -- [--seconds N] [--concurrency C] [--backends sqlite,postgres]`
+//! Prints a Markdown table (docs/benchmarks.md keeps the last one).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use june_orchestrator::Application;
+use june_orchestrator::config::Settings;
+use june_testkit::LiveKitDouble;
+use june_testkit::webhook::{authorization, participant_event, protojson};
+use livekit_protocol as proto;
+use serde_json::json;
+use sqlx::Connection;
+
+struct Args {
+    seconds: u64,
+    concurrency: usize,
+    backends: Vec<String>,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        seconds: 10,
+        concurrency: 32,
+        backends: vec!["sqlite".into(), "postgres".into()],
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--seconds" => a.seconds = value.parse()?,
+            "--concurrency" => a.concurrency = value.parse()?,
+            "--backends" => a.backends = value.split(',').map(str::to_owned).collect(),
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    Ok(a)
+}
+
+/// One measured scenario.
+struct Outcome {
+    ok: usize,
+    failed: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Outcome {
+    fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[i]
+    }
+}
+
+/// Runs `concurrency` closed-loop workers for `seconds`; `request(worker, n)` makes one call.
+async fn run<F, Fut>(concurrency: usize, seconds: u64, request: F) -> Outcome
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let workers = (0..concurrency).map(|w| {
+        let request = request.clone();
+        tokio::spawn(async move {
+            let (mut lat, mut ok, mut failed, mut n) = (Vec::new(), 0, 0, 0);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                if request(w, n).await {
+                    ok += 1;
+                    lat.push(t.elapsed());
+                } else {
+                    failed += 1;
+                }
+                n += 1;
+            }
+            (lat, ok, failed)
+        })
+    });
+    let mut out = Outcome {
+        ok: 0,
+        failed: 0,
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+    };
+    for r in futures_util::future::join_all(workers)
+        .await
+        .into_iter()
+        .flatten()
+    {
+        out.latencies.extend(r.0);
+        out.ok += r.1;
+        out.failed += r.2;
+    }
+    out.elapsed = started.elapsed();
+    out.latencies.sort();
+    out
+}
+
+async fn start(lk: &LiveKitDouble, database_url: &str) -> Result<String> {
+    let env: HashMap<String, String> = [
+        ("HOST", "127.0.0.1".to_owned()),
+        ("PORT", "0".to_owned()),
+        ("DATABASE_URL", database_url.to_owned()),
+        ("LIVEKIT_WS_URL", lk.ws_url()),
+        ("LIVEKIT_API_KEY", lk.api_key().to_owned()),
+        ("LIVEKIT_API_SECRET", lk.api_secret().to_owned()),
+        ("LOG_LEVEL", "warn".to_owned()),
+        ("JUNE__DATABASE__MAX_CONNECTIONS", "16".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let app = Application::build(Settings::load(&env, None)?).await?;
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    Ok(address)
+}
+
+fn row(scenario: &str, backend: &str, o: &Outcome) -> String {
+    let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1000.0);
+    format!(
+        "| {scenario} | {backend} | {} | {} | {:.0} | {} | {} |",
+        o.ok,
+        o.failed,
+        o.ok as f64 / o.elapsed.as_secs_f64(),
+        ms(o.percentile(0.50)),
+        ms(o.percentile(0.99)),
+    )
+}
+
+async fn bench_backend(backend: &str, a: &Args, client: &reqwest::Client) -> Result<Vec<String>> {
+    let lk = LiveKitDouble::start();
+    let dir = tempfile::tempdir()?;
+    let (url, schema) = match backend {
+        "sqlite" => (format!("sqlite://{}/bench.db", dir.path().display()), None),
+        "postgres" => {
+            let server = std::env::var("JUNE_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let schema = format!("june_bench_{}", uuid::Uuid::new_v4().simple());
+            let mut admin = sqlx::PgConnection::connect(&server).await?;
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&mut admin)
+                .await?;
+            (
+                format!("{server}?options=-c%20search_path%3D{schema}"),
+                Some((server, schema)),
+            )
+        }
+        other => bail!("unknown backend {other}"),
+    };
+    let base = start(&lk, &url).await?;
+    let mut rows = Vec::new();
+
+    let (c, b) = (client.clone(), base.clone());
+    let create = run(a.concurrency, a.seconds, move |w, n| {
+        let (c, b) = (c.clone(), b.clone());
+        async move {
+            c.post(format!("{b}/api/sessions"))
+                .json(&json!({ "user_id": format!("load-{w}-{n}") }))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+    rows.push(row("POST /api/sessions", backend, &create));
+
+    // Webhooks: signed participant_joined events, each with its own id, for one session.
+    let session: serde_json::Value = client
+        .post(format!("{base}/api/sessions"))
+        .json(&json!({ "user_id": "webhook-target" }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let room = lk
+        .room(session["room_name"].as_str().unwrap_or_default())
+        .context("the bench session's room")?;
+    let (key, secret) = (lk.api_key(), lk.api_secret());
+    let (c, b) = (client.clone(), base.clone());
+    let ingest = run(a.concurrency, a.seconds, move |w, n| {
+        let (c, b, room) = (c.clone(), b.clone(), room.clone());
+        async move {
+            let who = proto::ParticipantInfo {
+                identity: format!("p-{w}-{n}"),
+                ..Default::default()
+            };
+            let body = protojson(&participant_event("participant_joined", &room, &who));
+            let auth = authorization(body.as_bytes(), key, secret, 300);
+            c.post(format!("{b}/api/livekit-webhooks"))
+                .header("content-type", "application/webhook+json")
+                .header("authorization", auth)
+                .body(body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+    rows.push(row("POST /api/livekit-webhooks", backend, &ingest));
+
+    if let Some((server, schema)) = schema {
+        let mut admin = sqlx::PgConnection::connect(&server).await?;
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&mut admin)
+            .await?;
+    }
+    Ok(rows)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let a = args()?;
+    let client = june_testkit::http_client();
+    println!(
+        "{} s per scenario, {} concurrent clients, server and clients in one process on {} cores\n",
+        a.seconds,
+        a.concurrency,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    println!("| scenario | store | ok | failed | req/s | p50 ms | p99 ms |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    for backend in &a.backends {
+        for line in bench_backend(backend, &a, &client).await? {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,470 @@
+//! The voice loop (design §4): the STT and TTS bots are dispatched into a voice session's
+//! room when someone starts talking; each final transcript starts a turn whose reply goes to
+//! TTS sentence by sentence as the model streams it; a voice onset or a newer transcript
+//! cancels the running turn on whichever replica runs it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::conversation::{ConversationPolicy, SentenceSplitter, window};
+use crate::events::LiveKitEvent;
+use crate::model::{HistoryEntry, Role, Session, TrackKind};
+use crate::ports::{
+    AgentDispatcher, ChatModel, ChatRequest, Clock, DeltaSink, Flow, HistoryStore, LlmError,
+    SessionStore, SpeechError, SpeechRequest, TextToSpeech,
+};
+use crate::service::SessionError;
+
+/// How the voice loop behaves; filled from configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoiceConfig {
+    /// LiveKit agent name of the STT bot.
+    pub stt_agent: String,
+    /// LiveKit agent name of the TTS bot.
+    pub tts_agent: String,
+    /// What the bots call back (`ORCHESTRATOR_PUBLIC_URL`).
+    pub orchestrator_url: String,
+    /// Finals below this confidence are skipped.
+    pub min_confidence: f32,
+    /// The same final text within this window is a resend, skipped.
+    pub duplicate_window: chrono::Duration,
+    /// Longest piece sent to TTS at once.
+    pub max_sentence_chars: usize,
+}
+
+impl Default for VoiceConfig {
+    fn default() -> Self {
+        VoiceConfig {
+            stt_agent: "june-stt".into(),
+            tts_agent: "june-tts".into(),
+            orchestrator_url: "http://localhost:8080".into(),
+            min_confidence: 0.0,
+            duplicate_window: chrono::Duration::seconds(3),
+            max_sentence_chars: crate::conversation::MAX_SENTENCE_CHARS,
+        }
+    }
+}
+
+/// A transcript from the STT bot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    /// The room it was heard in.
+    pub room_name: String,
+    /// Who spoke, if the bot says.
+    pub participant: Option<String>,
+    /// What was heard.
+    pub text: String,
+    /// A final transcript (a partial only signals speech).
+    pub is_final: bool,
+    /// Its language, if known.
+    pub language: Option<String>,
+    /// Recognition confidence, 0–1, if known.
+    pub confidence: Option<f32>,
+}
+
+/// A turn ready to run (started by a final transcript).
+#[derive(Debug, Clone)]
+pub struct PendingTurn {
+    /// The session.
+    pub session: Session,
+    /// The user's words.
+    pub text: String,
+    /// The turn generation this turn runs under.
+    pub generation: u64,
+    /// Reply language.
+    pub language: String,
+    /// When the final transcript arrived (the start of every latency).
+    pub received: Instant,
+}
+
+/// What a transcript led to.
+#[derive(Debug, Clone)]
+pub enum TranscriptOutcome {
+    /// A partial: counted, nothing else.
+    Partial,
+    /// A final that starts no turn, and why.
+    Skipped(&'static str),
+    /// A final that starts this turn (the caller runs it).
+    Turn(Box<PendingTurn>),
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnOutcome {
+    /// Everything the model said was sent to TTS.
+    Completed,
+    /// A voice onset or a newer transcript stopped it.
+    Cancelled,
+    /// The model or TTS failed.
+    Failed,
+}
+
+impl TurnOutcome {
+    /// Lower-case name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TurnOutcome::Completed => "completed",
+            TurnOutcome::Cancelled => "cancelled",
+            TurnOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// The timings and outcome of one turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnReport {
+    /// The session.
+    pub session_id: Uuid,
+    /// The turn generation.
+    pub generation: u64,
+    /// How it ended.
+    pub outcome: TurnOutcome,
+    /// Final transcript → first model token.
+    pub to_first_token: Option<Duration>,
+    /// Final transcript → first TTS request.
+    pub to_first_tts: Option<Duration>,
+    /// Final transcript → turn end.
+    pub total: Duration,
+    /// Sentences TTS accepted.
+    pub sentences: u32,
+}
+
+/// Where turn metrics go (Prometheus in the binary).
+pub trait TurnObserver: Send + Sync {
+    /// A partial transcript arrived.
+    fn partial(&self) {}
+    /// A turn started.
+    fn started(&self) {}
+    /// A turn ended.
+    fn finished(&self, _report: &TurnReport) {}
+}
+
+/// An observer that records nothing.
+pub struct NoObserver;
+impl TurnObserver for NoObserver {}
+
+/// Sends each complete sentence to TTS, one at a time and in order, as long as the turn is
+/// still the session's current one (checked in the shared store before every send).
+struct VoiceSink<'a> {
+    svc: &'a VoiceService,
+    tts: &'a dyn TextToSpeech,
+    turn: &'a PendingTurn,
+    splitter: SentenceSplitter,
+    sent: Vec<String>,
+    first_token: Option<Duration>,
+    first_tts: Option<Duration>,
+    cancelled: bool,
+    failed: Option<String>,
+}
+
+impl VoiceSink<'_> {
+    /// Sends one sentence; false once the turn must stop.
+    async fn say(&mut self, sentence: String) -> bool {
+        match self.svc.sessions.current_turn(self.turn.session.id).await {
+            Ok(g) if g == self.turn.generation => {}
+            Ok(_) => {
+                self.cancelled = true;
+                return false;
+            }
+            Err(e) => {
+                self.failed = Some(format!("the store failed: {e}"));
+                return false;
+            }
+        }
+        self.first_tts
+            .get_or_insert_with(|| self.turn.received.elapsed());
+        let request = SpeechRequest {
+            text: sentence.clone(),
+            room_name: self.turn.session.room_name.clone(),
+            voice_id: self.svc.policy.voice_id.clone(),
+            language: self.turn.language.clone(),
+            speed: self.svc.policy.speed,
+        };
+        match self.tts.synthesize(&request).await {
+            Ok(_) => {
+                self.sent.push(sentence);
+                true
+            }
+            Err(e) => {
+                self.failed = Some(e.to_string());
+                false
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl DeltaSink for VoiceSink<'_> {
+    async fn push(&mut self, delta: &str) -> Flow {
+        self.first_token
+            .get_or_insert_with(|| self.turn.received.elapsed());
+        for sentence in self.splitter.push(delta) {
+            if !self.say(sentence).await {
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+}
+
+/// The voice loop over the ports.
+#[derive(Clone)]
+pub struct VoiceService {
+    sessions: Arc<dyn SessionStore>,
+    history: Arc<dyn HistoryStore>,
+    llm: Option<Arc<dyn ChatModel>>,
+    tts: Option<Arc<dyn TextToSpeech>>,
+    dispatcher: Option<Arc<dyn AgentDispatcher>>,
+    clock: Arc<dyn Clock>,
+    observer: Arc<dyn TurnObserver>,
+    policy: ConversationPolicy,
+    config: VoiceConfig,
+}
+
+/// Builder arguments of [`VoiceService`].
+pub struct VoicePorts {
+    /// Sessions (turn generations, dispatch claims).
+    pub sessions: Arc<dyn SessionStore>,
+    /// History.
+    pub history: Arc<dyn HistoryStore>,
+    /// The language model, if configured.
+    pub llm: Option<Arc<dyn ChatModel>>,
+    /// TTS, if configured.
+    pub tts: Option<Arc<dyn TextToSpeech>>,
+    /// LiveKit agent dispatch, if configured.
+    pub dispatcher: Option<Arc<dyn AgentDispatcher>>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Metrics.
+    pub observer: Arc<dyn TurnObserver>,
+}
+
+impl VoiceService {
+    /// Wires the service.
+    pub fn new(ports: VoicePorts, policy: ConversationPolicy, config: VoiceConfig) -> Self {
+        VoiceService {
+            sessions: ports.sessions,
+            history: ports.history,
+            llm: ports.llm,
+            tts: ports.tts,
+            dispatcher: ports.dispatcher,
+            clock: ports.clock,
+            observer: ports.observer,
+            policy,
+            config,
+        }
+    }
+
+    /// On `track_published`: the first audio track of a non-bot participant in a voice
+    /// session dispatches the STT and TTS agents, once per session whichever replica sees it.
+    /// A failed dispatch gives the claim back and fails (so LiveKit's retry tries again).
+    pub async fn on_track_published(
+        &self,
+        s: &Session,
+        event: &LiveKitEvent,
+    ) -> Result<bool, SessionError> {
+        let is_audio = event
+            .track
+            .as_ref()
+            .is_some_and(|t| t.kind == TrackKind::Audio);
+        let from_person = event.participant.as_ref().is_some_and(|p| {
+            !p.is_dependent()
+                && p.identity != self.config.stt_agent
+                && p.identity != self.config.tts_agent
+        });
+        if !s.voice || !s.status.is_live() || !is_audio || !from_person {
+            return Ok(false);
+        }
+        let Some(dispatcher) = &self.dispatcher else {
+            return Ok(false);
+        };
+        if !self.sessions.claim_dispatch(s.id, self.clock.now()).await? {
+            return Ok(false);
+        }
+        let metadata = serde_json::json!({
+            "session_id": s.id,
+            "language": s.language,
+            "orchestrator_url": self.config.orchestrator_url,
+        })
+        .to_string();
+        for agent in [&self.config.stt_agent, &self.config.tts_agent] {
+            if let Err(e) = dispatcher.dispatch(&s.room_name, agent, &metadata).await {
+                self.sessions.release_dispatch(s.id).await?;
+                return Err(e.into());
+            }
+        }
+        tracing::info!(session_id = %s.id, room = %s.room_name, "voice bots dispatched");
+        Ok(true)
+    }
+
+    /// A transcript from the STT bot. A final that passes the checks starts a new turn
+    /// generation at once (which cancels a running turn) and is returned for the caller to run.
+    pub async fn transcript(&self, t: Transcript) -> Result<TranscriptOutcome, SessionError> {
+        let session = self
+            .sessions
+            .find_live_by_room(&t.room_name)
+            .await?
+            .ok_or(SessionError::NotFound)?;
+        if !t.is_final {
+            self.observer.partial();
+            return Ok(TranscriptOutcome::Partial);
+        }
+        let text = t.text.trim();
+        if text.is_empty() {
+            return Ok(TranscriptOutcome::Skipped("empty"));
+        }
+        if t.confidence.is_some_and(|c| c < self.config.min_confidence) {
+            return Ok(TranscriptOutcome::Skipped("low_confidence"));
+        }
+        let now = self.clock.now();
+        if !self
+            .sessions
+            .note_final(session.id, text, now, self.config.duplicate_window)
+            .await?
+        {
+            return Ok(TranscriptOutcome::Skipped("duplicate"));
+        }
+        let generation = self.sessions.next_turn(session.id).await?;
+        Ok(TranscriptOutcome::Turn(Box::new(PendingTurn {
+            language: t
+                .language
+                .filter(|l| !l.is_empty())
+                .unwrap_or_else(|| session.language.clone()),
+            session,
+            text: text.to_owned(),
+            generation,
+            received: Instant::now(),
+        })))
+    }
+
+    /// The user started speaking: cancel the session's running turn (if any), on any replica.
+    pub async fn voice_onset(&self, room_name: &str) -> Result<u64, SessionError> {
+        let session = self
+            .sessions
+            .find_live_by_room(room_name)
+            .await?
+            .ok_or(SessionError::NotFound)?;
+        Ok(self.sessions.next_turn(session.id).await?)
+    }
+
+    /// Runs a turn to its end and reports it. Never panics, never leaves a task behind: every
+    /// outcome is stored (what was spoken, or a system note) and returned.
+    #[tracing::instrument(skip_all, fields(session_id = %turn.session.id, generation = turn.generation))]
+    pub async fn run_turn(&self, turn: PendingTurn) -> TurnReport {
+        self.observer.started();
+        let mut sink_state = (Vec::new(), None, None, TurnOutcome::Failed);
+        let failure = self.speak_reply(&turn, &mut sink_state).await.err();
+        let (sent, first_token, first_tts, outcome) = sink_state;
+        if !sent.is_empty() {
+            self.note(turn.session.id, Role::Assistant, &sent.join(" "))
+                .await;
+        }
+        if let Some(reason) = &failure {
+            self.note(
+                turn.session.id,
+                Role::System,
+                &format!("The voice turn failed: {reason}."),
+            )
+            .await;
+        }
+        let report = TurnReport {
+            session_id: turn.session.id,
+            generation: turn.generation,
+            outcome,
+            to_first_token: first_token,
+            to_first_tts: first_tts,
+            total: turn.received.elapsed(),
+            sentences: sent.len() as u32,
+        };
+        tracing::info!(
+            outcome = outcome.as_str(),
+            first_token_ms = first_token.map(|d| d.as_millis() as u64),
+            first_tts_ms = first_tts.map(|d| d.as_millis() as u64),
+            total_ms = report.total.as_millis() as u64,
+            sentences = report.sentences,
+            "voice turn"
+        );
+        self.observer.finished(&report);
+        report
+    }
+
+    /// The body of a turn; fills `out` with (sent, first token, first TTS, outcome).
+    async fn speak_reply(
+        &self,
+        turn: &PendingTurn,
+        out: &mut (Vec<String>, Option<Duration>, Option<Duration>, TurnOutcome),
+    ) -> Result<(), String> {
+        let user = HistoryEntry {
+            role: Role::User,
+            content: turn.text.clone(),
+            timestamp: self.clock.now(),
+        };
+        self.history
+            .append(turn.session.id, &user)
+            .await
+            .map_err(|e| format!("the store failed: {e}"))?;
+        let llm = self
+            .llm
+            .as_ref()
+            .ok_or(LlmError::NotConfigured.to_string())?;
+        let tts = self
+            .tts
+            .as_ref()
+            .ok_or(SpeechError::NotConfigured.to_string())?;
+        let recent = self
+            .history
+            .recent(turn.session.id, self.policy.max_turns)
+            .await
+            .map_err(|e| format!("the store failed: {e}"))?;
+        let request = ChatRequest {
+            system_instruction: self.policy.system_instruction.clone(),
+            messages: window(&recent, self.policy.max_chars),
+        };
+        let mut sink = VoiceSink {
+            svc: self,
+            tts: tts.as_ref(),
+            turn,
+            splitter: SentenceSplitter::new(self.config.max_sentence_chars),
+            sent: Vec::new(),
+            first_token: None,
+            first_tts: None,
+            cancelled: false,
+            failed: None,
+        };
+        let streamed = llm.stream(&request, &mut sink).await;
+        if streamed.is_ok() {
+            for rest in sink.splitter.finish() {
+                if !sink.say(rest).await {
+                    break;
+                }
+            }
+        }
+        let result = match (&streamed, sink.cancelled, &sink.failed) {
+            (_, _, Some(reason)) => Err(reason.clone()),
+            (_, true, None) => Ok(TurnOutcome::Cancelled),
+            (Ok(_), false, None) => Ok(TurnOutcome::Completed),
+            (Err(e), false, None) => Err(e.to_string()),
+        };
+        *out = (
+            std::mem::take(&mut sink.sent),
+            sink.first_token,
+            sink.first_tts,
+            *result.as_ref().unwrap_or(&TurnOutcome::Failed),
+        );
+        result.map(|_| ())
+    }
+
+    async fn note(&self, session_id: Uuid, role: Role, content: &str) {
+        let entry = HistoryEntry {
+            role,
+            content: content.to_owned(),
+            timestamp: self.clock.now(),
+        };
+        if let Err(e) = self.history.append(session_id, &entry).await {
+            tracing::warn!(error = %e, "could not store a voice turn in history");
+        }
+    }
+}

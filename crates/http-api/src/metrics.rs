@@ -1,0 +1,84 @@
+//! Prometheus metrics: one process-wide recorder, rendered by `GET /metrics`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use actix_web::HttpResponse;
+use june_domain::{TurnObserver, TurnReport};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Buckets for latencies, in seconds: 1 ms to 30 s.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Installs the recorder on first use (several apps in one test process share it).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(BUCKETS)
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+pub async fn render() -> HttpResponse {
+    let body = handle().map(PrometheusHandle::render).unwrap_or_default();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(body)
+}
+
+/// Counts one HTTP request by route pattern (never the raw path: ids would explode it).
+pub fn http_request(method: &str, route: &str, status: u16, took: Duration) {
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("june_http_requests_total", &labels).increment(1);
+    metrics::histogram!("june_http_request_duration_seconds", &labels).record(took.as_secs_f64());
+}
+
+/// Counts LiveKit webhooks by event and outcome.
+pub fn webhook(event: &str, outcome: &str) {
+    metrics::counter!(
+        "june_livekit_webhooks_total",
+        "event" => event.to_owned(),
+        "outcome" => outcome.to_owned()
+    )
+    .increment(1);
+}
+
+/// Voice turn metrics (design §4.4).
+pub struct PrometheusTurns;
+
+impl TurnObserver for PrometheusTurns {
+    fn partial(&self) {
+        metrics::counter!("june_stt_partials_total").increment(1);
+    }
+
+    fn started(&self) {
+        metrics::counter!("june_turns_started_total").increment(1);
+    }
+
+    fn finished(&self, r: &TurnReport) {
+        metrics::counter!("june_turns_total", "outcome" => r.outcome.as_str()).increment(1);
+        if let Some(d) = r.to_first_token {
+            metrics::histogram!("june_turn_first_token_seconds").record(d.as_secs_f64());
+        }
+        if let Some(d) = r.to_first_tts {
+            metrics::histogram!("june_turn_first_tts_seconds").record(d.as_secs_f64());
+        }
+        metrics::histogram!("june_turn_seconds", "outcome" => r.outcome.as_str())
+            .record(r.total.as_secs_f64());
+    }
+}

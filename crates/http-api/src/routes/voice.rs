@@ -1,0 +1,117 @@
+//! `POST /api/webhooks/stt` (transcripts from the STT bot) and `POST /api/webhooks/voice_onset`
+//! (barge-in), both with `Authorization: Bearer <STT_SERVICE_TOKEN>`.
+
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+use june_domain::{Transcript, TranscriptOutcome};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::ValidJson;
+
+/// The bearer token must equal `STT_SERVICE_TOKEN`, compared in constant time.
+fn authorize(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+    let Some(expected) = &state.config.stt_token else {
+        return Err(ApiError::Unavailable {
+            detail: "STT_SERVICE_TOKEN is not configured; transcripts are refused".into(),
+            code: "stt_auth_not_configured",
+        });
+    };
+    let given = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if bool::from(given.as_bytes().ct_eq(expected.expose_secret().as_bytes())) && !given.is_empty()
+    {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized {
+            detail: "missing or wrong bearer token".into(),
+            code: "invalid_token",
+        })
+    }
+}
+
+/// The first of several alias keys that holds a non-empty string.
+fn field(body: &Value, keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|k| match body.get(*k)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        _ => None,
+    })
+}
+
+fn room(body: &Value) -> Result<String, ApiError> {
+    field(body, &["room_name", "roomName", "room"])
+        .ok_or_else(|| ApiError::invalid("room_name", "is required"))
+}
+
+/// `POST /api/webhooks/stt`
+pub async fn stt_transcript(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ValidJson(body): ValidJson<Value>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&state, &req)?;
+    let event = field(&body, &["event", "type"]).unwrap_or_else(|| "final".into());
+    let is_final = match event.as_str() {
+        "final" => true,
+        "partial" => false,
+        _ => {
+            return Err(ApiError::invalid(
+                "event",
+                "must be \"partial\" or \"final\"",
+            ));
+        }
+    };
+    let transcript = Transcript {
+        room_name: room(&body)?,
+        participant: field(
+            &body,
+            &["participant", "session_id", "participant_identity"],
+        ),
+        text: field(&body, &["text", "transcript"]).unwrap_or_default(),
+        is_final,
+        language: field(&body, &["language"]),
+        confidence: body
+            .get("confidence")
+            .and_then(Value::as_f64)
+            .map(|c| c as f32),
+    };
+    match state.voice.transcript(transcript).await? {
+        TranscriptOutcome::Partial => {
+            Ok(HttpResponse::Ok().json(json!({ "status": "accepted", "event": "partial" })))
+        }
+        TranscriptOutcome::Skipped(reason) => {
+            Ok(HttpResponse::Ok().json(json!({ "status": "skipped", "reason": reason })))
+        }
+        TranscriptOutcome::Turn(turn) => {
+            let generation = turn.generation;
+            let voice = state.voice.clone();
+            // The turn outlives this request: the STT bot must not wait for the reply.
+            actix_web::rt::spawn(async move {
+                voice.run_turn(*turn).await;
+            });
+            Ok(HttpResponse::Ok().json(json!({
+                "status": "accepted",
+                "event": "final",
+                "turn": generation,
+            })))
+        }
+    }
+}
+
+/// `POST /api/webhooks/voice_onset`
+pub async fn voice_onset(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ValidJson(body): ValidJson<Value>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&state, &req)?;
+    let generation = state.voice.voice_onset(&room(&body)?).await?;
+    Ok(HttpResponse::Ok().json(json!({ "status": "interrupted", "turn": generation })))
+}
