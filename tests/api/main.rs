@@ -8,4 +8,5 @@ mod legacy;
 mod operations;
 mod postgres;
 mod sessions;
+mod voice;
 mod webhooks;

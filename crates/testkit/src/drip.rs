@@ -49,6 +49,7 @@ pub struct Received {
 pub struct DripServer {
     port: u16,
     received: Arc<Mutex<Vec<Received>>>,
+    finished: Arc<Mutex<Option<std::time::Instant>>>,
 }
 
 impl DripServer {
@@ -57,17 +58,30 @@ impl DripServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the drip server");
         let port = listener.local_addr().expect("local addr").port();
         let received = Arc::new(Mutex::new(Vec::new()));
-        let log = received.clone();
+        let finished = Arc::new(Mutex::new(None));
+        let (log, done) = (received.clone(), finished.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let chunks = chunks.clone();
-                let log = log.clone();
+                let (log, done) = (log.clone(), done.clone());
                 std::thread::spawn(move || {
                     let _ = serve(stream, &chunks, &log);
+                    if let Ok(mut d) = done.lock() {
+                        *d = Some(std::time::Instant::now());
+                    }
                 });
             }
         });
-        DripServer { port, received }
+        DripServer {
+            port,
+            received,
+            finished,
+        }
+    }
+
+    /// When the last response body was completely sent, if one was.
+    pub fn finished_at(&self) -> Option<std::time::Instant> {
+        self.finished.lock().ok().and_then(|f| *f)
     }
 
     /// `http://127.0.0.1:PORT`

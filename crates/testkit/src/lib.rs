@@ -18,6 +18,7 @@
 pub mod drip;
 mod livekit;
 pub mod proxy;
+pub mod recorder;
 pub mod webhook;
 
 pub use livekit::{Call, Failure, LiveKitDouble};
