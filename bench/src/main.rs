@@ -21,6 +21,7 @@ struct Args {
     seconds: u64,
     concurrency: usize,
     backends: Vec<String>,
+    turns: usize,
 }
 
 fn args() -> Result<Args> {
@@ -28,6 +29,7 @@ fn args() -> Result<Args> {
         seconds: 10,
         concurrency: 32,
         backends: vec!["sqlite".into(), "postgres".into()],
+        turns: 1000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -36,6 +38,7 @@ fn args() -> Result<Args> {
             "--seconds" => a.seconds = value.parse()?,
             "--concurrency" => a.concurrency = value.parse()?,
             "--backends" => a.backends = value.split(',').map(str::to_owned).collect(),
+            "--turns" => a.turns = value.parse()?,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -106,7 +109,15 @@ where
 }
 
 async fn start(lk: &LiveKitDouble, database_url: &str) -> Result<String> {
-    let env: HashMap<String, String> = [
+    start_with(lk, database_url, &[]).await
+}
+
+async fn start_with(
+    lk: &LiveKitDouble,
+    database_url: &str,
+    extra: &[(&str, String)],
+) -> Result<String> {
+    let mut env: HashMap<String, String> = [
         ("HOST", "127.0.0.1".to_owned()),
         ("PORT", "0".to_owned()),
         ("DATABASE_URL", database_url.to_owned()),
@@ -119,6 +130,7 @@ async fn start(lk: &LiveKitDouble, database_url: &str) -> Result<String> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
     let app = Application::build(Settings::load(&env, None)?).await?;
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
@@ -217,6 +229,73 @@ async fn bench_backend(backend: &str, a: &Args, client: &reqwest::Client) -> Res
     Ok(rows)
 }
 
+/// Orchestration overhead of a voice turn: a final transcript in, until the first sentence
+/// reaches TTS, with a Gemini that answers at once and a TTS that records arrivals. Turns run
+/// one after another so each measures the path alone.
+async fn bench_turns(turns: usize, client: &reqwest::Client) -> Result<String> {
+    use june_testkit::drip::{Chunk, DripServer};
+    use june_testkit::recorder::Recorder;
+    let reply = serde_json::json!({"candidates": [{
+        "content": {"role": "model", "parts": [{"text": "Sure. Here it is."}]},
+        "finishReason": "STOP"
+    }]});
+    let gemini = DripServer::start(vec![Chunk::now(format!("data: {reply}\r\n\r\n"))]);
+    let tts = Recorder::start();
+    let lk = LiveKitDouble::start();
+    let dir = tempfile::tempdir()?;
+    let base = start_with(
+        &lk,
+        &format!("sqlite://{}/turns.db", dir.path().display()),
+        &[
+            ("GEMINI_API_KEY", "bench".into()),
+            ("GEMINI_BASE_URL", gemini.url()),
+            ("TTS_SERVICE_URL", tts.url()),
+            ("STT_SERVICE_TOKEN", "bench-stt".into()),
+        ],
+    )
+    .await?;
+    let session: serde_json::Value = client
+        .post(format!("{base}/api/sessions"))
+        .json(&json!({ "user_id": "voice-bench", "voice": true }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let room = session["room_name"].as_str().unwrap_or_default().to_owned();
+    let mut latencies = Vec::with_capacity(turns);
+    let started = Instant::now();
+    for n in 0..turns {
+        let before = tts.hits("/api/tts/synthesize").len();
+        let sent = Instant::now();
+        client
+            .post(format!("{base}/api/webhooks/stt"))
+            .bearer_auth("bench-stt")
+            .json(&json!({"event": "final", "room_name": room, "text": format!("turn {n}")}))
+            .send()
+            .await?;
+        let first = loop {
+            let hits = tts.hits("/api/tts/synthesize");
+            if hits.len() > before {
+                break hits[before].at;
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        };
+        latencies.push(first.saturating_duration_since(sent));
+        // Let the turn finish before the next one, so no turn cancels another.
+        while tts.hits("/api/tts/synthesize").len() < before + 2 {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
+    latencies.sort();
+    let o = Outcome {
+        ok: turns,
+        failed: 0,
+        elapsed: started.elapsed(),
+        latencies,
+    };
+    Ok(row("voice turn: STT final → first TTS request", "sqlite", &o))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let a = args()?;
@@ -235,6 +314,9 @@ async fn main() -> Result<()> {
         for line in bench_backend(backend, &a, &client).await? {
             println!("{line}");
         }
+    }
+    if a.turns > 0 {
+        println!("{}", bench_turns(a.turns, &client).await?);
     }
     Ok(())
 }
