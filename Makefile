@@ -1,7 +1,7 @@
 # June Orchestrator — the front door. `make help` lists the targets.
 CARGO ?= cargo
 
-.PHONY: help run build release test unit doctest fmt fmt-check lint check-deps conformance-deps bench clean
+.PHONY: help run build release test unit doctest fmt fmt-check lint check-deps conformance-deps deploy-check docker bench clean
 
 PYTHON ?= python3
 # LiveKit's official Python server SDK, the conformance peer of tests/api/conformance.rs.
@@ -19,14 +19,27 @@ build: ## Debug build of everything
 release: ## Release build: target/release/june-orchestrator
 	$(CARGO) build --release --bin june-orchestrator
 
-test: fmt-check lint check-deps conformance-deps doctest unit ## Everything CI runs: format, lints, layering rule, all tests
+test: fmt-check lint check-deps deploy-check conformance-deps doctest unit ## Everything CI runs: format, lints, layering rule, deployment files, all tests
 
 conformance-deps: .venv/.livekit-sdk ## Install LiveKit's Python SDK into .venv (conformance peer)
 
-.venv/.livekit-sdk:
-	$(PYTHON) -m venv .venv
+.venv/.livekit-sdk: .venv/bin/python
 	.venv/bin/pip install --quiet --disable-pip-version-check "$(LIVEKIT_PY_SDK)"
 	touch $@
+
+.venv/bin/python:
+	$(PYTHON) -m venv .venv
+
+# Offline Kubernetes schemas and a YAML parser for deploy/check.py.
+.venv/.deploy-deps: .venv/bin/python
+	.venv/bin/pip install --quiet --disable-pip-version-check "kubernetes-validate==1.37.0" "pyyaml==6.0.3"
+	touch $@
+
+deploy-check: .venv/.deploy-deps ## Deployment files: YAML parses, kustomizations render and validate, no literal secrets, Dockerfile sane
+	.venv/bin/python deploy/check.py
+
+docker: ## Build the container image (needs a Docker engine)
+	docker build -f deploy/Dockerfile -t june-orchestrator:latest .
 
 unit: ## Every unit, adapter, HTTP and end-to-end test (nextest)
 	$(CARGO) nextest run --workspace --all-features --no-fail-fast

@@ -186,27 +186,39 @@ async fn bench_backend(backend: &str, a: &Args, client: &reqwest::Client) -> Res
     .await;
     rows.push(row("POST /api/sessions", backend, &create));
 
-    // Webhooks: signed participant_joined events, each with its own id, for one session.
-    let session: serde_json::Value = client
-        .post(format!("{base}/api/sessions"))
-        .json(&json!({ "user_id": "webhook-target" }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let room = lk
-        .room(session["room_name"].as_str().unwrap_or_default())
-        .context("the bench session's room")?;
+    // Webhooks as a busy deployment sees them: 50 live sessions, a handful of people in each
+    // joining and leaving, every event with its own id, signed as LiveKit signs them.
+    let mut rooms = Vec::new();
+    for i in 0..50 {
+        let session: serde_json::Value = client
+            .post(format!("{base}/api/sessions"))
+            .json(&json!({ "user_id": format!("webhook-target-{i}") }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        rooms.push(
+            lk.room(session["room_name"].as_str().unwrap_or_default())
+                .context("a bench session's room")?,
+        );
+    }
+    let rooms = std::sync::Arc::new(rooms);
     let (key, secret) = (lk.api_key(), lk.api_secret());
     let (c, b) = (client.clone(), base.clone());
     let ingest = run(a.concurrency, a.seconds, move |w, n| {
-        let (c, b, room) = (c.clone(), b.clone(), room.clone());
+        let (c, b, rooms) = (c.clone(), b.clone(), rooms.clone());
         async move {
+            let room = &rooms[(w * 7 + n) % rooms.len()];
             let who = proto::ParticipantInfo {
-                identity: format!("p-{w}-{n}"),
+                identity: format!("p-{}", n % 8),
                 ..Default::default()
             };
-            let body = protojson(&participant_event("participant_joined", &room, &who));
+            let kind = if n % 2 == 0 {
+                "participant_joined"
+            } else {
+                "participant_left"
+            };
+            let body = protojson(&participant_event(kind, room, &who));
             let auth = authorization(body.as_bytes(), key, secret, 300);
             c.post(format!("{b}/api/livekit-webhooks"))
                 .header("content-type", "application/webhook+json")
@@ -293,7 +305,11 @@ async fn bench_turns(turns: usize, client: &reqwest::Client) -> Result<String> {
         elapsed: started.elapsed(),
         latencies,
     };
-    Ok(row("voice turn: STT final → first TTS request", "sqlite", &o))
+    Ok(row(
+        "voice turn: STT final → first TTS request",
+        "sqlite",
+        &o,
+    ))
 }
 
 #[tokio::main]
