@@ -52,6 +52,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod auth;
 mod conversation;
 mod events;
 mod lifecycle;
@@ -62,6 +63,7 @@ pub mod ports;
 mod service;
 mod voice;
 
+pub use auth::*;
 pub use conversation::*;
 pub use events::*;
 pub use lifecycle::*;

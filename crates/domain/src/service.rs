@@ -419,6 +419,21 @@ impl SessionService {
         Ok(self.history.clear(id).await?)
     }
 
+    /// The session, if `caller` may see it. Someone else's session is `NotFound` (not a
+    /// 403): callers learn nothing about sessions that are not theirs.
+    pub async fn authorize(
+        &self,
+        caller: &crate::auth::Principal,
+        id: Uuid,
+    ) -> Result<Session, SessionError> {
+        let session = self.store.get(id).await?;
+        if caller.may_act_as(&session.user_id) {
+            Ok(session)
+        } else {
+            Err(SessionError::NotFound)
+        }
+    }
+
     /// Whether the store answers (readiness).
     pub async fn check_store(&self) -> Result<(), SessionError> {
         Ok(self.store.ping().await?)

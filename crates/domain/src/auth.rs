@@ -1,0 +1,102 @@
+//! Who is calling, and what they may touch. Verifying credentials is an adapter's job
+//! (API keys, OIDC); deciding what a principal may do is the domain's.
+
+use async_trait::async_trait;
+
+/// How a principal was established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// No authentication configured (`auth.mode = none`): the v3.0 behaviour, all access.
+    Anonymous,
+    /// A person (an OIDC token, or an API key with a user role).
+    User,
+    /// A service (an API key with the `service` role): may act for any user.
+    Service,
+}
+
+/// The caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Identity: a user id, or a service name.
+    pub id: String,
+    /// Roles (`admin`, `service`, …).
+    pub roles: Vec<String>,
+    /// How it was established.
+    pub kind: PrincipalKind,
+}
+
+impl Principal {
+    /// The caller when authentication is off.
+    pub fn anonymous() -> Self {
+        Principal {
+            id: String::new(),
+            roles: Vec::new(),
+            kind: PrincipalKind::Anonymous,
+        }
+    }
+
+    /// Sees and changes every session.
+    pub fn is_admin(&self) -> bool {
+        self.kind != PrincipalKind::User || self.roles.iter().any(|r| r == "admin")
+    }
+
+    /// May act for `user_id` (own sessions, or everyone's for admins and services).
+    pub fn may_act_as(&self, user_id: &str) -> bool {
+        self.is_admin() || self.id == user_id
+    }
+
+    /// Whether a real identity stands behind the request.
+    pub fn is_authenticated(&self) -> bool {
+        self.kind != PrincipalKind::Anonymous
+    }
+}
+
+/// Why credentials were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No credentials were sent.
+    #[error("authentication required")]
+    Missing,
+    /// The credentials are wrong, expired, or not for us.
+    #[error("invalid credentials: {0}")]
+    Invalid(String),
+    /// The identity provider could not be reached to check them.
+    #[error("the identity provider is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Turns a bearer credential into a principal.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Authenticator: Send + Sync {
+    /// Verifies `bearer` (the part after `Bearer `).
+    async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, roles: &[&str]) -> Principal {
+        Principal {
+            id: id.into(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            kind: PrincipalKind::User,
+        }
+    }
+
+    #[test]
+    fn users_act_only_for_themselves_admins_and_services_for_anyone() {
+        assert!(user("alice", &[]).may_act_as("alice"));
+        assert!(!user("alice", &[]).may_act_as("bob"));
+        assert!(user("root", &["admin"]).may_act_as("bob"));
+        let svc = Principal {
+            id: "stt".into(),
+            roles: vec!["service".into()],
+            kind: PrincipalKind::Service,
+        };
+        assert!(svc.may_act_as("bob"));
+        assert!(Principal::anonymous().may_act_as("anyone"));
+        assert!(!Principal::anonymous().is_authenticated());
+    }
+}
