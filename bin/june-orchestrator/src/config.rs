@@ -34,6 +34,10 @@ pub const LEGACY_ENV: &[(&str, &str)] = &[
     ("STT_AGENT_NAME", "voice.stt_agent_name"),
     ("TTS_AGENT_NAME", "voice.tts_agent_name"),
     ("ORCHESTRATOR_PUBLIC_URL", "voice.public_url"),
+    ("AUTH_MODE", "auth.mode"),
+    ("API_KEYS", "auth.api_keys"),
+    ("OIDC_ISSUER", "auth.oidc_issuer"),
+    ("OIDC_AUDIENCE", "auth.oidc_audience"),
 ];
 
 /// Secrets that may also come from a file named by `<NAME>_FILE` (Kubernetes secrets).
@@ -43,6 +47,7 @@ const FILE_SECRETS: &[&str] = &[
     "GEMINI_API_KEY",
     "SERVICE_AUTH_TOKEN",
     "STT_SERVICE_TOKEN",
+    "API_KEYS",
 ];
 
 /// Everything the binary is configured with.
@@ -70,6 +75,53 @@ pub struct Settings {
     pub stt: SttSettings,
     /// The voice loop.
     pub voice: VoiceSettings,
+    /// Who may call the API.
+    pub auth: AuthSettings,
+    /// Request budgets.
+    pub rate_limit: RateLimitSettings,
+}
+
+/// Authentication settings.
+#[derive(Debug, Deserialize)]
+pub struct AuthSettings {
+    /// `none`, `api_key`, `oidc`, comma-combinable.
+    pub mode: String,
+    /// `key:role,…`.
+    pub api_keys: SecretString,
+    /// OIDC issuer URL.
+    pub oidc_issuer: String,
+    /// Required audience.
+    pub oidc_audience: String,
+    /// Claim with the identity.
+    pub identity_claim: String,
+    /// Claim with the roles.
+    pub roles_claim: String,
+    /// Clock skew allowed.
+    pub leeway_secs: u64,
+}
+
+impl AuthSettings {
+    /// The modes named in `mode`.
+    pub fn modes(&self) -> Vec<String> {
+        self.mode
+            .split(',')
+            .map(|m| m.trim().to_ascii_lowercase())
+            .filter(|m| !m.is_empty())
+            .collect()
+    }
+}
+
+/// Rate limit settings.
+#[derive(Debug, Deserialize)]
+pub struct RateLimitSettings {
+    /// Per principal, per second.
+    pub per_second: u32,
+    /// Per principal, burst.
+    pub burst: u32,
+    /// Per client address, per second.
+    pub ip_per_second: u32,
+    /// Per client address, burst.
+    pub ip_burst: u32,
 }
 
 /// Voice loop settings.
@@ -399,6 +451,31 @@ impl Settings {
         }
         if self.ai.timeout_ms == 0 || self.tts.timeout_ms == 0 {
             return Err(invalid("ai.timeout_ms", "timeouts must be positive"));
+        }
+        let modes = self.auth.modes();
+        if modes.is_empty() {
+            return Err(invalid("auth.mode", "must name none, api_key or oidc"));
+        }
+        for mode in &modes {
+            match mode.as_str() {
+                "none" if modes.len() > 1 => {
+                    return Err(invalid("auth.mode", "\"none\" cannot be combined"));
+                }
+                "none" => {}
+                "api_key" if self.auth.api_keys.expose_secret().trim().is_empty() => {
+                    return Err(invalid("auth.api_keys", "mode api_key needs API_KEYS"));
+                }
+                "oidc"
+                    if self.auth.oidc_issuer.is_empty() || self.auth.oidc_audience.is_empty() =>
+                {
+                    return Err(invalid(
+                        "auth.oidc_issuer",
+                        "mode oidc needs OIDC_ISSUER and OIDC_AUDIENCE",
+                    ));
+                }
+                "api_key" | "oidc" => {}
+                other => return Err(invalid("auth.mode", format!("unknown mode {other:?}"))),
+            }
         }
         if self.reaper.interval_ms == 0 {
             return Err(invalid("reaper.interval_ms", "must be positive"));

@@ -14,11 +14,14 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use june_ai_adapters::{GeminiChat, GeminiConfig, HttpSttClient, HttpTtsClient};
+use june_auth::{ApiKeys, Chain, Oidc, OidcConfig};
+use june_domain::Authenticator;
 use june_domain::ports::{ChatModel, SpeechToText, SystemClock, TextToSpeech};
 use june_domain::{
     ConversationPolicy, ConversationPorts, ConversationService, LifecycleService, SessionPolicy,
     SessionService, VoiceConfig, VoicePorts, VoiceService,
 };
+use june_http_api::auth::{Rate, RateLimits};
 use june_http_api::{ApiConfig, AppState};
 use june_livekit_adapter::{
     LiveKitAgentDispatcher, LiveKitRoomService, LiveKitTokenIssuer, LiveKitWebhookVerifier,
@@ -35,6 +38,9 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("cannot open the database: {0}")]
     Store(#[from] june_store::ConnectError),
+    /// The authentication settings could not be used.
+    #[error("authentication: {0}")]
+    Auth(String),
     /// The HTTP client of the AI adapters could not be built.
     #[error(transparent)]
     HttpClient(#[from] june_ai_adapters::ClientError),
@@ -47,6 +53,39 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The authenticators of `auth.mode`; `None` for `none`.
+fn authenticator(settings: &Settings) -> Result<Option<Arc<dyn Authenticator>>, StartError> {
+    let auth = &settings.auth;
+    let mut chain: Vec<Arc<dyn Authenticator>> = Vec::new();
+    for mode in auth.modes() {
+        match mode.as_str() {
+            "api_key" => chain.push(Arc::new(
+                ApiKeys::parse(&auth.api_keys).map_err(StartError::Auth)?,
+            )),
+            "oidc" => chain.push(Arc::new(Oidc::new(
+                june_ai_adapters::http_client(Duration::from_secs(5))?,
+                OidcConfig {
+                    issuer: auth.oidc_issuer.clone(),
+                    audience: auth.oidc_audience.clone(),
+                    identity_claim: auth.identity_claim.clone(),
+                    roles_claim: auth.roles_claim.clone(),
+                    leeway: Duration::from_secs(auth.leeway_secs),
+                    refresh_floor: Duration::from_secs(30),
+                },
+            ))),
+            _ => {}
+        }
+    }
+    Ok((!chain.is_empty()).then(|| Arc::new(Chain(chain)) as Arc<dyn Authenticator>))
 }
 
 /// Opens and migrates the database the settings name.
@@ -169,6 +208,8 @@ fn spawn_reaper(
 impl Application {
     /// Opens the store, builds the adapters and binds the listener.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        // Before any LiveKit token is minted (see june_auth::install_crypto_provider).
+        june_auth::install_crypto_provider();
         let stores = open_store(&settings).await?;
         let lk = &settings.livekit;
         let rooms = LiveKitRoomService::new(
@@ -258,6 +299,17 @@ impl Application {
             conversation,
             idempotency: stores.idempotency.clone(),
             voice,
+            auth: authenticator(&settings)?,
+            rate_limits: Arc::new(RateLimits::new(
+                Rate {
+                    per_second: settings.rate_limit.per_second,
+                    burst: settings.rate_limit.burst,
+                },
+                Rate {
+                    per_second: settings.rate_limit.ip_per_second,
+                    burst: settings.rate_limit.ip_burst,
+                },
+            )),
             config: ApiConfig {
                 livekit_url: lk.ws_url.clone(),
                 default_bot_room: Some(lk.default_bot_room.clone()).filter(|r| !r.is_empty()),
@@ -270,6 +322,12 @@ impl Application {
         };
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
+        if state.auth.is_none() && !is_loopback(&settings.server.host) {
+            tracing::warn!(
+                host = %settings.server.host,
+                "AUTH_MODE=none on a non-loopback address: anyone who can reach it may create sessions and mint tokens"
+            );
+        }
         let listener = TcpListener::bind(&address).map_err(|source| StartError::Bind {
             address: address.clone(),
             source,

@@ -59,6 +59,21 @@ pub enum ApiError {
         /// Machine code.
         code: &'static str,
     },
+    /// Credentials missing or refused (401, with `WWW-Authenticate: Bearer`).
+    #[error(transparent)]
+    Auth(june_domain::AuthError),
+    /// Authenticated, but not allowed here (403).
+    #[error("{detail}")]
+    Forbidden {
+        /// Why.
+        detail: String,
+    },
+    /// Too many requests (429 with `Retry-After`).
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until the next request is allowed.
+        retry_after_secs: u64,
+    },
     /// A bug of ours, not of the request (500 with a generic detail; the cause is logged).
     #[error("internal error: {0}")]
     Internal(String),
@@ -104,6 +119,10 @@ impl ApiError {
             ApiError::Conflict { code, .. } => code,
             ApiError::Internal(_) => "internal_error",
             ApiError::Unauthorized { code, .. } | ApiError::Unavailable { code, .. } => code,
+            ApiError::Auth(june_domain::AuthError::Unavailable(_)) => "auth_unavailable",
+            ApiError::Auth(_) => "unauthenticated",
+            ApiError::Forbidden { .. } => "forbidden",
+            ApiError::RateLimited { .. } => "rate_limited",
         }
     }
 
@@ -189,6 +208,12 @@ impl ResponseError for ApiError {
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Auth(june_domain::AuthError::Unavailable(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -205,6 +230,14 @@ impl ResponseError for ApiError {
                 retry_after_secs: Some(secs),
             })) => {
                 resp.insert_header(("retry-after", secs.to_string()));
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                resp.insert_header(("retry-after", retry_after_secs.max(&1).to_string()));
+            }
+            ApiError::Auth(
+                june_domain::AuthError::Missing | june_domain::AuthError::Invalid(_),
+            ) => {
+                resp.insert_header(("www-authenticate", "Bearer"));
             }
             _ if status == StatusCode::SERVICE_UNAVAILABLE => {
                 resp.insert_header(("retry-after", "5"));

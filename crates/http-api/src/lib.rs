@@ -5,6 +5,7 @@
 //! only; it never names a database, an HTTP client or LiveKit's SDK. [`app`] builds the
 //! whole application for the binary and for in-process tests alike; it does not run a server.
 
+pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -58,6 +59,10 @@ pub struct AppState {
     pub idempotency: std::sync::Arc<dyn june_domain::ports::IdempotencyStore>,
     /// Transcripts, turns, barge-in.
     pub voice: VoiceService,
+    /// Verifies bearer credentials; `None` when `auth.mode = none`.
+    pub auth: Option<std::sync::Arc<dyn june_domain::Authenticator>>,
+    /// Request budgets per principal and per client address.
+    pub rate_limits: std::sync::Arc<crate::auth::RateLimits>,
     /// HTTP-level settings.
     pub config: ApiConfig,
 }

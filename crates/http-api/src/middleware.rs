@@ -21,6 +21,35 @@ fn well_formed(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// Headers every response carries: the request id, and hardening for an API that serves no
+/// pages (no sniffing, no framing, no referrers, nothing cached unless a route says so).
+fn finish(res: &mut ServiceResponse<BoxBody>, id: &str) {
+    let headers = res.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(id) {
+        headers.insert(REQUEST_ID, value);
+    }
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+    ] {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    if !headers.contains_key("cache-control") {
+        headers.insert(
+            HeaderName::from_static("cache-control"),
+            HeaderValue::from_static("no-store"),
+        );
+    }
+}
+
 /// The middleware function (used with `actix_web::middleware::from_fn`).
 pub async fn request_context(
     req: ServiceRequest,
@@ -40,6 +69,24 @@ pub async fn request_context(
         path = %req.path(),
     );
     let started = Instant::now();
+    // Per-address budget, before any work. Probes and metrics are exempt, and so are the
+    // machine-to-machine webhooks: they carry their own credentials, and one LiveKit server
+    // sends every room's events from one address (a 429 there would lose events).
+    let path = req.path();
+    let exempt = matches!(path, "/healthz" | "/readyz" | "/metrics")
+        || path.starts_with("/api/livekit-webhooks")
+        || path.starts_with("/api/webhooks/");
+    if !exempt
+        && let (Some(state), Some(peer)) = (
+            req.app_data::<actix_web::web::Data<crate::AppState>>(),
+            req.peer_addr(),
+        )
+        && let Err(e) = state.rate_limits.check_ip(peer.ip())
+    {
+        let mut res = req.into_response(actix_web::ResponseError::error_response(&e));
+        finish(&mut res, &id);
+        return Ok(res);
+    }
     // No clone of the request is kept across the call: NormalizePath and friends need the
     // only reference to rewrite it. An inner *error* (not an error response) is rare (CORS
     // refusals) and goes out as actix renders it, without our header.
@@ -50,9 +97,7 @@ pub async fn request_context(
             return Err(e);
         }
     };
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(REQUEST_ID, value);
-    }
+    finish(&mut res, &id);
     let took = started.elapsed();
     crate::metrics::http_request(
         res.request().method().as_str(),

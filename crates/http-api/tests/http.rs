@@ -59,6 +59,8 @@ fn state_with(
             Arc::new(SystemClock),
         ),
         idempotency: Arc::new(MockIdempotencyStore::new()),
+        auth: None,
+        rate_limits: Arc::new(june_http_api::auth::RateLimits::off()),
         voice: VoiceService::new(
             VoicePorts {
                 sessions: Arc::new(MockSessionStore::new()),

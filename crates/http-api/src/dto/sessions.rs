@@ -9,8 +9,9 @@ use super::rfc3339;
 /// `POST /api/sessions` body.
 #[derive(Debug, Deserialize)]
 pub struct CreateSessionRequest {
-    /// The owner.
-    pub user_id: String,
+    /// The owner; defaults to (and must equal) the caller when authenticated.
+    #[serde(default)]
+    pub user_id: Option<String>,
     /// A room name of the client's choosing.
     #[serde(default)]
     pub room_name: Option<String>,

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::session_id;
 use crate::AppState;
+use crate::auth::Caller;
 use crate::dto::{ChatRequestDto, ChatResponse, TtsPublishRequest};
 use crate::error::ApiError;
 use crate::extract::ValidJson;
@@ -50,10 +51,12 @@ fn wants_stream(req: &HttpRequest) -> bool {
 pub async fn chat(
     state: web::Data<AppState>,
     req: HttpRequest,
+    Caller(caller): Caller,
     ValidJson(body): ValidJson<ChatRequestDto>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let id = session_id(&body.session_id)?;
+    state.sessions.authorize(&caller, id).await?;
     let turn = ChatTurn {
         session_id: id,
         text: body.text,
@@ -112,8 +115,11 @@ pub async fn chat(
 /// `POST /api/tts/publish`
 pub async fn tts_publish(
     state: web::Data<AppState>,
+    caller: Caller,
     ValidJson(body): ValidJson<TtsPublishRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    // Speaking into any room is an operator's or a service's act.
+    caller.require_admin()?;
     if body.room_name.trim().is_empty() {
         return Err(ApiError::invalid("room_name", "must not be empty"));
     }

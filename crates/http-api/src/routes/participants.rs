@@ -4,15 +4,18 @@ use actix_web::{HttpResponse, web};
 
 use super::session_id;
 use crate::AppState;
+use crate::auth::Caller;
 use crate::dto::{ParticipantDto, ParticipantRemoved};
 use crate::error::ApiError;
 
 /// `GET /api/sessions/{id}/participants`
 pub async fn list_participants(
     state: web::Data<AppState>,
+    Caller(caller): Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
+    state.sessions.authorize(&caller, id).await?;
     let people = state.sessions.participants(id).await?;
     let body: Vec<ParticipantDto> = people.into_iter().map(Into::into).collect();
     Ok(HttpResponse::Ok().json(body))
@@ -21,10 +24,12 @@ pub async fn list_participants(
 /// `DELETE /api/sessions/{id}/participants/{identity}`
 pub async fn remove_participant(
     state: web::Data<AppState>,
+    Caller(caller): Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (raw_id, identity) = path.into_inner();
     let id = session_id(&raw_id)?;
+    state.sessions.authorize(&caller, id).await?;
     state.sessions.remove_participant(id, &identity).await?;
     tracing::info!(session_id = %id, participant = %identity, "participant removed");
     Ok(HttpResponse::Ok().json(ParticipantRemoved {

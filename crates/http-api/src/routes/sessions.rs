@@ -5,6 +5,7 @@ use june_domain::{NewSession, SessionStatus};
 
 use super::session_id;
 use crate::AppState;
+use crate::auth::Caller;
 use crate::dto::{
     CreateSessionRequest, GuestTokenRequest, GuestTokenResponse, HistoryCleared, HistoryResponse,
     ListSessionsQuery, SessionDeleted, SessionList, SessionResponse, decode_cursor, encode_cursor,
@@ -12,14 +13,17 @@ use crate::dto::{
 use crate::error::ApiError;
 use crate::extract::{RawBody, ValidJson, parse};
 use crate::idempotency;
+use june_domain::Principal;
 
 /// `POST /api/sessions`, honouring `Idempotency-Key`.
 pub async fn create_session(
     state: web::Data<AppState>,
     req: HttpRequest,
+    Caller(caller): Caller,
     RawBody(raw): RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    let body: CreateSessionRequest = parse(&raw)?;
+    let mut body: CreateSessionRequest = parse(&raw)?;
+    body.user_id = Some(owner(&caller, body.user_id.take())?);
     let key = req
         .headers()
         .get(idempotency::HEADER)
@@ -28,14 +32,30 @@ pub async fn create_session(
         None => create(&state, body).await?,
         Some(key) => {
             let key = idempotency::valid_key(&key)?;
+            // Keys are per caller: two callers' "1" are not the same request.
+            let key = format!("{}:{key}", caller.id);
             let fingerprint = idempotency::fingerprint(&raw);
-            idempotency::once(state.idempotency.as_ref(), key, &fingerprint, || {
+            idempotency::once(state.idempotency.as_ref(), &key, &fingerprint, || {
                 create(&state, body)
             })
             .await?
         }
     };
     Ok(HttpResponse::Ok().json(answer))
+}
+
+/// The session owner: the caller when authenticated (a named `user_id` must be theirs,
+/// unless they are an admin or a service); the body's `user_id` when auth is off.
+fn owner(caller: &Principal, asked: Option<String>) -> Result<String, ApiError> {
+    match asked {
+        Some(user) if caller.may_act_as(&user) => Ok(user),
+        Some(_) => Err(ApiError::invalid(
+            "user_id",
+            "must equal the caller's identity",
+        )),
+        None if caller.is_authenticated() => Ok(caller.id.clone()),
+        None => Err(ApiError::invalid("user_id", "is required")),
+    }
 }
 
 async fn create(
@@ -45,7 +65,7 @@ async fn create(
     let created = state
         .sessions
         .create(NewSession {
-            user_id: body.user_id,
+            user_id: body.user_id.unwrap_or_default(),
             room_name: body.room_name,
             metadata: body.metadata.unwrap_or_default(),
             language: body.language,
@@ -61,9 +81,11 @@ async fn create(
 /// `GET /api/sessions/{id}`
 pub async fn get_session(
     state: web::Data<AppState>,
+    Caller(caller): Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
+    state.sessions.authorize(&caller, id).await?;
     let found = state.sessions.get(id).await?;
     Ok(HttpResponse::Ok().json(SessionResponse::new(found, &state.config.livekit_url)))
 }
@@ -71,6 +93,7 @@ pub async fn get_session(
 /// `GET /api/sessions?user_id=&status=&limit=&cursor=`
 pub async fn list_sessions(
     state: web::Data<AppState>,
+    Caller(caller): Caller,
     query: web::Query<ListSessionsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
@@ -90,7 +113,12 @@ pub async fn list_sessions(
     if q.limit == Some(0) {
         return Err(ApiError::invalid("limit", "must be at least 1"));
     }
-    let user_id = q.user_id.filter(|u| !u.is_empty());
+    // Users see their own sessions only, whatever they ask for.
+    let user_id = if caller.is_admin() {
+        q.user_id.filter(|u| !u.is_empty())
+    } else {
+        Some(caller.id.clone())
+    };
     let page = state.sessions.list(user_id, status, q.limit, after).await?;
     Ok(HttpResponse::Ok().json(SessionList {
         sessions: page.sessions.into_iter().map(Into::into).collect(),
@@ -101,9 +129,11 @@ pub async fn list_sessions(
 /// `DELETE /api/sessions/{id}`
 pub async fn delete_session(
     state: web::Data<AppState>,
+    Caller(caller): Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
+    state.sessions.authorize(&caller, id).await?;
     state.sessions.end(id).await?;
     tracing::info!(session_id = %id, "session deleted");
     Ok(HttpResponse::Ok().json(SessionDeleted {
@@ -115,10 +145,12 @@ pub async fn delete_session(
 /// `POST /api/sessions/{id}/guest-token`
 pub async fn create_guest_token(
     state: web::Data<AppState>,
+    Caller(caller): Caller,
     path: web::Path<String>,
     ValidJson(body): ValidJson<GuestTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
+    state.sessions.authorize(&caller, id).await?;
     if let Some(body_id) = body.session_id.as_deref()
         && body_id != path.as_str()
     {
@@ -142,9 +174,11 @@ pub async fn create_guest_token(
 /// `GET /api/sessions/{id}/history`
 pub async fn get_history(
     state: web::Data<AppState>,
+    Caller(caller): Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
+    state.sessions.authorize(&caller, id).await?;
     let history = state.sessions.history(id).await?;
     Ok(HttpResponse::Ok().json(HistoryResponse {
         session_id: id.to_string(),
@@ -155,9 +189,11 @@ pub async fn get_history(
 /// `DELETE /api/sessions/{id}/history`
 pub async fn clear_history(
     state: web::Data<AppState>,
+    Caller(caller): Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
+    state.sessions.authorize(&caller, id).await?;
     state.sessions.clear_history(id).await?;
     Ok(HttpResponse::Ok().json(HistoryCleared {
         status: "cleared",

@@ -5,6 +5,7 @@ use june_domain::Grants;
 use serde_json::Value;
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::dto::{LegacyTokenResponse, RoomDto, RoomList};
 use crate::error::ApiError;
 use crate::extract::ValidJson;
@@ -45,6 +46,7 @@ fn legacy_response(
 /// `POST /token` and `POST /livekit/token`: `{roomName, participantName, metadata?}`.
 pub async fn participant_token(
     state: web::Data<AppState>,
+    Caller(caller): Caller,
     ValidJson(body): ValidJson<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let (Some(room), Some(identity)) = (text(&body, "roomName"), text(&body, "participantName"))
@@ -54,6 +56,11 @@ pub async fn participant_token(
             code: "missing_fields",
         });
     };
+    if !caller.may_act_as(&identity) {
+        return Err(ApiError::Forbidden {
+            detail: "tokens can only be minted for your own identity".into(),
+        });
+    }
     let token = state.sessions.participant_token(
         &room,
         &identity,
@@ -66,8 +73,10 @@ pub async fn participant_token(
 /// `POST /api/livekit/token`: `{service_identity, room?}` for the STT/TTS bots: hidden agents.
 pub async fn service_token(
     state: web::Data<AppState>,
+    caller: Caller,
     ValidJson(body): ValidJson<Value>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
     let Some(identity) = text(&body, "service_identity") else {
         return Err(ApiError::BadRequest {
             detail: "service_identity is required".into(),
@@ -92,9 +101,23 @@ pub async fn service_token(
 /// `POST /rooms/list`: LiveKit's live rooms.
 pub async fn list_rooms(
     state: web::Data<AppState>,
+    Caller(caller): Caller,
     ValidJson(_body): ValidJson<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let rooms = state.sessions.rooms().await?;
+    let mut rooms = state.sessions.rooms().await?;
+    if !caller.is_admin() {
+        // A user sees the rooms of their own sessions only.
+        let mine = state
+            .sessions
+            .list(
+                Some(caller.id.clone()),
+                None,
+                Some(june_domain::MAX_PAGE),
+                None,
+            )
+            .await?;
+        rooms.retain(|r| mine.sessions.iter().any(|s| s.room_name == r.name));
+    }
     Ok(HttpResponse::Ok().json(RoomList {
         rooms: rooms
             .into_iter()

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::session_id;
 use crate::AppState;
+use crate::auth::Caller;
 use crate::dto::{EventList, EventsQuery, decode_event_cursor, encode_event_cursor};
 use crate::error::ApiError;
 use crate::extract::RawBody;
@@ -61,10 +62,12 @@ pub async fn livekit_webhook(
 /// `GET /api/sessions/{id}/events?limit=&cursor=`
 pub async fn list_events(
     state: web::Data<AppState>,
+    Caller(caller): Caller,
     path: web::Path<String>,
     query: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
+    state.sessions.authorize(&caller, id).await?;
     let q = query.into_inner();
     if q.limit == Some(0) {
         return Err(ApiError::invalid("limit", "must be at least 1"));
