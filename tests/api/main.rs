@@ -7,6 +7,7 @@ mod helpers;
 mod legacy;
 mod operations;
 mod postgres;
+mod security;
 mod sessions;
 mod voice;
 mod webhooks;

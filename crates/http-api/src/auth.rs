@@ -82,7 +82,11 @@ impl RateLimits {
     /// Counts a request from `ip`; 429 once its budget is spent.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
         // Keyed limiters keep every key they saw: forget idle ones now and then.
-        if self.seen.fetch_add(1, Ordering::Relaxed) % 4096 == 0 {
+        if self
+            .seen
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(4096)
+        {
             if let Some(l) = &self.by_ip {
                 l.retain_recent();
             }
