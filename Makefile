@@ -1,7 +1,7 @@
 # June Orchestrator — the front door. `make help` lists the targets.
 CARGO ?= cargo
 
-.PHONY: help run build release test unit doctest fmt fmt-check lint check-deps conformance-deps deploy-check docker bench clean
+.PHONY: help run build release test unit doctest fmt fmt-check lint check-deps conformance-deps deploy-check docker bench openapi clean
 
 PYTHON ?= python3
 # LiveKit's official Python server SDK, the conformance peer of tests/api/conformance.rs.
@@ -37,6 +37,9 @@ conformance-deps: .venv/.livekit-sdk ## Install LiveKit's Python SDK into .venv 
 
 deploy-check: .venv/.deploy-deps ## Deployment files: YAML parses, kustomizations render and validate, no literal secrets, Dockerfile sane
 	.venv/bin/python deploy/check.py
+
+openapi: ## Write openapi/openapi.json from the code (a test fails when it is stale)
+	$(CARGO) run --quiet --bin june-orchestrator -- openapi > openapi/openapi.json
 
 docker: ## Build the container image (needs a Docker engine)
 	docker build -f deploy/Dockerfile -t june-orchestrator:latest .

@@ -47,3 +47,25 @@ async fn unknown_routes_are_json_404_with_a_request_id() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["code"], "not_found");
 }
+
+#[tokio::test]
+async fn the_spec_and_swagger_ui_are_served_from_the_binary() {
+    let app = spawn_app().await;
+    let (status, spec) = app.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(spec["paths"]["/api/sessions"]["post"].is_object());
+    let page = app.client.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), 200, "redirected to the UI page");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let app = spawn_app().await;
+    app.get("/healthz").await;
+    let resp = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("june_http_requests_total"), "{text}");
+}

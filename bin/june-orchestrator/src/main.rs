@@ -8,6 +8,11 @@ use june_orchestrator::config::Settings;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The spec needs no configuration: print it before loading any.
+    if std::env::args().nth(1).as_deref() == Some("openapi") {
+        println!("{}", june_http_api::openapi::json());
+        return Ok(());
+    }
     let env: HashMap<String, String> = std::env::vars().collect();
     let file = env.get("JUNE_CONFIG").map(PathBuf::from);
     let settings = match Settings::load(&env, file.as_deref()) {
@@ -32,7 +37,9 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Some(other) => {
-            eprintln!("june-orchestrator: unknown command {other:?} (expected: serve, migrate)");
+            eprintln!(
+                "june-orchestrator: unknown command {other:?} (expected: serve, migrate, openapi)"
+            );
             std::process::exit(2);
         }
     }

@@ -94,7 +94,7 @@ pub enum ApiError {
 }
 
 /// The error body. `detail` is what v3.0 clients read; `code` is for programs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Human-readable message.
     pub detail: String,

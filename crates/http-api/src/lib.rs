@@ -12,6 +12,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod routes;
 
 use std::time::Duration;
@@ -85,6 +86,18 @@ fn cors(origins: &[String]) -> Cors {
     }
 }
 
+async fn docs_home() -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header(("location", "/docs/index.html"))
+        .finish()
+}
+
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(crate::openapi::json())
+}
+
 async fn route_not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::RouteNotFound)
 }
@@ -141,6 +154,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/webhooks/stt").route(web::post().to(voice::stt_transcript)))
         .service(resource("/api/webhooks/voice_onset").route(web::post().to(voice::voice_onset)))
         .service(resource("/metrics").route(web::get().to(crate::metrics::render)))
+        .service(resource("/openapi.json").route(web::get().to(openapi_json)))
+        // `/docs/` is trimmed to `/docs` by NormalizePath: send both to the UI's page.
+        .service(resource("/docs").route(web::get().to(docs_home)))
+        .service(
+            utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", {
+                use utoipa::OpenApi;
+                crate::openapi::ApiDoc::openapi()
+            }),
+        )
         .service(resource("/api/ai/chat").route(web::post().to(ai::chat)))
         .service(resource("/api/ai/process").route(web::post().to(ai::chat)))
         .service(resource("/api/tts/publish").route(web::post().to(ai::tts_publish)))

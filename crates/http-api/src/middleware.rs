@@ -24,6 +24,12 @@ fn well_formed(id: &str) -> bool {
 /// Headers every response carries: the request id, and hardening for an API that serves no
 /// pages (no sniffing, no framing, no referrers, nothing cached unless a route says so).
 fn finish(res: &mut ServiceResponse<BoxBody>, id: &str) {
+    // Swagger UI is a page: it needs its own scripts, styles and images.
+    let csp = if res.request().path().starts_with("/docs") {
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+    } else {
+        "default-src 'none'; frame-ancestors 'none'"
+    };
     let headers = res.headers_mut();
     if let Ok(value) = HeaderValue::from_str(id) {
         headers.insert(REQUEST_ID, value);
@@ -32,10 +38,7 @@ fn finish(res: &mut ServiceResponse<BoxBody>, id: &str) {
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
         ("referrer-policy", "no-referrer"),
-        (
-            "content-security-policy",
-            "default-src 'none'; frame-ancestors 'none'",
-        ),
+        ("content-security-policy", csp),
     ] {
         headers.insert(
             HeaderName::from_static(name),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// `POST /api/ai/chat` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ChatRequestDto {
     pub session_id: String,
     pub text: String,
@@ -16,7 +16,7 @@ pub struct ChatRequestDto {
 }
 
 /// `POST /api/ai/chat` answer (and the SSE `done` event).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChatResponse {
     pub session_id: String,
     pub text: String,
@@ -38,7 +38,7 @@ impl ChatResponse {
 }
 
 /// `POST /api/tts/publish` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TtsPublishRequest {
     pub room_name: String,
     pub text: String,

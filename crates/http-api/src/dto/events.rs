@@ -5,14 +5,15 @@ use serde::{Deserialize, Serialize};
 use super::rfc3339;
 
 /// `GET /api/sessions/{id}/events` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
 
 /// One event of the log.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventDto {
     pub id: String,
     pub event: String,
@@ -24,6 +25,7 @@ pub struct EventDto {
     pub participant: Option<String>,
     pub track_sid: Option<String>,
     /// The body as LiveKit sent it.
+    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
 }
 
@@ -43,7 +45,7 @@ impl From<RecordedEvent> for EventDto {
 }
 
 /// `GET /api/sessions/{id}/events` response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventList {
     pub session_id: String,
     pub events: Vec<EventDto>,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::rfc3339;
 
 /// `POST /api/sessions` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateSessionRequest {
     /// The owner; defaults to (and must equal) the caller when authenticated.
     #[serde(default)]
@@ -17,6 +17,7 @@ pub struct CreateSessionRequest {
     pub room_name: Option<String>,
     /// Free-form metadata object.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     /// Conversation language (`en` by default).
     #[serde(default)]
@@ -30,7 +31,7 @@ pub struct CreateSessionRequest {
 }
 
 /// A session as returned by create and get (with a fresh token).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionResponse {
     pub session_id: String,
     pub user_id: String,
@@ -45,6 +46,7 @@ pub struct SessionResponse {
     pub status: &'static str,
     pub language: String,
     pub voice: bool,
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// People in the room by LiveKit's webhooks (bots not counted).
     pub participant_count: u32,
@@ -77,7 +79,7 @@ impl SessionResponse {
 }
 
 /// A session in a listing: no token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionSummary {
     pub session_id: String,
     pub user_id: String,
@@ -89,6 +91,7 @@ pub struct SessionSummary {
     pub status: &'static str,
     pub language: String,
     pub voice: bool,
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub participant_count: u32,
     pub last_activity_at: Option<String>,
@@ -115,7 +118,8 @@ impl From<Session> for SessionSummary {
 }
 
 /// `GET /api/sessions` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListSessionsQuery {
     pub user_id: Option<String>,
     pub status: Option<String>,
@@ -124,21 +128,21 @@ pub struct ListSessionsQuery {
 }
 
 /// `GET /api/sessions` response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionList {
     pub sessions: Vec<SessionSummary>,
     pub next_cursor: Option<String>,
 }
 
 /// `DELETE /api/sessions/{id}` response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionDeleted {
     pub status: &'static str,
     pub session_id: String,
 }
 
 /// A track in a participant listing.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TrackDto {
     pub sid: String,
     #[serde(rename = "type")]
@@ -148,7 +152,7 @@ pub struct TrackDto {
 }
 
 /// A participant in `GET /api/sessions/{id}/participants`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ParticipantDto {
     pub identity: String,
     pub name: String,
@@ -194,7 +198,7 @@ impl From<Participant> for ParticipantDto {
 }
 
 /// `DELETE /api/sessions/{id}/participants/{identity}` response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ParticipantRemoved {
     pub status: &'static str,
     pub session_id: String,
@@ -202,7 +206,7 @@ pub struct ParticipantRemoved {
 }
 
 /// `POST /api/sessions/{id}/guest-token` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct GuestTokenRequest {
     pub guest_name: String,
     #[serde(default)]
@@ -214,7 +218,7 @@ pub struct GuestTokenRequest {
 }
 
 /// `POST /api/sessions/{id}/guest-token` response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GuestTokenResponse {
     pub access_token: String,
     pub room_name: String,
@@ -239,7 +243,7 @@ impl GuestTokenResponse {
 }
 
 /// One history line.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntryDto {
     pub role: &'static str,
     pub content: String,
@@ -257,14 +261,14 @@ impl From<HistoryEntry> for HistoryEntryDto {
 }
 
 /// `GET /api/sessions/{id}/history` response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryResponse {
     pub session_id: String,
     pub history: Vec<HistoryEntryDto>,
 }
 
 /// `DELETE /api/sessions/{id}/history` response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryCleared {
     pub status: &'static str,
     pub session_id: String,

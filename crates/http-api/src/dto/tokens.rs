@@ -1,7 +1,7 @@
 use serde::Serialize;
 
 /// The superset answer of the legacy token routes (§2.2): every v3.0 client finds its keys.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[allow(non_snake_case)]
 pub struct LegacyTokenResponse {
     pub token: String,
@@ -12,7 +12,7 @@ pub struct LegacyTokenResponse {
 }
 
 /// A room in `POST /rooms/list`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RoomDto {
     pub sid: String,
     pub name: String,
@@ -23,7 +23,56 @@ pub struct RoomDto {
 }
 
 /// `POST /rooms/list` response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RoomList {
     pub rooms: Vec<RoomDto>,
+}
+
+/// `POST /token`, `/livekit/token` body (documentation; read leniently: a numeric
+/// `participantName` is accepted, `metadata` may be a string or an object).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[allow(non_snake_case, dead_code)]
+pub struct LegacyTokenRequest {
+    pub roomName: String,
+    pub participantName: String,
+    #[schema(value_type = Object)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// `POST /api/livekit/token` body (documentation).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ServiceTokenRequest {
+    pub service_identity: String,
+    /// Room; the configured default bot room when absent.
+    pub room: Option<String>,
+}
+
+/// `POST /api/webhooks/stt` body (documentation; aliases `roomName`, `transcript`,
+/// `session_id` are accepted as the STT bots send them).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SttTranscriptRequest {
+    /// `partial` or `final`.
+    pub event: String,
+    pub room_name: String,
+    pub participant: Option<String>,
+    pub text: String,
+    pub language: Option<String>,
+    pub confidence: Option<f32>,
+}
+
+/// `POST /api/webhooks/voice_onset` body (documentation).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct VoiceOnsetRequest {
+    pub room_name: String,
+    pub participant: Option<String>,
+}
+
+/// A status answer (`{"status": …}` plus route-specific fields).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct StatusResponse {
+    pub status: String,
 }

@@ -4,8 +4,13 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::AppState;
+#[allow(unused_imports)]
+use crate::dto::*;
+#[allow(unused_imports)]
+use crate::error::ErrorBody;
 
 /// `GET /`: what this service is. Never a key or secret.
+#[utoipa::path(get, path = "/", tag = "operations", responses((status = 200, description = "Service name, version, LiveKit URL", body = Object)))]
 pub async fn service_info(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "service": "june-orchestrator",
@@ -20,6 +25,7 @@ pub async fn service_info(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /healthz`
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = StatusResponse)))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
@@ -39,6 +45,7 @@ fn optional<E: std::fmt::Display>(
 /// `GET /readyz`: 200 when the store and LiveKit both answer within the readiness timeout.
 /// The language model is reported as configured or not (no call is made); TTS and STT are
 /// checked but only ever "degraded" a ready service.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready, with per-dependency checks", body = Object), (status = 503, description = "Not ready", body = Object)))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let timeout = state.config.readiness_timeout;
     let (store, livekit, tts, stt) = tokio::join!(

@@ -6,8 +6,12 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::Caller;
+#[allow(unused_imports)]
+use crate::dto::*;
 use crate::dto::{LegacyTokenResponse, RoomDto, RoomList};
 use crate::error::ApiError;
+#[allow(unused_imports)]
+use crate::error::ErrorBody;
 use crate::extract::ValidJson;
 
 /// A string field, or a number turned into one (`participantName: 42` is seen in the field).
@@ -44,6 +48,7 @@ fn legacy_response(
 }
 
 /// `POST /token` and `POST /livekit/token`: `{roomName, participantName, metadata?}`.
+#[utoipa::path(post, path = "/token", tag = "tokens", request_body = LegacyTokenRequest, responses((status = 200, body = LegacyTokenResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn participant_token(
     state: web::Data<AppState>,
     Caller(caller): Caller,
@@ -71,6 +76,7 @@ pub async fn participant_token(
 }
 
 /// `POST /api/livekit/token`: `{service_identity, room?}` for the STT/TTS bots: hidden agents.
+#[utoipa::path(post, path = "/api/livekit/token", tag = "tokens", request_body = ServiceTokenRequest, responses((status = 200, body = LegacyTokenResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn service_token(
     state: web::Data<AppState>,
     caller: Caller,
@@ -99,6 +105,7 @@ pub async fn service_token(
 }
 
 /// `POST /rooms/list`: LiveKit's live rooms.
+#[utoipa::path(post, path = "/rooms/list", tag = "tokens", request_body(content = Object, description = "{}"), responses((status = 200, body = RoomList), (status = 502, body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn list_rooms(
     state: web::Data<AppState>,
     Caller(caller): Caller,

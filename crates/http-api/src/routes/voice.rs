@@ -9,7 +9,11 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
+#[allow(unused_imports)]
+use crate::dto::*;
 use crate::error::ApiError;
+#[allow(unused_imports)]
+use crate::error::ErrorBody;
 use crate::extract::ValidJson;
 
 /// The bearer token must equal `STT_SERVICE_TOKEN`, compared in constant time.
@@ -51,6 +55,7 @@ fn room(body: &Value) -> Result<String, ApiError> {
 }
 
 /// `POST /api/webhooks/stt`
+#[utoipa::path(post, path = "/api/webhooks/stt", tag = "webhooks", request_body = SttTranscriptRequest, responses((status = 200, body = StatusResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn stt_transcript(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -106,6 +111,7 @@ pub async fn stt_transcript(
 }
 
 /// `POST /api/webhooks/voice_onset`
+#[utoipa::path(post, path = "/api/webhooks/voice_onset", tag = "webhooks", request_body = VoiceOnsetRequest, responses((status = 200, body = StatusResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn voice_onset(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -9,14 +9,19 @@ use serde_json::json;
 use super::session_id;
 use crate::AppState;
 use crate::auth::Caller;
+#[allow(unused_imports)]
+use crate::dto::*;
 use crate::dto::{EventList, EventsQuery, decode_event_cursor, encode_event_cursor};
 use crate::error::ApiError;
+#[allow(unused_imports)]
+use crate::error::ErrorBody;
 use crate::extract::RawBody;
 
 /// LiveKit sends `application/webhook+json`; some proxies and SDK test tools send JSON.
 const WEBHOOK_TYPES: &str = "application/webhook+json, application/json";
 
 /// `POST /api/livekit-webhooks`
+#[utoipa::path(post, path = "/api/livekit-webhooks", tag = "webhooks", request_body(content = Object, content_type = "application/webhook+json", description = "LiveKit WebhookEvent (protojson), signed: Authorization carries LiveKit's JWT with the body's sha256"), responses((status = 200, body = StatusResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn livekit_webhook(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -60,6 +65,7 @@ pub async fn livekit_webhook(
 }
 
 /// `GET /api/sessions/{id}/events?limit=&cursor=`
+#[utoipa::path(get, path = "/api/sessions/{id}/events", tag = "sessions", params(("id" = String, Path), EventsQuery), responses((status = 200, body = EventList), (status = 404, description = "No such session (or not yours)", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn list_events(
     state: web::Data<AppState>,
     Caller(caller): Caller,
