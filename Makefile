@@ -1,7 +1,7 @@
 # June Orchestrator — the front door. `make help` lists the targets.
 CARGO ?= cargo
 
-.PHONY: help run build release test unit doctest fmt fmt-check lint check-deps conformance-deps deploy-check docker bench openapi clean
+.PHONY: help run build release test unit doctest fmt fmt-check lint check-deps conformance-deps deploy-check python-client docker bench openapi clean
 
 PYTHON ?= python3
 # LiveKit's official Python server SDK, the conformance peer of tests/api/conformance.rs.
@@ -19,7 +19,7 @@ build: ## Debug build of everything
 release: ## Release build: target/release/june-orchestrator
 	$(CARGO) build --release --bin june-orchestrator
 
-test: fmt-check lint check-deps deploy-check conformance-deps doctest unit ## Everything CI runs: format, lints, layering rule, deployment files, all tests
+test: fmt-check lint check-deps deploy-check conformance-deps python-client doctest unit ## Everything CI runs: format, lints, layering rule, deployment files, all tests
 
 conformance-deps: .venv/.livekit-sdk ## Install LiveKit's Python SDK into .venv (conformance peer)
 
@@ -40,6 +40,14 @@ deploy-check: .venv/.deploy-deps ## Deployment files: YAML parses, kustomization
 
 openapi: ## Write openapi/openapi.json from the code (a test fails when it is stale)
 	$(CARGO) run --quiet --bin june-orchestrator -- openapi > openapi/openapi.json
+
+.venv/.client-deps: .venv/bin/python
+	.venv/bin/pip install --quiet --disable-pip-version-check "openapi-python-client==0.29.1"
+	touch $@
+
+python-client: .venv/.client-deps ## Generate the Python client from openapi/openapi.json into target/python-client
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/openapi-python-client generate \
+	  --path openapi/openapi.json --output-path target/python-client --overwrite
 
 docker: ## Build the container image (needs a Docker engine)
 	docker build -f deploy/Dockerfile -t june-orchestrator:latest .

@@ -2,6 +2,7 @@
 //! double, driven over HTTP.
 
 mod ai;
+mod clients;
 mod conformance;
 mod helpers;
 mod legacy;
