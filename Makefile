@@ -1,7 +1,7 @@
 # June Orchestrator — the front door. `make help` lists the targets.
 CARGO ?= cargo
 
-.PHONY: help run build release test unit doctest fmt fmt-check lint check-deps conformance-deps deploy-check python-client docker bench openapi clean
+.PHONY: help run build release test unit doctest fmt fmt-check lint check-deps conformance-deps deploy-check python-client schemathesis-deps docker bench openapi clean
 
 PYTHON ?= python3
 # LiveKit's official Python server SDK, the conformance peer of tests/api/conformance.rs.
@@ -19,7 +19,7 @@ build: ## Debug build of everything
 release: ## Release build: target/release/june-orchestrator
 	$(CARGO) build --release --bin june-orchestrator
 
-test: fmt-check lint check-deps deploy-check conformance-deps python-client doctest unit ## Everything CI runs: format, lints, layering rule, deployment files, all tests
+test: fmt-check lint check-deps deploy-check conformance-deps python-client schemathesis-deps doctest unit ## Everything CI runs: format, lints, layering rule, deployment files, all tests
 
 conformance-deps: .venv/.livekit-sdk ## Install LiveKit's Python SDK into .venv (conformance peer)
 
@@ -48,6 +48,12 @@ openapi: ## Write openapi/openapi.json from the code (a test fails when it is st
 python-client: .venv/.client-deps ## Generate the Python client from openapi/openapi.json into target/python-client
 	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/openapi-python-client generate \
 	  --path openapi/openapi.json --output-path target/python-client --overwrite
+
+schemathesis-deps: .venv/.schemathesis ## Install schemathesis into .venv (the schema-driven run of tests/api/schemathesis.rs)
+
+.venv/.schemathesis: .venv/bin/python
+	.venv/bin/pip install --quiet --disable-pip-version-check "schemathesis==4.32.5"
+	touch $@
 
 docker: ## Build the container image (needs a Docker engine)
 	docker build -f deploy/Dockerfile -t june-orchestrator:latest .

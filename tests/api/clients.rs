@@ -46,6 +46,9 @@ async fn the_generated_python_client_drives_the_main_flow() {
     watcher.abort();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "generated client flow failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "generated client flow failed:\n{stdout}\n{stderr}"
+    );
     println!("{stdout}");
 }

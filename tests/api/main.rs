@@ -8,6 +8,7 @@ mod helpers;
 mod legacy;
 mod operations;
 mod postgres;
+mod schemathesis;
 mod security;
 mod sessions;
 mod voice;
