@@ -68,4 +68,19 @@ async fn metrics_are_prometheus_text() {
     assert_eq!(resp.status(), 200);
     let text = resp.text().await.unwrap();
     assert!(text.contains("june_http_requests_total"), "{text}");
+    assert!(text.contains("june_store_pool_connections"), "{text}");
+    app.create_session("metered").await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("june_livekit_calls_total{method=\"CreateRoom\",outcome=\"ok\"}"),
+        "{text}"
+    );
 }

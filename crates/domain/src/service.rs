@@ -434,6 +434,11 @@ impl SessionService {
         }
     }
 
+    /// Connections open and idle in the store's pool, if it has one.
+    pub fn store_pool(&self) -> Option<(u32, u32)> {
+        self.store.pool_stats()
+    }
+
     /// Whether the store answers (readiness).
     pub async fn check_store(&self) -> Result<(), SessionError> {
         Ok(self.store.ping().await?)

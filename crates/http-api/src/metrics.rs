@@ -29,8 +29,12 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// `GET /metrics`: Prometheus text exposition.
-pub async fn render() -> HttpResponse {
+/// `GET /metrics`: Prometheus text exposition (store pool gauges are read at scrape time).
+pub async fn render(state: actix_web::web::Data<crate::AppState>) -> HttpResponse {
+    if let Some((size, idle)) = state.sessions.store_pool() {
+        metrics::gauge!("june_store_pool_connections").set(f64::from(size));
+        metrics::gauge!("june_store_pool_idle_connections").set(f64::from(idle));
+    }
     let body = handle().map(PrometheusHandle::render).unwrap_or_default();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

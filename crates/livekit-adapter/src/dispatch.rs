@@ -8,7 +8,7 @@ use livekit_api::services::agent_dispatch::AgentDispatchClient;
 use livekit_protocol as proto;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::rooms::map_service_error;
+use crate::rooms::{map_service_error, observed};
 
 /// [`AgentDispatcher`] on LiveKit's `AgentDispatchClient`.
 pub struct LiveKitAgentDispatcher {
@@ -47,15 +47,18 @@ impl AgentDispatcher for LiveKitAgentDispatcher {
         agent_name: &str,
         metadata: &str,
     ) -> Result<String, RoomError> {
-        self.client
-            .create_dispatch(proto::CreateAgentDispatchRequest {
-                agent_name: agent_name.to_owned(),
-                room: room.to_owned(),
-                metadata: metadata.to_owned(),
-                ..Default::default()
-            })
-            .await
-            .map(|d| d.id)
-            .map_err(|e| map_service_error(e, &self.api_url, self.timeout))
+        observed("CreateDispatch", async {
+            self.client
+                .create_dispatch(proto::CreateAgentDispatchRequest {
+                    agent_name: agent_name.to_owned(),
+                    room: room.to_owned(),
+                    metadata: metadata.to_owned(),
+                    ..Default::default()
+                })
+                .await
+                .map(|d| d.id)
+                .map_err(|e| map_service_error(e, &self.api_url, self.timeout))
+        })
+        .await
     }
 }

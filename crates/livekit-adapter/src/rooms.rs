@@ -120,6 +120,27 @@ pub(crate) fn map_service_error(e: ServiceError, api_url: &str, timeout: Duratio
     }
 }
 
+/// Counts a LiveKit call by method and outcome, and times it.
+pub(crate) async fn observed<T, F>(method: &'static str, call: F) -> Result<T, RoomError>
+where
+    F: std::future::Future<Output = Result<T, RoomError>>,
+{
+    let started = std::time::Instant::now();
+    let result = call.await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(RoomError::NotFound(_)) => "not_found",
+        Err(RoomError::Unauthorized(_)) => "unauthorized",
+        Err(RoomError::Rejected(_)) => "rejected",
+        Err(RoomError::Unavailable { .. }) => "unavailable",
+    };
+    metrics::counter!("june_livekit_calls_total", "method" => method, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("june_livekit_call_duration_seconds", "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
 fn room(r: proto::Room) -> Room {
     Room {
         sid: r.sid,
@@ -178,11 +199,14 @@ impl RoomService for LiveKitRoomService {
             metadata: spec.metadata.clone(),
             ..Default::default()
         };
-        self.client
-            .create_room(&spec.name, options)
-            .await
-            .map(room)
-            .map_err(|e| self.map_error(e))
+        observed("CreateRoom", async {
+            self.client
+                .create_room(&spec.name, options)
+                .await
+                .map(room)
+                .map_err(|e| self.map_error(e))
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(room = %name))]
@@ -200,27 +224,36 @@ impl RoomService for LiveKitRoomService {
     }
 
     async fn list_rooms(&self, names: &[String]) -> Result<Vec<Room>, RoomError> {
-        self.client
-            .list_rooms(names.to_vec())
-            .await
-            .map(|rooms| rooms.into_iter().map(room).collect())
-            .map_err(|e| self.map_error(e))
+        observed("ListRooms", async {
+            self.client
+                .list_rooms(names.to_vec())
+                .await
+                .map(|rooms| rooms.into_iter().map(room).collect())
+                .map_err(|e| self.map_error(e))
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(room = %name))]
     async fn list_participants(&self, name: &str) -> Result<Vec<Participant>, RoomError> {
-        self.client
-            .list_participants(name)
-            .await
-            .map(|ps| ps.into_iter().map(participant).collect())
-            .map_err(|e| self.map_error(e))
+        observed("ListParticipants", async {
+            self.client
+                .list_participants(name)
+                .await
+                .map(|ps| ps.into_iter().map(participant).collect())
+                .map_err(|e| self.map_error(e))
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(room = %name))]
     async fn remove_participant(&self, name: &str, identity: &str) -> Result<(), RoomError> {
-        self.client
-            .remove_participant(name, identity)
-            .await
-            .map_err(|e| self.map_error(e))
+        observed("RemoveParticipant", async {
+            self.client
+                .remove_participant(name, identity)
+                .await
+                .map_err(|e| self.map_error(e))
+        })
+        .await
     }
 }

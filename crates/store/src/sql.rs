@@ -298,6 +298,10 @@ macro_rules! sql_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            fn pool_stats(&self) -> Option<(u32, u32)> {
+                Some((self.pool.size(), u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX)))
+            }
+
             async fn ping(&self) -> Result<(), june_domain::ports::StoreError> {
                 sqlx::query("SELECT 1")
                     .execute(&self.pool)

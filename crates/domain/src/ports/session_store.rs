@@ -135,6 +135,11 @@ pub trait SessionStore: Send + Sync {
         window: chrono::Duration,
     ) -> Result<bool, StoreError>;
 
+    /// Connections open and idle in the pool, for metrics (`None` when there is no pool).
+    fn pool_stats(&self) -> Option<(u32, u32)> {
+        None
+    }
+
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
 }
