@@ -74,21 +74,6 @@ async fn app_with(
     spawn_app_with(&env).await
 }
 
-async fn history(app: &TestApp, id: &str) -> Vec<(String, String)> {
-    let (_, body) = app.get(&format!("/api/sessions/{id}/history")).await;
-    body["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["role"].as_str().unwrap().to_owned(),
-                e["content"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn chat_answers_json_on_both_routes_and_keeps_the_history() {
     let gemini = gemini_saying(&["Hello", " Alice."]).await;
@@ -118,7 +103,7 @@ async fn chat_answers_json_on_both_routes_and_keeps_the_history() {
     assert_eq!(body["text"], "Hello Alice.");
 
     assert_eq!(
-        history(&app, id).await,
+        app.history(id).await,
         [
             ("user".to_owned(), "Hi there".to_owned()),
             ("assistant".to_owned(), "Hello Alice.".to_owned()),
@@ -225,7 +210,7 @@ async fn without_a_gemini_key_chat_is_503_and_the_user_turn_is_kept_with_a_note(
         .await;
     assert_eq!(status, 503);
     assert_eq!(body["code"], "llm_not_configured");
-    let h = history(&app, id).await;
+    let h = app.history(id).await;
     assert_eq!(h[0], ("user".to_owned(), "Anyone?".to_owned()));
     assert_eq!(h[1].0, "system");
 }
@@ -250,7 +235,7 @@ async fn gemini_failing_after_retries_is_a_502_with_detail_and_a_system_note() {
     assert_eq!(status, 502);
     assert_eq!(body["code"], "llm_upstream_error");
     assert!(body["detail"].as_str().unwrap().contains("overloaded"));
-    let h = history(&app, id).await;
+    let h = app.history(id).await;
     assert_eq!(h.len(), 2);
     assert!(h[1].1.contains("overloaded"));
 }

@@ -172,6 +172,22 @@ impl TestApp {
         self.post_webhook(&body, Some(&auth)).await
     }
 
+    /// The session's history as (role, content) pairs.
+    pub async fn history(&self, id: &str) -> Vec<(String, String)> {
+        let (_, body) = self.get(&format!("/api/sessions/{id}/history")).await;
+        body["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["role"].as_str().unwrap().to_owned(),
+                    e["content"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
     /// Verifies a token with LiveKit's own verifier and the double's secret.
     pub fn verify(&self, token: &str) -> Claims {
         TokenVerifier::with_api_key(self.lk.api_key(), self.lk.api_secret())

@@ -78,21 +78,6 @@ async fn wait_for(mut done: impl FnMut() -> bool, limit: Duration) {
     }
 }
 
-async fn history(app: &TestApp, id: &str) -> Vec<(String, String)> {
-    let (_, body) = app.get(&format!("/api/sessions/{id}/history")).await;
-    body["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["role"].as_str().unwrap().to_owned(),
-                e["content"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 async fn voice_session(app: &TestApp, user: &str) -> (String, String) {
     let (status, s) = app
         .post("/api/sessions", json!({"user_id": user, "voice": true}))
@@ -145,7 +130,7 @@ async fn the_first_sentence_reaches_tts_before_the_model_has_finished() {
     assert_eq!(hits[0].authorization.as_deref(), Some("Bearer tts-token"));
 
     wait_for(|| false, Duration::from_millis(100)).await;
-    let h = history(&app, &id).await;
+    let h = app.history(&id).await;
     assert_eq!(h[0], ("user".to_owned(), "Hi June".to_owned()));
     assert_eq!(
         h[1],
@@ -197,7 +182,7 @@ async fn a_voice_onset_mid_turn_stops_the_rest_and_keeps_what_was_spoken() {
         .map(|h| h.body["text"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(texts, ["First sentence."]);
-    let h = history(&app, &id).await;
+    let h = app.history(&id).await;
     assert_eq!(
         h.last().unwrap(),
         &("assistant".to_owned(), "First sentence.".to_owned())
@@ -348,7 +333,7 @@ async fn a_failing_model_ends_the_turn_with_a_note_and_the_next_transcript_still
     .await;
     let mut h = Vec::new();
     for _ in 0..100 {
-        h = history(&app, &id).await;
+        h = app.history(&id).await;
         if h.iter().any(|(role, _)| role == "system") {
             break;
         }

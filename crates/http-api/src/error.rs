@@ -97,8 +97,10 @@ pub enum ApiError {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Human-readable message.
+    #[schema(example = "Session not found")]
     pub detail: String,
     /// Stable machine code.
+    #[schema(example = "session_not_found")]
     pub code: &'static str,
     /// The request field at fault, for validation errors.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -8,10 +8,12 @@ use uuid::Uuid;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ChatRequestDto {
     pub session_id: String,
+    #[schema(example = "What can you do?")]
     pub text: String,
     #[serde(default)]
     pub language: Option<String>,
     #[serde(default)]
+    #[schema(example = false)]
     pub speak: Option<bool>,
 }
 
@@ -19,6 +21,7 @@ pub struct ChatRequestDto {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChatResponse {
     pub session_id: String,
+    #[schema(example = "I can answer questions and talk with you.")]
     pub text: String,
     /// Always `null`: speech goes into the room through TTS, not back as a file.
     pub audio_url: Option<String>,

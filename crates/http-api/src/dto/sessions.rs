@@ -11,9 +11,11 @@ use super::rfc3339;
 pub struct CreateSessionRequest {
     /// The owner; defaults to (and must equal) the caller when authenticated.
     #[serde(default)]
+    #[schema(example = "alice")]
     pub user_id: Option<String>,
     /// A room name of the client's choosing.
     #[serde(default)]
+    #[schema(example = "team-standup")]
     pub room_name: Option<String>,
     /// Free-form metadata object.
     #[serde(default)]
@@ -21,28 +23,38 @@ pub struct CreateSessionRequest {
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     /// Conversation language (`en` by default).
     #[serde(default)]
+    #[schema(example = "en")]
     pub language: Option<String>,
     /// Dispatch the voice bots.
     #[serde(default)]
+    #[schema(example = true)]
     pub voice: Option<bool>,
     /// Session lifetime in seconds.
     #[serde(default)]
+    #[schema(example = 3600)]
     pub ttl_seconds: Option<i64>,
 }
 
 /// A session as returned by create and get (with a fresh token).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionResponse {
+    #[schema(example = "0b9f3c2e-6a57-4f4e-9d7c-1f0a3c5e7b21")]
     pub session_id: String,
     pub user_id: String,
+    #[schema(example = "room-alice-1a2b3c4d")]
     pub room_name: String,
+    #[schema(example = "RM_tKvx7PqzL2m9")]
     pub livekit_room_sid: String,
     /// `null` once the session is over (nothing left to join).
+    #[schema(example = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9…")]
     pub access_token: Option<String>,
+    #[schema(example = "wss://livekit.example.com")]
     pub livekit_url: String,
+    #[schema(example = "2026-11-25T20:06:45Z")]
     pub created_at: String,
     pub expires_at: String,
     pub token_expires_at: Option<String>,
+    #[schema(example = "created")]
     pub status: &'static str,
     pub language: String,
     pub voice: bool,
@@ -208,6 +220,7 @@ pub struct ParticipantRemoved {
 /// `POST /api/sessions/{id}/guest-token` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct GuestTokenRequest {
+    #[schema(example = "Sam")]
     pub guest_name: String,
     #[serde(default)]
     pub session_id: Option<String>,
@@ -224,6 +237,7 @@ pub struct GuestTokenResponse {
     pub room_name: String,
     pub livekit_ws_url: String,
     pub guest_name: String,
+    #[schema(example = "guest-sam-3f9a")]
     pub identity: String,
     pub expires_at: String,
 }

@@ -33,7 +33,9 @@ pub struct RoomList {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[allow(non_snake_case, dead_code)]
 pub struct LegacyTokenRequest {
+    #[schema(example = "lobby")]
     pub roomName: String,
+    #[schema(example = "zoe")]
     pub participantName: String,
     #[schema(value_type = Object)]
     pub metadata: Option<serde_json::Value>,
