@@ -157,7 +157,7 @@ async fn the_first_sentence_reaches_tts_before_the_model_has_finished() {
 async fn a_voice_onset_mid_turn_stops_the_rest_and_keeps_what_was_spoken() {
     let llm = gemini(
         &["First sentence. ", "Second sentence. ", "Third one."],
-        Duration::from_millis(700),
+        Duration::from_millis(1200),
     );
     let tts = Recorder::start();
     let app = voice_app(&llm, &tts, &[]).await;
@@ -191,7 +191,7 @@ async fn a_voice_onset_mid_turn_stops_the_rest_and_keeps_what_was_spoken() {
 
 #[tokio::test]
 async fn a_cancel_sent_to_another_replica_stops_the_turn() {
-    let llm = gemini(&["One. ", "Two. ", "Three."], Duration::from_millis(700));
+    let llm = gemini(&["One. ", "Two. ", "Three."], Duration::from_millis(1200));
     let tts = Recorder::start();
     let a = voice_app(&llm, &tts, &[]).await;
     let b = a.replica().await;

@@ -1,7 +1,7 @@
 """Drives a running orchestrator with the Python client generated from openapi/openapi.json
 (openapi-python-client). Run by tests/api/clients.rs; exits non-zero on the first mismatch.
 
-    python python_client_flow.py CLIENT_DIR BASE_URL ROOM_TO_JOIN_IDENTITY
+    python python_client_flow.py CLIENT_DIR BASE_URL OWNER_IDENTITY ROOM_NAME
 """
 
 import sys
@@ -36,7 +36,8 @@ def main():
     client = Client(base_url=sys.argv[2])
 
     created = create_session.sync_detailed(
-        client=client, body=CreateSessionRequest(user_id="py-client", language="en")
+        client=client,
+        body=CreateSessionRequest(user_id=sys.argv[3], room_name=sys.argv[4], language="en"),
     )
     expect("create: status", created.status_code, 200)
     session = created.parsed
@@ -46,7 +47,7 @@ def main():
     read = get_session.sync(client=client, id=session.session_id)
     expect("get: same room", read.room_name, session.room_name)
 
-    listed = list_sessions.sync(client=client, user_id="py-client")
+    listed = list_sessions.sync(client=client, user_id=sys.argv[3])
     expect("list: one session", [s.session_id for s in listed.sessions], [session.session_id])
 
     people = list_participants.sync(client=client, id=session.session_id)
