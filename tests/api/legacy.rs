@@ -95,3 +95,56 @@ async fn rooms_list_reports_livekits_rooms() {
             .contains("session_id")
     );
 }
+
+#[tokio::test]
+async fn the_standard_token_endpoint_creates_a_session_or_joins_a_live_one() {
+    let app = spawn_app().await;
+    // No room: a session is created for the participant.
+    let (status, body) = app
+        .post(
+            "/api/livekit/token-source",
+            json!({"participant_identity": "tess", "participant_name": "Tess"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["server_url"], app.lk.ws_url());
+    let claims = app.verify(body["participant_token"].as_str().unwrap());
+    assert_eq!(claims.sub, "tess");
+    assert!(
+        app.lk.room(&claims.video.room).is_some(),
+        "the room exists in LiveKit"
+    );
+    let (_, list) = app.get("/api/sessions?user_id=tess").await;
+    assert_eq!(list["sessions"][0]["room_name"], claims.video.room.as_str());
+
+    // A live session's room: a token for it.
+    let (status, again) = app
+        .post(
+            "/api/livekit/token-source",
+            json!({"participant_identity": "tess", "room_name": claims.video.room}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        app.verify(again["participant_token"].as_str().unwrap())
+            .video
+            .room,
+        claims.video.room
+    );
+
+    let (status, _) = app
+        .post(
+            "/api/livekit/token-source",
+            json!({"participant_identity": "tess", "room_name": "no-such-room"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, refused) = app
+        .post(
+            "/api/livekit/token-source",
+            json!({"participant_identity": "tess", "room_config": {"agents": [{"agentName": "x"}]}}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(refused["field"], "room_config");
+}

@@ -471,6 +471,18 @@ impl SessionService {
         Ok(self.tokens.issue(&request)?)
     }
 
+    /// The live session that owns `room_name`, if `caller` may act for its owner.
+    pub async fn live_by_room(
+        &self,
+        caller: &crate::auth::Principal,
+        room_name: &str,
+    ) -> Result<Session, SessionError> {
+        match self.store.find_live_by_room(room_name).await? {
+            Some(s) if caller.may_act_as(&s.user_id) => Ok(s),
+            _ => Err(SessionError::NotFound),
+        }
+    }
+
     /// Reads a session as it stands now: one past its expiry reads as `expired` even before
     /// the reaper has deleted its room and stored the change (reads never write, and never
     /// leave a room behind in LiveKit).

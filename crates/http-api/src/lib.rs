@@ -169,6 +169,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/token").route(web::post().to(tokens::participant_token)))
         .service(resource("/livekit/token").route(web::post().to(tokens::participant_token)))
         .service(resource("/api/livekit/token").route(web::post().to(tokens::service_token)))
+        .service(resource("/api/livekit/token-source").route(web::post().to(tokens::token_source)))
         .service(resource("/rooms/list").route(web::post().to(tokens::list_rooms)));
 }
 

@@ -78,3 +78,24 @@ pub struct VoiceOnsetRequest {
 pub struct StatusResponse {
     pub status: String,
 }
+
+/// `POST /api/livekit/token-source` body (LiveKit's standard token endpoint).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TokenSourceRequest {
+    /// A live session's room; absent: a new session is created for the caller.
+    pub room_name: Option<String>,
+    pub participant_identity: Option<String>,
+    pub participant_name: Option<String>,
+    pub participant_metadata: Option<String>,
+    /// Client-side room settings; agents and limits are refused (422).
+    #[schema(value_type = Object)]
+    pub room_config: Option<serde_json::Value>,
+}
+
+/// `POST /api/livekit/token-source` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenSourceResponse {
+    pub server_url: String,
+    pub participant_token: String,
+}

@@ -25,7 +25,11 @@ fn text(body: &Value, key: &str) -> Option<String> {
 
 /// Metadata as LiveKit wants it: a string; an object is sent as its JSON text.
 fn metadata(body: &Value) -> String {
-    match body.get("metadata") {
+    metadata_of(body, "metadata")
+}
+
+fn metadata_of(body: &Value, key: &str) -> String {
+    match body.get(key) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => String::new(),
         Some(other) => other.to_string(),
@@ -137,5 +141,76 @@ pub async fn list_rooms(
                 metadata: r.metadata,
             })
             .collect(),
+    }))
+}
+
+/// Settings of `room_config` that are the server's to choose, never the client's.
+const SERVER_SIDE: &[&str] = &[
+    "agents",
+    "empty_timeout",
+    "emptyTimeout",
+    "departure_timeout",
+    "departureTimeout",
+    "max_participants",
+    "maxParticipants",
+    "egress",
+];
+
+/// `POST /api/livekit/token-source`: LiveKit's standard token endpoint, so a client SDK's
+/// `TokenSource.endpoint(url)` works unchanged. No room: a new session is created for the
+/// caller. A room: it must be a live session the caller may act for.
+#[utoipa::path(post, path = "/api/livekit/token-source", tag = "tokens", request_body = TokenSourceRequest, responses((status = 201, body = TokenSourceResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn token_source(
+    state: web::Data<AppState>,
+    Caller(caller): Caller,
+    ValidJson(body): ValidJson<Value>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(config) = body.get("room_config").filter(|c| !c.is_null()) {
+        let Some(config) = config.as_object() else {
+            return Err(ApiError::invalid("room_config", "must be an object"));
+        };
+        if let Some(key) = SERVER_SIDE
+            .iter()
+            .find(|k| config.get(**k).is_some_and(|v| !v.is_null()))
+        {
+            return Err(ApiError::invalid(
+                "room_config",
+                format!("{key} is chosen by the server, not the client"),
+            ));
+        }
+    }
+    let identity = match text(&body, "participant_identity") {
+        Some(id) if caller.may_act_as(&id) => id,
+        Some(_) => {
+            return Err(ApiError::Forbidden {
+                detail: "tokens can only be minted for your own identity".into(),
+            });
+        }
+        None if caller.is_authenticated() => caller.id.clone(),
+        None => return Err(ApiError::invalid("participant_identity", "is required")),
+    };
+    let room = match text(&body, "room_name") {
+        Some(room) => state.sessions.live_by_room(&caller, &room).await?.room_name,
+        None => {
+            state
+                .sessions
+                .create(june_domain::NewSession {
+                    user_id: identity.clone(),
+                    ..Default::default()
+                })
+                .await?
+                .session
+                .room_name
+        }
+    };
+    let token = state.sessions.participant_token(
+        &room,
+        &identity,
+        &metadata_of(&body, "participant_metadata"),
+        Grants::owner(&room),
+    )?;
+    Ok(HttpResponse::Created().json(TokenSourceResponse {
+        server_url: state.config.livekit_url.clone(),
+        participant_token: token.jwt,
     }))
 }
