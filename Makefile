@@ -80,7 +80,8 @@ check-deps: ## The domain and HTTP crates must not depend on adapters' technolog
 	if [ -n "$$bad" ]; then echo "june-http-api must not depend on: $$bad"; exit 1; fi
 	@echo "layering rules hold"
 
-bench: ## Load benchmarks (release build): session create and webhook ingest on SQLite and PostgreSQL
+bench: ## Criterion micro-benchmarks, then load benchmarks (release): sessions, webhooks, voice turns
+	$(CARGO) bench -p june-bench --bench micro -- --warm-up-time 1 --measurement-time 3
 	$(CARGO) run --release -p june-bench -- --seconds 10 --concurrency 32
 
 clean:
