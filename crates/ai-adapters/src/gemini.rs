@@ -372,14 +372,6 @@ impl GeminiChat {
                 }
             })
             .eventsource();
-        // Once text went out, a failure can no longer be retried without repeating it.
-        let fail = |e: LlmError, emitted: bool| {
-            if emitted {
-                Failure::Fatal(e)
-            } else {
-                Failure::Retry(e, None)
-            }
-        };
         let mut text = String::new();
         let mut reason: Option<String> = None;
         loop {
@@ -389,25 +381,19 @@ impl GeminiChat {
                 Ok(Some(next)) => next,
             };
             let event = next.map_err(|e| {
-                fail(
-                    LlmError::Upstream(format!("the stream broke: {e}")),
-                    *emitted,
-                )
+                Failure::Retry(LlmError::Upstream(format!("the stream broke: {e}")), None)
             })?;
             if event.data.trim().is_empty() {
                 continue;
             }
             let chunk: GenerateResponse = serde_json::from_str(&event.data).map_err(|e| {
-                fail(
+                Failure::Retry(
                     LlmError::Upstream(format!("unreadable stream event: {e}")),
-                    *emitted,
+                    None,
                 )
             })?;
             if let Some(e) = &chunk.error {
-                return Err(match from_api_error(e, &self.config.model) {
-                    Failure::Retry(e, w) if !*emitted => Failure::Retry(e, w),
-                    Failure::Retry(e, _) | Failure::Fatal(e) => Failure::Fatal(e),
-                });
+                return Err(from_api_error(e, &self.config.model));
             }
             if let Some(blocked) = chunk.blocked() {
                 return Err(Failure::Fatal(LlmError::Blocked(blocked)));
@@ -428,18 +414,15 @@ impl GeminiChat {
         let Some(reason) = reason else {
             let raw = tail.lock().map(|t| t.clone()).unwrap_or_default();
             return Err(match trailing_error(&raw) {
-                Some(e) => match from_api_error(&e, &self.config.model) {
-                    Failure::Retry(e, w) if !*emitted => Failure::Retry(e, w),
-                    Failure::Retry(e, _) | Failure::Fatal(e) => Failure::Fatal(e),
-                },
-                None => fail(
+                Some(e) => from_api_error(&e, &self.config.model),
+                None => Failure::Retry(
                     LlmError::Upstream("the stream ended without a finishReason".into()),
-                    *emitted,
+                    None,
                 ),
             });
         };
         if text.trim().is_empty() {
-            return Err(fail(LlmError::Empty, *emitted));
+            return Err(Failure::Retry(LlmError::Empty, None));
         }
         Ok(ChatReply {
             text,
@@ -474,6 +457,7 @@ impl ChatModel for GeminiChat {
         loop {
             match self.stream_once(&body, &mut *sink, &mut emitted).await {
                 Ok(reply) => return Ok(reply),
+                // Once text went out, a retry would repeat it: any failure is final then.
                 Err(f) => self.pause_or_give_up(&mut tries, f, !emitted).await?,
             }
         }

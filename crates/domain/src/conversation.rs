@@ -31,6 +31,23 @@ pub struct ConversationPolicy {
     pub speed: f32,
 }
 
+impl ConversationPolicy {
+    /// The model's view of the conversation: the recent user and assistant turns, bounded by
+    /// turns and characters, oldest first, starting and ending with the user. Chat turns and
+    /// voice turns both ask here.
+    pub(crate) async fn request(
+        &self,
+        history: &dyn HistoryStore,
+        session_id: Uuid,
+    ) -> Result<ChatRequest, crate::ports::StoreError> {
+        let recent = history.recent(session_id, self.max_turns).await?;
+        Ok(ChatRequest {
+            system_instruction: self.system_instruction.clone(),
+            messages: window(&recent, self.max_chars),
+        })
+    }
+}
+
 impl Default for ConversationPolicy {
     fn default() -> Self {
         ConversationPolicy {
@@ -471,17 +488,11 @@ impl ConversationService {
         Ok(self.history.append(session_id, &entry).await?)
     }
 
-    /// The model's view of the conversation: the recent user and assistant turns, bounded by
-    /// turns and characters, oldest first, starting and ending with the user.
     async fn request(&self, session_id: Uuid) -> Result<ChatRequest, SessionError> {
-        let recent = self
-            .history
-            .recent(session_id, self.policy.max_turns)
-            .await?;
-        Ok(ChatRequest {
-            system_instruction: self.policy.system_instruction.clone(),
-            messages: window(&recent, self.policy.max_chars),
-        })
+        Ok(self
+            .policy
+            .request(self.history.as_ref(), session_id)
+            .await?)
     }
 }
 

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::conversation::{ConversationPolicy, SentenceSplitter, window};
+use crate::conversation::{ConversationPolicy, SentenceSplitter};
 use crate::events::LiveKitEvent;
 use crate::model::{HistoryEntry, Role, Session, TrackKind};
 use crate::ports::{
-    AgentDispatcher, ChatModel, ChatRequest, Clock, DeltaSink, Flow, HistoryStore, LlmError,
-    SessionStore, SpeechError, SpeechRequest, TextToSpeech,
+    AgentDispatcher, ChatModel, Clock, DeltaSink, Flow, HistoryStore, LlmError, SessionStore,
+    SpeechError, SpeechRequest, TextToSpeech,
 };
 use crate::service::SessionError;
 
@@ -414,15 +414,11 @@ impl VoiceService {
             .tts
             .as_ref()
             .ok_or(SpeechError::NotConfigured.to_string())?;
-        let recent = self
-            .history
-            .recent(turn.session.id, self.policy.max_turns)
+        let request = self
+            .policy
+            .request(self.history.as_ref(), turn.session.id)
             .await
             .map_err(|e| format!("the store failed: {e}"))?;
-        let request = ChatRequest {
-            system_instruction: self.policy.system_instruction.clone(),
-            messages: window(&recent, self.policy.max_chars),
-        };
         let mut sink = VoiceSink {
             svc: self,
             tts: tts.as_ref(),

@@ -12,7 +12,7 @@ use june_domain::{ChatOutcome, ChatTurn, NoDeltas, SessionError};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::session_id;
+use super::owned_session;
 use crate::AppState;
 use crate::auth::Caller;
 #[allow(unused_imports)]
@@ -60,8 +60,7 @@ pub async fn chat(
     ValidJson(body): ValidJson<ChatRequestDto>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let id = session_id(&body.session_id)?;
-    state.sessions.authorize(&caller, id).await?;
+    let id = owned_session(&state, &caller, &body.session_id).await?;
     let turn = ChatTurn {
         session_id: id,
         text: body.text,

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::session_id;
+use super::owned_session;
 use crate::AppState;
 use crate::auth::Caller;
 #[allow(unused_imports)]
@@ -19,8 +19,7 @@ pub async fn list_participants(
     Caller(caller): Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = session_id(&path)?;
-    state.sessions.authorize(&caller, id).await?;
+    let id = owned_session(&state, &caller, &path).await?;
     let people = state.sessions.participants(id).await?;
     let body: Vec<ParticipantDto> = people.into_iter().map(Into::into).collect();
     Ok(HttpResponse::Ok().json(body))
@@ -34,8 +33,7 @@ pub async fn remove_participant(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (raw_id, identity) = path.into_inner();
-    let id = session_id(&raw_id)?;
-    state.sessions.authorize(&caller, id).await?;
+    let id = owned_session(&state, &caller, &raw_id).await?;
     state.sessions.remove_participant(id, &identity).await?;
     tracing::info!(session_id = %id, participant = %identity, "participant removed");
     Ok(HttpResponse::Ok().json(ParticipantRemoved {

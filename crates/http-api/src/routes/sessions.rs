@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use june_domain::{NewSession, SessionStatus};
 
-use super::session_id;
+use super::owned_session;
 use crate::AppState;
 use crate::auth::Caller;
 #[allow(unused_imports)]
@@ -90,8 +90,7 @@ pub async fn get_session(
     Caller(caller): Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = session_id(&path)?;
-    state.sessions.authorize(&caller, id).await?;
+    let id = owned_session(&state, &caller, &path).await?;
     let found = state.sessions.get(id).await?;
     Ok(HttpResponse::Ok().json(SessionResponse::new(found, &state.config.livekit_url)))
 }
@@ -140,8 +139,7 @@ pub async fn delete_session(
     Caller(caller): Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = session_id(&path)?;
-    state.sessions.authorize(&caller, id).await?;
+    let id = owned_session(&state, &caller, &path).await?;
     state.sessions.end(id).await?;
     tracing::info!(session_id = %id, "session deleted");
     Ok(HttpResponse::Ok().json(SessionDeleted {
@@ -158,8 +156,7 @@ pub async fn create_guest_token(
     path: web::Path<String>,
     ValidJson(body): ValidJson<GuestTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = session_id(&path)?;
-    state.sessions.authorize(&caller, id).await?;
+    let id = owned_session(&state, &caller, &path).await?;
     if let Some(body_id) = body.session_id.as_deref()
         && body_id != path.as_str()
     {
@@ -187,8 +184,7 @@ pub async fn get_history(
     Caller(caller): Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = session_id(&path)?;
-    state.sessions.authorize(&caller, id).await?;
+    let id = owned_session(&state, &caller, &path).await?;
     let history = state.sessions.history(id).await?;
     Ok(HttpResponse::Ok().json(HistoryResponse {
         session_id: id.to_string(),
@@ -203,8 +199,7 @@ pub async fn clear_history(
     Caller(caller): Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = session_id(&path)?;
-    state.sessions.authorize(&caller, id).await?;
+    let id = owned_session(&state, &caller, &path).await?;
     state.sessions.clear_history(id).await?;
     Ok(HttpResponse::Ok().json(HistoryCleared {
         status: "cleared",

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use june_domain::WebhookOutcome;
 use serde_json::json;
 
-use super::session_id;
+use super::owned_session;
 use crate::AppState;
 use crate::auth::Caller;
 #[allow(unused_imports)]
@@ -72,8 +72,7 @@ pub async fn list_events(
     path: web::Path<String>,
     query: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = session_id(&path)?;
-    state.sessions.authorize(&caller, id).await?;
+    let id = owned_session(&state, &caller, &path).await?;
     let q = query.into_inner();
     if q.limit == Some(0) {
         return Err(ApiError::invalid("limit", "must be at least 1"));
