@@ -18,6 +18,8 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgr
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The same pool: PostgreSQL runs writers side by side.
+    writer: PgPool,
 }
 
 impl PgStore {
@@ -36,7 +38,10 @@ impl PgStore {
             .connect_with(connect)
             .await
             .map_err(store_error)?;
-        let store = PgStore { pool };
+        let store = PgStore {
+            writer: pool.clone(),
+            pool,
+        };
         store.migrate().await?;
         Ok(store)
     }

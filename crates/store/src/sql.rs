@@ -1,6 +1,9 @@
 //! The store ports in SQL that SQLite and PostgreSQL both speak, written once.
 //!
-//! `sql_store!(Store, Db)` implements every port for a type with a `pool: sqlx::Pool<Db>`.
+//! `sql_store!(Store, Db)` implements every port for a type with two `sqlx::Pool<Db>`s:
+//! `pool` for reads and `writer` for statements that write (SQLite allows one writer at a
+//! time, so its writer pool has one connection and writes queue there instead of spinning in
+//! SQLite's busy handler; on PostgreSQL both are the same pool).
 //! Placeholders are `$1…` (SQLite reads them as named parameters numbered by first
 //! appearance, so each query introduces them in order); dynamic queries use `QueryBuilder`,
 //! which writes each backend's own placeholders. Only connecting and migrating differ.
@@ -30,7 +33,7 @@ macro_rules! sql_store {
                 .bind(s.ended_at.map($crate::time::to_micros))
                 .bind(i64::from(s.participant_count))
                 .bind(s.last_activity_at.map($crate::time::to_micros))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err($crate::store_error)?;
                 Ok(())
@@ -100,8 +103,11 @@ macro_rules! sql_store {
                 at: chrono::DateTime<chrono::Utc>,
             ) -> Result<(), june_domain::ports::StoreError> {
                 let id = session_id.to_string();
-                let mut tx = self.pool.begin().await.map_err($crate::store_error)?;
                 // Newer-or-equal news wins; older news about the same identity is ignored.
+                // No transaction: the count is recomputed from the committed rows, so the
+                // last recount sees every upsert before it, whatever the interleaving; and a
+                // crash between the two leaves the event unrecorded, so LiveKit's retry
+                // recounts. Two statements instead of four round trips to the writer.
                 sqlx::query(
                     "INSERT INTO session_participants (session_id, identity, present, last_event_at) \
                      VALUES ($1, $2, $3, $4) \
@@ -113,7 +119,7 @@ macro_rules! sql_store {
                 .bind(identity)
                 .bind(present)
                 .bind($crate::time::to_micros(at))
-                .execute(&mut *tx)
+                .execute(&self.writer)
                 .await
                 .map_err($crate::store_error)?;
                 sqlx::query(
@@ -125,10 +131,10 @@ macro_rules! sql_store {
                      WHERE id = $1",
                 )
                 .bind(&id)
-                .execute(&mut *tx)
+                .execute(&self.writer)
                 .await
                 .map_err($crate::store_error)?;
-                tx.commit().await.map_err($crate::store_error)
+                Ok(())
             }
 
             async fn list(
@@ -196,7 +202,7 @@ macro_rules! sql_store {
                     qb.push(")");
                     changed = qb
                         .build()
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err($crate::store_error)?
                         .rows_affected()
@@ -224,7 +230,7 @@ macro_rules! sql_store {
                 .bind(holder)
                 .bind($crate::time::to_micros(until))
                 .bind($crate::time::to_micros(now))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err($crate::store_error)?;
                 Ok(done.rows_affected() == 1)
@@ -240,7 +246,7 @@ macro_rules! sql_store {
                 )
                 .bind($crate::time::to_micros(at))
                 .bind(id.to_string())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err($crate::store_error)?;
                 Ok(done.rows_affected() == 1)
@@ -249,7 +255,7 @@ macro_rules! sql_store {
             async fn release_dispatch(&self, id: uuid::Uuid) -> Result<(), june_domain::ports::StoreError> {
                 sqlx::query("UPDATE sessions SET dispatched_at = NULL WHERE id = $1")
                     .bind(id.to_string())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::store_error)?;
                 Ok(())
@@ -261,7 +267,7 @@ macro_rules! sql_store {
                      RETURNING turn_generation",
                 )
                 .bind(id.to_string())
-                .fetch_one(&self.pool)
+                .fetch_one(&self.writer)
                 .await
                 .map_err($crate::store_error)?;
                 Ok(u64::try_from(n).unwrap_or_default())
@@ -292,7 +298,7 @@ macro_rules! sql_store {
                 .bind($crate::time::to_micros(at))
                 .bind(id.to_string())
                 .bind($crate::time::to_micros(at - window))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err($crate::store_error)?;
                 Ok(done.rows_affected() == 1)
@@ -325,7 +331,7 @@ macro_rules! sql_store {
                 .bind(e.role.as_str())
                 .bind(&e.content)
                 .bind($crate::time::to_micros(e.timestamp))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err($crate::store_error)?;
                 Ok(())
@@ -362,7 +368,7 @@ macro_rules! sql_store {
             async fn clear(&self, session_id: uuid::Uuid) -> Result<(), june_domain::ports::StoreError> {
                 sqlx::query("DELETE FROM history WHERE session_id = $1")
                     .bind(session_id.to_string())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::store_error)?;
                 Ok(())
@@ -395,7 +401,7 @@ macro_rules! sql_store {
                 .bind($crate::time::to_micros(e.created_at))
                 .bind($crate::time::to_micros(e.received_at))
                 .bind(e.payload.to_string())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err($crate::store_error)?;
                 Ok(done.rows_affected() == 1)
@@ -446,7 +452,7 @@ macro_rules! sql_store {
                 sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND created_at < $2")
                     .bind(key)
                     .bind($crate::time::to_micros(not_before))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::store_error)?;
                 // The primary key settles races: exactly one request claims the key.
@@ -457,7 +463,7 @@ macro_rules! sql_store {
                 .bind(key)
                 .bind(fingerprint)
                 .bind($crate::time::to_micros(now))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err($crate::store_error)?
                 .rows_affected()
@@ -469,7 +475,7 @@ macro_rules! sql_store {
                     "SELECT fingerprint, response FROM idempotency_keys WHERE key = $1",
                 )
                 .bind(key)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writer)
                 .await
                 .map_err($crate::store_error)?;
                 Ok(match row {
@@ -490,7 +496,7 @@ macro_rules! sql_store {
                 sqlx::query("UPDATE idempotency_keys SET response = $1 WHERE key = $2")
                     .bind(response.to_string())
                     .bind(key)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::store_error)?;
                 Ok(())
@@ -499,7 +505,7 @@ macro_rules! sql_store {
             async fn abandon(&self, key: &str) -> Result<(), june_domain::ports::StoreError> {
                 sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND response IS NULL")
                     .bind(key)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::store_error)?;
                 Ok(())

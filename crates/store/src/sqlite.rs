@@ -17,7 +17,10 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite
 /// Every store port in one SQLite database.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Readers: WAL lets them run beside the writer.
     pool: SqlitePool,
+    /// The one connection that writes (the same pool as `pool` for an in-memory database).
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -39,20 +42,25 @@ impl SqliteStore {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         }
         // An in-memory database exists per connection: keep exactly one.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(if in_memory {
-                1
-            } else {
-                options.max_connections
-            })
-            .min_connections(if in_memory { 1 } else { 0 })
-            .acquire_timeout(options.connect_timeout)
-            .idle_timeout((!in_memory).then_some(Duration::from_secs(600)))
-            .max_lifetime((!in_memory).then_some(Duration::from_secs(3600)))
-            .connect_with(connect)
-            .await
-            .map_err(store_error)?;
-        let store = SqliteStore { pool };
+        let pool_of = |max_connections: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .min_connections(if in_memory { 1 } else { 0 })
+                .acquire_timeout(options.connect_timeout)
+                .idle_timeout((!in_memory).then_some(Duration::from_secs(600)))
+                .max_lifetime((!in_memory).then_some(Duration::from_secs(3600)))
+                // A local file does not drop connections: the ping before each use is a wasted
+                // round trip to the connection's thread.
+                .test_before_acquire(false)
+                .connect_lazy_with(connect.clone())
+        };
+        let (pool, writer) = if in_memory {
+            let one = pool_of(1);
+            (one.clone(), one)
+        } else {
+            (pool_of(options.max_connections), pool_of(1))
+        };
+        let store = SqliteStore { pool, writer };
         store.migrate().await?;
         Ok(store)
     }
@@ -60,7 +68,7 @@ impl SqliteStore {
     /// Applies the embedded migrations that have not run yet.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATIONS
-            .run(&self.pool)
+            .run(&self.writer)
             .await
             .map_err(|e| StoreError::Unavailable(Box::new(e)))
     }
