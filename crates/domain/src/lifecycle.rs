@@ -141,25 +141,15 @@ impl LifecycleService {
         at: DateTime<Utc>,
     ) -> Result<(), SessionError> {
         match event.kind {
-            EventKind::RoomStarted => {
-                self.sessions
-                    .advance_status(s.id, SessionStatus::Active, at)
-                    .await?;
-            }
-            EventKind::RoomFinished => {
-                self.sessions
-                    .advance_status(s.id, SessionStatus::Ended, at)
-                    .await?;
-            }
+            EventKind::RoomStarted => self.step(s, SessionStatus::Active, at).await?,
+            EventKind::RoomFinished => self.step(s, SessionStatus::Ended, at).await?,
             EventKind::ParticipantJoined => {
                 if let Some(p) = event.participant.as_ref().filter(|p| !p.is_dependent()) {
                     self.sessions
                         .record_presence(s.id, &p.identity, true, at)
                         .await?;
                 }
-                self.sessions
-                    .advance_status(s.id, SessionStatus::Active, at)
-                    .await?;
+                self.step(s, SessionStatus::Active, at).await?;
             }
             EventKind::ParticipantLeft | EventKind::ParticipantConnectionAborted => {
                 if let Some(p) = event.participant.as_ref().filter(|p| !p.is_dependent()) {
@@ -175,6 +165,21 @@ impl LifecycleService {
             }
             // Recorded for the event log; no lifecycle change.
             EventKind::TrackUnpublished | EventKind::Other(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Moves the session to `to` unless the copy read for this event already rules it out:
+    /// statuses only move forward, so a step the copy cannot take, the stored row cannot
+    /// either, and the write (the common case: every join after the first) is skipped.
+    async fn step(
+        &self,
+        s: &Session,
+        to: SessionStatus,
+        at: DateTime<Utc>,
+    ) -> Result<(), SessionError> {
+        if s.status.can_become(to) {
+            self.sessions.advance_status(s.id, to, at).await?;
         }
         Ok(())
     }

@@ -487,3 +487,55 @@ async fn only_the_lease_holder_reaps() {
         SessionStatus::Expired
     );
 }
+
+#[tokio::test]
+async fn a_join_to_an_active_session_writes_presence_but_no_status_step() {
+    let active = Session {
+        id: uuid::Uuid::new_v4(),
+        user_id: "alice".into(),
+        room_name: "june-alice-1".into(),
+        livekit_room_sid: "RM_1".into(),
+        status: SessionStatus::Active,
+        language: "en".into(),
+        metadata: Default::default(),
+        voice: false,
+        created_at: t0(),
+        expires_at: t0() + Duration::hours(1),
+        updated_at: t0(),
+        ended_at: None,
+        participant_count: 1,
+        last_activity_at: Some(t0()),
+    };
+    let mut sessions = MockSessionStore::new();
+    let found = active.clone();
+    sessions
+        .expect_find_by_room_sid()
+        .returning(move |_| Ok(Some(found.clone())));
+    sessions
+        .expect_record_presence()
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    // Active cannot become Active: the guarded UPDATE would change nothing, so none is sent.
+    sessions.expect_advance_status().never();
+    let mut events = MockEventStore::new();
+    events.expect_seen().returning(|_| Ok(false));
+    events.expect_record().returning(|_| Ok(true));
+    let lifecycle = LifecycleService::new(
+        Arc::new(sessions),
+        Arc::new(events),
+        Arc::new(MockRoomService::new()),
+        Arc::new(NoVerifier),
+        Arc::new(SystemClock),
+    );
+    let out = lifecycle
+        .apply(event(
+            "EV_J",
+            "participant_joined",
+            &active,
+            5,
+            Some(("bob", "STANDARD")),
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(out, WebhookOutcome::Received { .. }));
+}
