@@ -1,7 +1,7 @@
 # June Orchestrator — the front door. `make help` lists the targets.
 CARGO ?= cargo
 
-.PHONY: help run build release test unit doctest fmt fmt-check lint check-deps conformance-deps deploy-check python-client schemathesis-deps docker bench openapi clean
+.PHONY: help run build release test unit doctest fmt fmt-check lint check-deps conformance-deps deploy-check python-client schemathesis-deps docker bench bench-profile bench-deps openapi clean
 
 PYTHON ?= python3
 # LiveKit's official Python server SDK, the conformance peer of tests/api/conformance.rs.
@@ -80,9 +80,19 @@ check-deps: ## The domain and HTTP crates must not depend on adapters' technolog
 	if [ -n "$$bad" ]; then echo "june-http-api must not depend on: $$bad"; exit 1; fi
 	@echo "layering rules hold"
 
-bench: ## Criterion micro-benchmarks, then load benchmarks (release): sessions, webhooks, voice turns
+bench: bench-deps ## Criterion micro-benchmarks, wrk against the release server, in-process PostgreSQL + voice-turn load
 	$(CARGO) bench -p june-bench --bench micro -- --warm-up-time 1 --measurement-time 3
-	$(CARGO) run --release -p june-bench -- --seconds 10 --concurrency 32
+	$(CARGO) build --release -p june-orchestrator -p june-bench --bins
+	$(CARGO) run --release -p june-bench --bin june-serverbench -- --seconds 10
+	$(CARGO) run --release -p june-bench --bin june-loadgen -- --seconds 10 --concurrency 32 --backends postgres
+
+bench-profile: bench-deps ## The wrk scenarios again under perf; hottest symbols per scenario in target/profiles
+	@command -v perf >/dev/null 2>&1 || apt-get install -y linux-perf || { apt-get update && apt-get install -y linux-perf; }
+	$(CARGO) build --release -p june-orchestrator -p june-bench --bins
+	$(CARGO) run --release -p june-bench --bin june-serverbench -- --seconds 10 --perf target/profiles
+
+bench-deps: ## wrk, the load generator, from Debian's packages
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
 
 clean:
 	$(CARGO) clean
