@@ -56,4 +56,4 @@ impl PgStore {
     }
 }
 
-sql_store!(PgStore, sqlx::Postgres);
+sql_store!(PgStore, sqlx::Postgres, one_trip = false);

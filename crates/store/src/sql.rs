@@ -1,6 +1,6 @@
 //! The store ports in SQL that SQLite and PostgreSQL both speak, written once.
 //!
-//! `sql_store!(Store, Db)` implements every port for a type with two `sqlx::Pool<Db>`s:
+//! `sql_store!(Store, Db, one_trip = bool)` implements every port for a type with two `sqlx::Pool<Db>`s:
 //! `pool` for reads and `writer` for statements that write (SQLite allows one writer at a
 //! time, so its writer pool has one connection and writes queue there instead of spinning in
 //! SQLite's busy handler; on PostgreSQL both are the same pool).
@@ -8,8 +8,27 @@
 //! appearance, so each query introduces them in order); dynamic queries use `QueryBuilder`,
 //! which writes each backend's own placeholders. Only connecting and migrating differ.
 
+/// Presence news about one identity: newer-or-equal news wins, older news is ignored.
+pub(crate) const PRESENCE_UPSERT: &str = "INSERT INTO session_participants \
+     (session_id, identity, present, last_event_at) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (session_id, identity) DO UPDATE \
+     SET present = excluded.present, last_event_at = excluded.last_event_at \
+     WHERE excluded.last_event_at >= session_participants.last_event_at";
+
+/// The session's head count and last activity, recomputed from its participants.
+pub(crate) const PRESENCE_RECOUNT: &str = "UPDATE sessions SET \
+       participant_count = (SELECT COUNT(*) FROM session_participants \
+                            WHERE session_id = $1 AND present), \
+       last_activity_at = (SELECT MAX(last_event_at) FROM session_participants \
+                           WHERE session_id = $1) \
+     WHERE id = $1";
+
+/// Both, for a backend that runs several statements in one call.
+pub(crate) static PRESENCE_BOTH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{PRESENCE_UPSERT}; {PRESENCE_RECOUNT}"));
+
 macro_rules! sql_store {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, one_trip = $one_trip:expr) => {
         #[async_trait::async_trait]
         impl june_domain::ports::SessionStore for $store {
             async fn insert(&self, s: &june_domain::Session) -> Result<(), june_domain::ports::StoreError> {
@@ -103,37 +122,31 @@ macro_rules! sql_store {
                 at: chrono::DateTime<chrono::Utc>,
             ) -> Result<(), june_domain::ports::StoreError> {
                 let id = session_id.to_string();
-                // Newer-or-equal news wins; older news about the same identity is ignored.
                 // No transaction: the count is recomputed from the committed rows, so the
                 // last recount sees every upsert before it, whatever the interleaving; and a
                 // crash between the two leaves the event unrecorded, so LiveKit's retry
-                // recounts. Two statements instead of four round trips to the writer.
-                sqlx::query(
-                    "INSERT INTO session_participants (session_id, identity, present, last_event_at) \
-                     VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (session_id, identity) DO UPDATE \
-                     SET present = excluded.present, last_event_at = excluded.last_event_at \
-                     WHERE excluded.last_event_at >= session_participants.last_event_at",
-                )
-                .bind(&id)
-                .bind(identity)
-                .bind(present)
-                .bind($crate::time::to_micros(at))
-                .execute(&self.writer)
-                .await
-                .map_err($crate::store_error)?;
-                sqlx::query(
-                    "UPDATE sessions SET \
-                       participant_count = (SELECT COUNT(*) FROM session_participants \
-                                            WHERE session_id = $1 AND present), \
-                       last_activity_at = (SELECT MAX(last_event_at) FROM session_participants \
-                                           WHERE session_id = $1) \
-                     WHERE id = $1",
-                )
-                .bind(&id)
-                .execute(&self.writer)
-                .await
-                .map_err($crate::store_error)?;
+                // recounts. SQLite takes both statements in one round trip to its connection
+                // thread (PostgreSQL cannot prepare two statements as one).
+                let both: &'static str = if $one_trip {
+                    $crate::sql::PRESENCE_BOTH.as_str()
+                } else {
+                    $crate::sql::PRESENCE_UPSERT
+                };
+                sqlx::query(both)
+                    .bind(&id)
+                    .bind(identity)
+                    .bind(present)
+                    .bind($crate::time::to_micros(at))
+                    .execute(&self.writer)
+                    .await
+                    .map_err($crate::store_error)?;
+                if !$one_trip {
+                    sqlx::query($crate::sql::PRESENCE_RECOUNT)
+                        .bind(&id)
+                        .execute(&self.writer)
+                        .await
+                        .map_err($crate::store_error)?;
+                }
                 Ok(())
             }
 

@@ -74,4 +74,4 @@ impl SqliteStore {
     }
 }
 
-sql_store!(SqliteStore, sqlx::Sqlite);
+sql_store!(SqliteStore, sqlx::Sqlite, one_trip = true);
