@@ -5,8 +5,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use june_domain::ports::StoreError;
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
 
 use crate::StoreOptions;
 use crate::sql::sql_store;
@@ -18,8 +19,6 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgr
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// The same pool: PostgreSQL runs writers side by side.
-    writer: PgPool,
 }
 
 impl PgStore {
@@ -42,10 +41,7 @@ impl PgStore {
             .connect_with(connect)
             .await
             .map_err(store_error)?;
-        let store = PgStore {
-            writer: pool.clone(),
-            pool,
-        };
+        let store = PgStore { pool };
         store.migrate().await?;
         Ok(store)
     }
@@ -57,6 +53,22 @@ impl PgStore {
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Unavailable(Box::new(e)))
+    }
+
+    async fn reader(&self) -> Result<PoolConnection<Postgres>, StoreError> {
+        self.pool.acquire().await.map_err(store_error)
+    }
+
+    /// The same pool: PostgreSQL runs writers side by side.
+    async fn writer(&self) -> Result<PoolConnection<Postgres>, StoreError> {
+        self.reader().await
+    }
+
+    fn connection_stats(&self) -> (u32, u32) {
+        (
+            self.pool.size(),
+            u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+        )
     }
 }
 

@@ -1,9 +1,9 @@
 //! The store ports in SQL that SQLite and PostgreSQL both speak, written once.
 //!
-//! `sql_store!(Store, Db, one_trip = bool)` implements every port for a type with two `sqlx::Pool<Db>`s:
-//! `pool` for reads and `writer` for statements that write (SQLite allows one writer at a
-//! time, so its writer pool has one connection and writes queue there instead of spinning in
-//! SQLite's busy handler; on PostgreSQL both are the same pool).
+//! `sql_store!(Store, Db, one_trip = bool)` implements every port for a type with
+//! `reader()` and `writer()` (each a connection for one statement) and `connection_stats()`.
+//! SQLite allows one writer at a time, so its writes queue on one writer connection instead
+//! of spinning in SQLite's busy handler (`conns.rs`); on PostgreSQL both come from the pool.
 //! Placeholders are `$1…` (SQLite reads them as named parameters numbered by first
 //! appearance, so each query introduces them in order); dynamic queries use `QueryBuilder`,
 //! which writes each backend's own placeholders. Only connecting and migrating differ.
@@ -52,7 +52,7 @@ macro_rules! sql_store {
                 .bind(s.ended_at.map($crate::time::to_micros))
                 .bind(i64::from(s.participant_count))
                 .bind(s.last_activity_at.map($crate::time::to_micros))
-                .execute(&self.writer)
+                .execute(&mut *self.writer().await?)
                 .await
                 .map_err($crate::store_error)?;
                 Ok(())
@@ -62,7 +62,7 @@ macro_rules! sql_store {
                 let sql = format!("SELECT {} FROM sessions WHERE id = $1", $crate::rows::SESSION_COLUMNS);
                 let row: $crate::rows::SessionRow = sqlx::query_as(&sql)
                     .bind(id.to_string())
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *self.reader().await?)
                     .await
                     .map_err($crate::store_error)?;
                 row.try_into()
@@ -78,7 +78,7 @@ macro_rules! sql_store {
                 );
                 let row: Option<$crate::rows::SessionRow> = sqlx::query_as(&sql)
                     .bind(room_name)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *self.reader().await?)
                     .await
                     .map_err($crate::store_error)?;
                 row.map(june_domain::Session::try_from).transpose()
@@ -94,7 +94,7 @@ macro_rules! sql_store {
                 );
                 let row: Option<$crate::rows::SessionRow> = sqlx::query_as(&sql)
                     .bind(room_sid)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *self.reader().await?)
                     .await
                     .map_err($crate::store_error)?;
                 row.map(june_domain::Session::try_from).transpose()
@@ -108,7 +108,7 @@ macro_rules! sql_store {
                 );
                 let rows: Vec<$crate::rows::SessionRow> = sqlx::query_as(&sql)
                     .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.reader().await?)
                     .await
                     .map_err($crate::store_error)?;
                 rows.into_iter().map(june_domain::Session::try_from).collect()
@@ -137,13 +137,13 @@ macro_rules! sql_store {
                     .bind(identity)
                     .bind(present)
                     .bind($crate::time::to_micros(at))
-                    .execute(&self.writer)
+                    .execute(&mut *self.writer().await?)
                     .await
                     .map_err($crate::store_error)?;
                 if !$one_trip {
                     sqlx::query($crate::sql::PRESENCE_RECOUNT)
                         .bind(&id)
-                        .execute(&self.writer)
+                        .execute(&mut *self.writer().await?)
                         .await
                         .map_err($crate::store_error)?;
                 }
@@ -178,7 +178,7 @@ macro_rules! sql_store {
                     .push_bind(i64::from(f.limit));
                 let rows: Vec<$crate::rows::SessionRow> = qb
                     .build_query_as()
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.reader().await?)
                     .await
                     .map_err($crate::store_error)?;
                 rows.into_iter().map(june_domain::Session::try_from).collect()
@@ -215,7 +215,7 @@ macro_rules! sql_store {
                     qb.push(")");
                     changed = qb
                         .build()
-                        .execute(&self.writer)
+                        .execute(&mut *self.writer().await?)
                         .await
                         .map_err($crate::store_error)?
                         .rows_affected()
@@ -243,7 +243,7 @@ macro_rules! sql_store {
                 .bind(holder)
                 .bind($crate::time::to_micros(until))
                 .bind($crate::time::to_micros(now))
-                .execute(&self.writer)
+                .execute(&mut *self.writer().await?)
                 .await
                 .map_err($crate::store_error)?;
                 Ok(done.rows_affected() == 1)
@@ -259,7 +259,7 @@ macro_rules! sql_store {
                 )
                 .bind($crate::time::to_micros(at))
                 .bind(id.to_string())
-                .execute(&self.writer)
+                .execute(&mut *self.writer().await?)
                 .await
                 .map_err($crate::store_error)?;
                 Ok(done.rows_affected() == 1)
@@ -268,7 +268,7 @@ macro_rules! sql_store {
             async fn release_dispatch(&self, id: uuid::Uuid) -> Result<(), june_domain::ports::StoreError> {
                 sqlx::query("UPDATE sessions SET dispatched_at = NULL WHERE id = $1")
                     .bind(id.to_string())
-                    .execute(&self.writer)
+                    .execute(&mut *self.writer().await?)
                     .await
                     .map_err($crate::store_error)?;
                 Ok(())
@@ -280,7 +280,7 @@ macro_rules! sql_store {
                      RETURNING turn_generation",
                 )
                 .bind(id.to_string())
-                .fetch_one(&self.writer)
+                .fetch_one(&mut *self.writer().await?)
                 .await
                 .map_err($crate::store_error)?;
                 Ok(u64::try_from(n).unwrap_or_default())
@@ -289,7 +289,7 @@ macro_rules! sql_store {
             async fn current_turn(&self, id: uuid::Uuid) -> Result<u64, june_domain::ports::StoreError> {
                 let (n,): (i64,) = sqlx::query_as("SELECT turn_generation FROM sessions WHERE id = $1")
                     .bind(id.to_string())
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *self.reader().await?)
                     .await
                     .map_err($crate::store_error)?;
                 Ok(u64::try_from(n).unwrap_or_default())
@@ -311,19 +311,19 @@ macro_rules! sql_store {
                 .bind($crate::time::to_micros(at))
                 .bind(id.to_string())
                 .bind($crate::time::to_micros(at - window))
-                .execute(&self.writer)
+                .execute(&mut *self.writer().await?)
                 .await
                 .map_err($crate::store_error)?;
                 Ok(done.rows_affected() == 1)
             }
 
             fn pool_stats(&self) -> Option<(u32, u32)> {
-                Some((self.pool.size(), u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX)))
+                Some(self.connection_stats())
             }
 
             async fn ping(&self) -> Result<(), june_domain::ports::StoreError> {
                 sqlx::query("SELECT 1")
-                    .execute(&self.pool)
+                    .execute(&mut *self.reader().await?)
                     .await
                     .map_err($crate::store_error)?;
                 Ok(())
@@ -344,7 +344,7 @@ macro_rules! sql_store {
                 .bind(e.role.as_str())
                 .bind(&e.content)
                 .bind($crate::time::to_micros(e.timestamp))
-                .execute(&self.writer)
+                .execute(&mut *self.writer().await?)
                 .await
                 .map_err($crate::store_error)?;
                 Ok(())
@@ -363,7 +363,7 @@ macro_rules! sql_store {
                 )
                 .bind(session_id.to_string())
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.reader().await?)
                 .await
                 .map_err($crate::store_error)?;
                 rows.into_iter()
@@ -381,7 +381,7 @@ macro_rules! sql_store {
             async fn clear(&self, session_id: uuid::Uuid) -> Result<(), june_domain::ports::StoreError> {
                 sqlx::query("DELETE FROM history WHERE session_id = $1")
                     .bind(session_id.to_string())
-                    .execute(&self.writer)
+                    .execute(&mut *self.writer().await?)
                     .await
                     .map_err($crate::store_error)?;
                 Ok(())
@@ -393,7 +393,7 @@ macro_rules! sql_store {
             async fn seen(&self, event_id: &str) -> Result<bool, june_domain::ports::StoreError> {
                 let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM webhook_events WHERE id = $1")
                     .bind(event_id)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *self.reader().await?)
                     .await
                     .map_err($crate::store_error)?;
                 Ok(n > 0)
@@ -414,7 +414,7 @@ macro_rules! sql_store {
                 .bind($crate::time::to_micros(e.created_at))
                 .bind($crate::time::to_micros(e.received_at))
                 .bind(e.payload.to_string())
-                .execute(&self.writer)
+                .execute(&mut *self.writer().await?)
                 .await
                 .map_err($crate::store_error)?;
                 Ok(done.rows_affected() == 1)
@@ -445,7 +445,7 @@ macro_rules! sql_store {
                     .push_bind(i64::from(limit));
                 let rows: Vec<$crate::rows::EventRow> = qb
                     .build_query_as()
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.reader().await?)
                     .await
                     .map_err($crate::store_error)?;
                 rows.into_iter().map(june_domain::RecordedEvent::try_from).collect()
@@ -465,7 +465,7 @@ macro_rules! sql_store {
                 sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND created_at < $2")
                     .bind(key)
                     .bind($crate::time::to_micros(not_before))
-                    .execute(&self.writer)
+                    .execute(&mut *self.writer().await?)
                     .await
                     .map_err($crate::store_error)?;
                 // The primary key settles races: exactly one request claims the key.
@@ -476,7 +476,7 @@ macro_rules! sql_store {
                 .bind(key)
                 .bind(fingerprint)
                 .bind($crate::time::to_micros(now))
-                .execute(&self.writer)
+                .execute(&mut *self.writer().await?)
                 .await
                 .map_err($crate::store_error)?
                 .rows_affected()
@@ -488,7 +488,7 @@ macro_rules! sql_store {
                     "SELECT fingerprint, response FROM idempotency_keys WHERE key = $1",
                 )
                 .bind(key)
-                .fetch_optional(&self.writer)
+                .fetch_optional(&mut *self.writer().await?)
                 .await
                 .map_err($crate::store_error)?;
                 Ok(match row {
@@ -509,7 +509,7 @@ macro_rules! sql_store {
                 sqlx::query("UPDATE idempotency_keys SET response = $1 WHERE key = $2")
                     .bind(response.to_string())
                     .bind(key)
-                    .execute(&self.writer)
+                    .execute(&mut *self.writer().await?)
                     .await
                     .map_err($crate::store_error)?;
                 Ok(())
@@ -518,7 +518,7 @@ macro_rules! sql_store {
             async fn abandon(&self, key: &str) -> Result<(), june_domain::ports::StoreError> {
                 sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND response IS NULL")
                     .bind(key)
-                    .execute(&self.writer)
+                    .execute(&mut *self.writer().await?)
                     .await
                     .map_err($crate::store_error)?;
                 Ok(())

@@ -2,13 +2,14 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
 
 use june_domain::ports::StoreError;
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use tokio::sync::MutexGuard;
 
 use crate::StoreOptions;
+use crate::conns::Connections;
 use crate::sql::sql_store;
 use crate::store_error;
 
@@ -18,9 +19,9 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     /// Readers: WAL lets them run beside the writer.
-    pool: SqlitePool,
-    /// The one connection that writes (the same pool as `pool` for an in-memory database).
-    writer: SqlitePool,
+    readers: Arc<Connections>,
+    /// The one connection that writes (the same one as `readers` for an in-memory database).
+    writer: Arc<Connections>,
 }
 
 impl SqliteStore {
@@ -41,26 +42,15 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         }
-        // An in-memory database exists per connection: keep exactly one.
-        let pool_of = |max_connections: u32| {
-            SqlitePoolOptions::new()
-                .max_connections(max_connections)
-                .min_connections(if in_memory { 1 } else { 0 })
-                .acquire_timeout(options.connect_timeout)
-                .idle_timeout((!in_memory).then_some(Duration::from_secs(600)))
-                .max_lifetime((!in_memory).then_some(Duration::from_secs(3600)))
-                // A local file does not drop connections: the ping before each use is a wasted
-                // round trip to the connection's thread.
-                .test_before_acquire(false)
-                .connect_lazy_with(connect.clone())
-        };
-        let (pool, writer) = if in_memory {
-            let one = pool_of(1);
-            (one.clone(), one)
+        // An in-memory database exists per connection: keep exactly one, for everything.
+        let wait = options.connect_timeout;
+        let writer = Arc::new(Connections::open(&connect, 1, wait).await?);
+        let readers = if in_memory {
+            writer.clone()
         } else {
-            (pool_of(options.max_connections), pool_of(1))
+            Arc::new(Connections::open(&connect, options.max_connections, wait).await?)
         };
-        let store = SqliteStore { pool, writer };
+        let store = SqliteStore { readers, writer };
         store.migrate().await?;
         Ok(store)
     }
@@ -68,9 +58,21 @@ impl SqliteStore {
     /// Applies the embedded migrations that have not run yet.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATIONS
-            .run(&self.writer)
+            .run(&mut *self.writer().await?)
             .await
             .map_err(|e| StoreError::Unavailable(Box::new(e)))
+    }
+
+    async fn reader(&self) -> Result<MutexGuard<'_, SqliteConnection>, StoreError> {
+        self.readers.get().await
+    }
+
+    async fn writer(&self) -> Result<MutexGuard<'_, SqliteConnection>, StoreError> {
+        self.writer.get().await
+    }
+
+    fn connection_stats(&self) -> (u32, u32) {
+        self.readers.stats()
     }
 }
 

@@ -73,3 +73,35 @@ fn both_dialects_have_the_same_migration_versions() {
     assert_eq!(versions("sqlite"), versions("postgres"));
     assert!(!versions("sqlite").is_empty());
 }
+
+#[tokio::test]
+async fn an_in_memory_database_reads_what_it_wrote() {
+    // One connection serves reads and writes: a second one would be another, empty database.
+    let stores = connect("sqlite::memory:", &StoreOptions::default())
+        .await
+        .unwrap();
+    let s = contract::session("mem", "room-mem");
+    stores.sessions.insert(&s).await.unwrap();
+    assert_eq!(stores.sessions.get(s.id).await.unwrap(), s);
+    assert_eq!(stores.sessions.pool_stats(), Some((1, 1)));
+}
+
+#[tokio::test]
+async fn concurrent_writes_queue_on_the_writer_and_all_land() {
+    let db = fresh().await;
+    let writes = (0..64).map(|i| {
+        let sessions = db.stores.sessions.clone();
+        tokio::spawn(async move {
+            let s = contract::session(&format!("u{i}"), &format!("room-{i}"));
+            sessions.insert(&s).await.map(|()| s.id)
+        })
+    });
+    let ids: Vec<_> = futures_util::future::join_all(writes)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    for id in ids {
+        db.stores.sessions.get(id).await.unwrap();
+    }
+}
