@@ -1,7 +1,7 @@
 //! The session lifecycle as LiveKit drives it: webhooks in (verified, deduplicated,
 //! order-tolerant), the event log out, and the reaper that catches what webhooks missed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use crate::events::{EventKind, LiveKitEvent, ReapReport, RecordedEvent, WebhookOutcome};
 use crate::model::{Session, SessionStatus};
-use crate::ports::{Clock, EventCursor, EventStore, RoomService, SessionStore, WebhookVerifier};
+use crate::ports::{
+    Clock, EventCursor, EventStore, Presence, RoomService, SessionStore, WebhookVerifier,
+};
 use crate::service::SessionError;
 
 /// Live sessions one reaper pass looks at, at most (the rest wait for the next pass).
@@ -74,59 +76,119 @@ impl LifecycleService {
         body: &[u8],
         authorization: Option<&str>,
     ) -> Result<WebhookOutcome, SessionError> {
-        let event = self.verifier.verify(body, authorization)?;
+        let event = self.verify(body, authorization)?;
         self.apply(event).await
     }
 
-    /// Applies a verified event: status, presence, then the record. Effects come first and
-    /// are idempotent, so a failure before the record lets LiveKit's retry finish the job,
-    /// and a replica racing us on the same id only repeats what is already true.
-    #[tracing::instrument(skip_all, fields(event = %event.kind.as_str(), event_id = %event.id))]
-    pub async fn apply(&self, event: LiveKitEvent) -> Result<WebhookOutcome, SessionError> {
-        if self.events.seen(&event.id).await? {
-            return Ok(WebhookOutcome::Duplicate);
-        }
-        let received_at = self.clock.now();
-        let at = event.created_at.unwrap_or(received_at);
-        let session = self.session_for(&event, at).await?;
-        if let Some(s) = &session {
-            self.effects(s, &event, at).await?;
-        } else {
-            tracing::debug!(room = ?event.room_name, "webhook for a room no session owns");
-        }
-        let record = RecordedEvent {
-            id: event.id.clone(),
-            event: event.kind.as_str().to_owned(),
-            session_id: session.as_ref().map(|s| s.id),
-            room_name: event.room_name.clone(),
-            participant: event.participant.as_ref().map(|p| p.identity.clone()),
-            track_sid: event.track.as_ref().map(|t| t.sid.clone()),
-            created_at: at,
-            received_at,
-            payload: event.payload,
-        };
-        if !self.events.record(&record).await? {
-            return Ok(WebhookOutcome::Duplicate);
-        }
-        Ok(WebhookOutcome::Received {
-            event: record.event,
-            session_id: record.session_id,
-        })
+    /// Checks a delivery's signature and parses it, touching nothing.
+    pub fn verify(
+        &self,
+        body: &[u8],
+        authorization: Option<&str>,
+    ) -> Result<LiveKitEvent, SessionError> {
+        Ok(self.verifier.verify(body, authorization)?)
     }
 
-    /// The session an event is about: by room sid (exact), else the live session of that
-    /// room name if the event is not older than the session (a stale event for an earlier
+    /// Applies one verified event (see [`LifecycleService::apply_batch`]).
+    #[tracing::instrument(skip_all, fields(event = %event.kind.as_str(), event_id = %event.id))]
+    pub async fn apply(&self, event: LiveKitEvent) -> Result<WebhookOutcome, SessionError> {
+        let mut outcomes = self.apply_batch(vec![event]).await?;
+        Ok(outcomes.pop().unwrap_or(WebhookOutcome::Duplicate))
+    }
+
+    /// Applies verified events, one outcome per event in order: status, presence, then the
+    /// record. Effects come first and are idempotent, so a failure before the record lets
+    /// LiveKit's retry finish the job, and a replica racing us on the same id only repeats
+    /// what is already true. A batch asks the store once per step (dedupe, sessions,
+    /// presence, record) instead of once per event; on an error nothing was recorded, and
+    /// the caller may apply the events one by one to give each its own answer.
+    pub async fn apply_batch(
+        &self,
+        events: Vec<LiveKitEvent>,
+    ) -> Result<Vec<WebhookOutcome>, SessionError> {
+        let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        let seen = self.events.seen_many(&ids).await?;
+        let received_at = self.clock.now();
+        let mut first = HashSet::new();
+        let fresh: Vec<(usize, LiveKitEvent)> = events
+            .into_iter()
+            .enumerate()
+            .filter(|(_, e)| !seen.contains(&e.id) && first.insert(e.id.clone()))
+            .collect();
+        let sids: Vec<String> = fresh
+            .iter()
+            .filter_map(|(_, e)| e.room_sid.clone().filter(|s| !s.is_empty()))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let by_sid: HashMap<String, Session> = if sids.is_empty() {
+            HashMap::new()
+        } else {
+            self.sessions
+                .find_by_room_sids(&sids)
+                .await?
+                .into_iter()
+                .map(|s| (s.livekit_room_sid.clone(), s))
+                .collect()
+        };
+
+        let mut news = Vec::new();
+        let mut records = Vec::with_capacity(fresh.len());
+        let mut slots = Vec::with_capacity(fresh.len());
+        for (slot, event) in fresh {
+            let at = event.created_at.unwrap_or(received_at);
+            let known = event.room_sid.as_deref().and_then(|sid| by_sid.get(sid));
+            let session = match known {
+                Some(s) => Some(s.clone()),
+                None => self.live_session_named(&event, at).await?,
+            };
+            if let Some(s) = &session {
+                news.extend(self.effects(s, &event, at).await?);
+            } else {
+                tracing::debug!(room = ?event.room_name, "webhook for a room no session owns");
+            }
+            records.push(RecordedEvent {
+                id: event.id,
+                event: event.kind.as_str().to_owned(),
+                session_id: session.as_ref().map(|s| s.id),
+                room_name: event.room_name,
+                participant: event.participant.map(|p| p.identity),
+                track_sid: event.track.map(|t| t.sid),
+                created_at: at,
+                received_at,
+                payload: event.payload,
+            });
+            slots.push(slot);
+        }
+        if !news.is_empty() {
+            self.sessions.record_presence_many(&news).await?;
+        }
+        let recorded = if records.is_empty() {
+            Vec::new()
+        } else {
+            self.events.record_many(&records).await?
+        };
+
+        let mut outcomes = vec![WebhookOutcome::Duplicate; ids.len()];
+        for ((slot, record), new) in slots.into_iter().zip(records).zip(recorded) {
+            if new {
+                outcomes[slot] = WebhookOutcome::Received {
+                    event: record.event,
+                    session_id: record.session_id,
+                };
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// The live session of the event's room name, for an event whose room sid matched no
+    /// session, if the event is not older than the session (a stale event for an earlier
     /// room of the same name must not touch a new session).
-    async fn session_for(
+    async fn live_session_named(
         &self,
         event: &LiveKitEvent,
         at: DateTime<Utc>,
     ) -> Result<Option<Session>, SessionError> {
-        if let Some(sid) = event.room_sid.as_deref().filter(|s| !s.is_empty())
-            && let Some(s) = self.sessions.find_by_room_sid(sid).await?
-        {
-            return Ok(Some(s));
-        }
         let Some(name) = event.room_name.as_deref().filter(|n| !n.is_empty()) else {
             return Ok(None);
         };
@@ -134,39 +196,49 @@ impl LifecycleService {
         Ok(live.filter(|s| at >= whole_seconds(s.created_at)))
     }
 
+    /// Status steps and side effects of an event; its presence news, if any, is returned
+    /// for the caller to write with the rest of its batch.
     async fn effects(
         &self,
         s: &Session,
         event: &LiveKitEvent,
         at: DateTime<Utc>,
-    ) -> Result<(), SessionError> {
-        match event.kind {
-            EventKind::RoomStarted => self.step(s, SessionStatus::Active, at).await?,
-            EventKind::RoomFinished => self.step(s, SessionStatus::Ended, at).await?,
-            EventKind::ParticipantJoined => {
-                if let Some(p) = event.participant.as_ref().filter(|p| !p.is_dependent()) {
-                    self.sessions
-                        .record_presence(s.id, &p.identity, true, at)
-                        .await?;
-                }
+    ) -> Result<Option<Presence>, SessionError> {
+        let news = |present: bool| {
+            event
+                .participant
+                .as_ref()
+                .filter(|p| !p.is_dependent())
+                .map(|p| Presence {
+                    session_id: s.id,
+                    identity: p.identity.clone(),
+                    present,
+                    at,
+                })
+        };
+        Ok(match event.kind {
+            EventKind::RoomStarted => {
                 self.step(s, SessionStatus::Active, at).await?;
+                None
             }
-            EventKind::ParticipantLeft | EventKind::ParticipantConnectionAborted => {
-                if let Some(p) = event.participant.as_ref().filter(|p| !p.is_dependent()) {
-                    self.sessions
-                        .record_presence(s.id, &p.identity, false, at)
-                        .await?;
-                }
+            EventKind::RoomFinished => {
+                self.step(s, SessionStatus::Ended, at).await?;
+                None
             }
+            EventKind::ParticipantJoined => {
+                self.step(s, SessionStatus::Active, at).await?;
+                news(true)
+            }
+            EventKind::ParticipantLeft | EventKind::ParticipantConnectionAborted => news(false),
             EventKind::TrackPublished => {
                 if let Some(voice) = &self.voice {
                     voice.on_track_published(s, event).await?;
                 }
+                None
             }
             // Recorded for the event log; no lifecycle change.
-            EventKind::TrackUnpublished | EventKind::Other(_) => {}
-        }
-        Ok(())
+            EventKind::TrackUnpublished | EventKind::Other(_) => None,
+        })
     }
 
     /// Moves the session to `to` unless the copy read for this event already rules it out:

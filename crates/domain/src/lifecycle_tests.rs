@@ -439,8 +439,8 @@ async fn receive_refuses_what_the_verifier_refuses_before_touching_the_store() {
         .expect_verify()
         .returning(|_, _| Err(WebhookError::Unauthorized("bad signature".into())));
     let mut events = MockEventStore::new();
-    events.expect_seen().never();
-    events.expect_record().never();
+    events.expect_seen_many().never();
+    events.expect_record_many().never();
     let lifecycle = LifecycleService::new(
         Arc::new(MockSessionStore::new()),
         Arc::new(events),
@@ -509,17 +509,21 @@ async fn a_join_to_an_active_session_writes_presence_but_no_status_step() {
     let mut sessions = MockSessionStore::new();
     let found = active.clone();
     sessions
-        .expect_find_by_room_sid()
-        .returning(move |_| Ok(Some(found.clone())));
+        .expect_find_by_room_sids()
+        .returning(move |_| Ok(vec![found.clone()]));
     sessions
-        .expect_record_presence()
+        .expect_record_presence_many()
         .times(1)
-        .returning(|_, _, _, _| Ok(()));
+        .returning(|_| Ok(()));
     // Active cannot become Active: the guarded UPDATE would change nothing, so none is sent.
     sessions.expect_advance_status().never();
     let mut events = MockEventStore::new();
-    events.expect_seen().returning(|_| Ok(false));
-    events.expect_record().returning(|_| Ok(true));
+    events
+        .expect_seen_many()
+        .returning(|_| Ok(Default::default()));
+    events
+        .expect_record_many()
+        .returning(|e| Ok(vec![true; e.len()]));
     let lifecycle = LifecycleService::new(
         Arc::new(sessions),
         Arc::new(events),
@@ -538,4 +542,166 @@ async fn a_join_to_an_active_session_writes_presence_but_no_status_step() {
         .await
         .unwrap();
     assert!(matches!(out, WebhookOutcome::Received { .. }));
+}
+
+#[tokio::test]
+async fn a_batch_asks_the_store_once_per_step_and_answers_each_event_in_order() {
+    let s1 = Session {
+        id: uuid::Uuid::new_v4(),
+        user_id: "alice".into(),
+        room_name: "june-alice-1".into(),
+        livekit_room_sid: "RM_1".into(),
+        status: SessionStatus::Active,
+        language: "en".into(),
+        metadata: Default::default(),
+        voice: false,
+        created_at: t0(),
+        expires_at: t0() + Duration::hours(1),
+        updated_at: t0(),
+        ended_at: None,
+        participant_count: 0,
+        last_activity_at: None,
+    };
+    let mut sessions = MockSessionStore::new();
+    let found = s1.clone();
+    sessions
+        .expect_find_by_room_sids()
+        .times(1)
+        .withf(|sids| sids == ["RM_1".to_owned()])
+        .returning(move |_| Ok(vec![found.clone()]));
+    sessions
+        .expect_record_presence_many()
+        .times(1)
+        .withf(|news| {
+            news.iter()
+                .map(|n| (n.identity.as_str(), n.present))
+                .collect::<Vec<_>>()
+                == [("bob", true), ("carol", true), ("bob", false)]
+        })
+        .returning(|_| Ok(()));
+    let mut events = MockEventStore::new();
+    // EV_OLD was recorded earlier; EV_B2 arrives twice in this batch.
+    events
+        .expect_seen_many()
+        .times(1)
+        .returning(|_| Ok(["EV_OLD".to_owned()].into_iter().collect()));
+    // EV_C lost a race with another replica at the record.
+    events
+        .expect_record_many()
+        .times(1)
+        .withf(|e| {
+            e.iter().map(|r| r.id.as_str()).collect::<Vec<_>>() == ["EV_B1", "EV_C", "EV_B2"]
+        })
+        .returning(|_| Ok(vec![true, false, true]));
+    let lifecycle = LifecycleService::new(
+        Arc::new(sessions),
+        Arc::new(events),
+        Arc::new(MockRoomService::new()),
+        Arc::new(NoVerifier),
+        Arc::new(SystemClock),
+    );
+    let batch = vec![
+        event(
+            "EV_B1",
+            "participant_joined",
+            &s1,
+            5,
+            Some(("bob", "STANDARD")),
+        ),
+        event(
+            "EV_OLD",
+            "participant_joined",
+            &s1,
+            4,
+            Some(("dan", "STANDARD")),
+        ),
+        event(
+            "EV_C",
+            "participant_joined",
+            &s1,
+            6,
+            Some(("carol", "STANDARD")),
+        ),
+        event(
+            "EV_B2",
+            "participant_left",
+            &s1,
+            7,
+            Some(("bob", "STANDARD")),
+        ),
+        event(
+            "EV_B2",
+            "participant_left",
+            &s1,
+            7,
+            Some(("bob", "STANDARD")),
+        ),
+    ];
+    let received = |event: &str| WebhookOutcome::Received {
+        event: event.into(),
+        session_id: Some(s1.id),
+    };
+    assert_eq!(
+        lifecycle.apply_batch(batch).await.unwrap(),
+        vec![
+            received("participant_joined"),
+            WebhookOutcome::Duplicate,
+            WebhookOutcome::Duplicate,
+            received("participant_left"),
+            WebhookOutcome::Duplicate,
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_batch_on_the_in_memory_store_counts_people_like_single_events() {
+    let f = fixture();
+    let s = new_session(&f, None).await;
+    let batch = vec![
+        event("EV_1", "room_started", &s, 1, None),
+        event(
+            "EV_2",
+            "participant_joined",
+            &s,
+            2,
+            Some(("bob", "STANDARD")),
+        ),
+        event(
+            "EV_3",
+            "participant_joined",
+            &s,
+            3,
+            Some(("carol", "STANDARD")),
+        ),
+        event(
+            "EV_4",
+            "participant_joined",
+            &s,
+            3,
+            Some(("agent", "AGENT")),
+        ),
+        event("EV_5", "participant_left", &s, 4, Some(("bob", "STANDARD"))),
+    ];
+    let outcomes = f.lifecycle.apply_batch(batch).await.unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, WebhookOutcome::Received { .. }))
+    );
+    let now = f.store.get(s.id).await.unwrap();
+    assert_eq!(now.status, SessionStatus::Active);
+    assert_eq!(now.participant_count, 1);
+    // The same deliveries again change nothing.
+    let again = f
+        .lifecycle
+        .apply_batch(vec![event(
+            "EV_5",
+            "participant_left",
+            &s,
+            4,
+            Some(("bob", "STANDARD")),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(again, vec![WebhookOutcome::Duplicate]);
 }

@@ -25,6 +25,31 @@ pub trait EventStore: Send + Sync {
     /// recorded, e.g. by another replica an instant earlier.
     async fn record(&self, event: &RecordedEvent) -> Result<bool, StoreError>;
 
+    /// Which of these ids were already recorded. A batch of deliveries asks once; the
+    /// default asks per id.
+    async fn seen_many(
+        &self,
+        event_ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        for id in event_ids {
+            if self.seen(id).await? {
+                seen.insert(id.clone());
+            }
+        }
+        Ok(seen)
+    }
+
+    /// [`EventStore::record`] for each event (distinct ids), in order: `true` where it was
+    /// new. A backend may write them all at once.
+    async fn record_many(&self, events: &[RecordedEvent]) -> Result<Vec<bool>, StoreError> {
+        let mut new = Vec::with_capacity(events.len());
+        for e in events {
+            new.push(self.record(e).await?);
+        }
+        Ok(new)
+    }
+
     /// The session's events, newest first, `limit` at most, after `after`.
     async fn list(
         &self,

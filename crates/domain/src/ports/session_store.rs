@@ -19,6 +19,19 @@ pub enum StoreError {
     Unavailable(#[source] BoxError),
 }
 
+/// That `identity` joined (`present`) or left a session's room at `at` (LiveKit's clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    /// The session.
+    pub session_id: Uuid,
+    /// The participant.
+    pub identity: String,
+    /// Joined (`true`) or left.
+    pub present: bool,
+    /// When, by LiveKit's clock.
+    pub at: DateTime<Utc>,
+}
+
 /// The outcome of [`SessionStore::advance_status`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
@@ -83,6 +96,26 @@ pub trait SessionStore: Send + Sync {
         present: bool,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// The sessions of these room sids (a batch of webhooks asks once; the default asks
+    /// per sid).
+    async fn find_by_room_sids(&self, room_sids: &[String]) -> Result<Vec<Session>, StoreError> {
+        let mut found = Vec::new();
+        for sid in room_sids {
+            found.extend(self.find_by_room_sid(sid).await?);
+        }
+        Ok(found)
+    }
+
+    /// [`SessionStore::record_presence`] for each piece of news, in order. A backend may
+    /// write them all at once.
+    async fn record_presence_many(&self, news: &[Presence]) -> Result<(), StoreError> {
+        for n in news {
+            self.record_presence(n.session_id, &n.identity, n.present, n.at)
+                .await?;
+        }
+        Ok(())
+    }
 
     /// Sessions newest first, `filter.limit` of them at most, after `filter.after`.
     async fn list(&self, filter: &SessionFilter) -> Result<Vec<Session>, StoreError>;
