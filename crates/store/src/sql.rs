@@ -8,27 +8,49 @@
 //! appearance, so each query introduces them in order); dynamic queries use `QueryBuilder`,
 //! which writes each backend's own placeholders. Only connecting and migrating differ.
 
-/// Presence news about one identity: newer-or-equal news wins, older news is ignored.
-pub(crate) const PRESENCE_UPSERT: &str = "INSERT INTO session_participants \
-     (session_id, identity, present, last_event_at) VALUES ($1, $2, $3, $4) \
-     ON CONFLICT (session_id, identity) DO UPDATE \
-     SET present = excluded.present, last_event_at = excluded.last_event_at \
-     WHERE excluded.last_event_at >= session_participants.last_event_at";
-
-/// The session's head count and last activity, recomputed from its participants.
-pub(crate) const PRESENCE_RECOUNT: &str = "UPDATE sessions SET \
-       participant_count = (SELECT COUNT(*) FROM session_participants \
-                            WHERE session_id = $1 AND present), \
-       last_activity_at = (SELECT MAX(last_event_at) FROM session_participants \
-                           WHERE session_id = $1) \
-     WHERE id = $1";
-
-/// Both, for a backend that runs several statements in one call.
-pub(crate) static PRESENCE_BOTH: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| format!("{PRESENCE_UPSERT}; {PRESENCE_RECOUNT}"));
+/// Rows per multi-row statement: far below SQLite's 32 766 bound parameters.
+pub(crate) const CHUNK: usize = 500;
 
 macro_rules! sql_store {
     ($store:ty, $db:ty, one_trip = $one_trip:expr) => {
+        impl $store {
+            /// Presence news about one identity: newer-or-equal news wins, older is ignored.
+            fn push_upsert(qb: &mut sqlx::QueryBuilder<'_, $db>, n: &june_domain::ports::Presence) {
+                qb.push(
+                    "INSERT INTO session_participants (session_id, identity, present, last_event_at) VALUES (",
+                )
+                .push_bind(n.session_id.to_string())
+                .push(", ")
+                .push_bind(n.identity.clone())
+                .push(", ")
+                .push_bind(n.present)
+                .push(", ")
+                .push_bind($crate::time::to_micros(n.at))
+                .push(
+                    ") ON CONFLICT (session_id, identity) DO UPDATE \
+                     SET present = excluded.present, last_event_at = excluded.last_event_at \
+                     WHERE excluded.last_event_at >= session_participants.last_event_at",
+                );
+            }
+
+            /// The session's head count and last activity, recomputed from its participants.
+            fn push_recount(qb: &mut sqlx::QueryBuilder<'_, $db>, id: uuid::Uuid) {
+                let id = id.to_string();
+                qb.push(
+                    "UPDATE sessions SET participant_count = (SELECT COUNT(*) \
+                     FROM session_participants WHERE present AND session_id = ",
+                )
+                .push_bind(id.clone())
+                .push(
+                    "), last_activity_at = (SELECT MAX(last_event_at) \
+                     FROM session_participants WHERE session_id = ",
+                )
+                .push_bind(id.clone())
+                .push(") WHERE id = ")
+                .push_bind(id);
+            }
+        }
+
         #[async_trait::async_trait]
         impl june_domain::ports::SessionStore for $store {
             async fn insert(&self, s: &june_domain::Session) -> Result<(), june_domain::ports::StoreError> {
@@ -121,33 +143,101 @@ macro_rules! sql_store {
                 present: bool,
                 at: chrono::DateTime<chrono::Utc>,
             ) -> Result<(), june_domain::ports::StoreError> {
-                let id = session_id.to_string();
-                // No transaction: the count is recomputed from the committed rows, so the
-                // last recount sees every upsert before it, whatever the interleaving; and a
-                // crash between the two leaves the event unrecorded, so LiveKit's retry
-                // recounts. SQLite takes both statements in one round trip to its connection
-                // thread (PostgreSQL cannot prepare two statements as one).
-                let both: &'static str = if $one_trip {
-                    $crate::sql::PRESENCE_BOTH.as_str()
-                } else {
-                    $crate::sql::PRESENCE_UPSERT
-                };
-                sqlx::query(both)
-                    .bind(&id)
-                    .bind(identity)
-                    .bind(present)
-                    .bind($crate::time::to_micros(at))
-                    .execute(&mut *self.writer().await?)
-                    .await
-                    .map_err($crate::store_error)?;
-                if !$one_trip {
-                    sqlx::query($crate::sql::PRESENCE_RECOUNT)
-                        .bind(&id)
-                        .execute(&mut *self.writer().await?)
-                        .await
-                        .map_err($crate::store_error)?;
+                june_domain::ports::SessionStore::record_presence_many(
+                    self,
+                    &[june_domain::ports::Presence {
+                        session_id,
+                        identity: identity.to_owned(),
+                        present,
+                        at,
+                    }],
+                )
+                .await
+            }
+
+            async fn record_presence_many(
+                &self,
+                news: &[june_domain::ports::Presence],
+            ) -> Result<(), june_domain::ports::StoreError> {
+                // No transaction: each recount reads the committed rows, so the last one sees
+                // every upsert before it, whatever the interleaving; and a crash in between
+                // leaves the events unrecorded, so LiveKit's retry recounts. SQLite takes a
+                // whole batch as one multi-statement call (one round trip to its connection
+                // thread); PostgreSQL cannot prepare several statements as one.
+                for news in news.chunks($crate::sql::CHUNK) {
+                    let mut sessions: Vec<uuid::Uuid> = Vec::new();
+                    for n in news {
+                        if !sessions.contains(&n.session_id) {
+                            sessions.push(n.session_id);
+                        }
+                    }
+                    if $one_trip {
+                        // One transaction, so the batch is one commit rather than one per
+                        // statement; rolled back if a statement fails.
+                        let mut qb = sqlx::QueryBuilder::<$db>::new("BEGIN; ");
+                        for n in news {
+                            Self::push_upsert(&mut qb, n);
+                            qb.push("; ");
+                        }
+                        for id in &sessions {
+                            Self::push_recount(&mut qb, *id);
+                            qb.push("; ");
+                        }
+                        qb.push("COMMIT");
+                        let mut writer = self.writer().await?;
+                        let done = qb.build().execute(&mut *writer).await;
+                        if let Err(e) = done {
+                            let _ = sqlx::query("ROLLBACK").execute(&mut *writer).await;
+                            return Err($crate::store_error(e));
+                        }
+                    } else {
+                        for n in news {
+                            let mut qb = sqlx::QueryBuilder::<$db>::new("");
+                            Self::push_upsert(&mut qb, n);
+                            qb.build()
+                                .execute(&mut *self.writer().await?)
+                                .await
+                                .map_err($crate::store_error)?;
+                        }
+                        for id in &sessions {
+                            let mut qb = sqlx::QueryBuilder::<$db>::new("");
+                            Self::push_recount(&mut qb, *id);
+                            qb.build()
+                                .execute(&mut *self.writer().await?)
+                                .await
+                                .map_err($crate::store_error)?;
+                        }
+                    }
                 }
                 Ok(())
+            }
+
+            async fn find_by_room_sids(
+                &self,
+                room_sids: &[String],
+            ) -> Result<Vec<june_domain::Session>, june_domain::ports::StoreError> {
+                let mut found = Vec::new();
+                for sids in room_sids.chunks($crate::sql::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {} FROM sessions WHERE livekit_room_sid IN (",
+                        $crate::rows::SESSION_COLUMNS
+                    ));
+                    let mut list = qb.separated(", ");
+                    for sid in sids {
+                        list.push_bind(sid.clone());
+                    }
+                    // Oldest first, so a caller keying by sid keeps the newest.
+                    qb.push(") ORDER BY created_at");
+                    let rows: Vec<$crate::rows::SessionRow> = qb
+                        .build_query_as()
+                        .fetch_all(&mut *self.reader().await?)
+                        .await
+                        .map_err($crate::store_error)?;
+                    for row in rows {
+                        found.push(june_domain::Session::try_from(row)?);
+                    }
+                }
+                Ok(found)
             }
 
             async fn list(
@@ -390,6 +480,62 @@ macro_rules! sql_store {
 
         #[async_trait::async_trait]
         impl june_domain::ports::EventStore for $store {
+            async fn seen_many(
+                &self,
+                event_ids: &[String],
+            ) -> Result<std::collections::HashSet<String>, june_domain::ports::StoreError> {
+                let mut seen = std::collections::HashSet::new();
+                for ids in event_ids.chunks($crate::sql::CHUNK) {
+                    let mut qb =
+                        sqlx::QueryBuilder::<$db>::new("SELECT id FROM webhook_events WHERE id IN (");
+                    let mut list = qb.separated(", ");
+                    for id in ids {
+                        list.push_bind(id.clone());
+                    }
+                    qb.push(")");
+                    let rows: Vec<(String,)> = qb
+                        .build_query_as()
+                        .fetch_all(&mut *self.reader().await?)
+                        .await
+                        .map_err($crate::store_error)?;
+                    seen.extend(rows.into_iter().map(|(id,)| id));
+                }
+                Ok(seen)
+            }
+
+            async fn record_many(
+                &self,
+                events: &[june_domain::RecordedEvent],
+            ) -> Result<Vec<bool>, june_domain::ports::StoreError> {
+                // One multi-row INSERT; RETURNING names the rows that were new.
+                let mut new = std::collections::HashSet::new();
+                for chunk in events.chunks($crate::sql::CHUNK / 10) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO webhook_events (id, event, session_id, room_name, participant, \
+                         track_sid, created_at, received_at, payload) ",
+                    );
+                    qb.push_values(chunk, |mut row, e| {
+                        row.push_bind(e.id.clone())
+                            .push_bind(e.event.clone())
+                            .push_bind(e.session_id.map(|id| id.to_string()))
+                            .push_bind(e.room_name.clone())
+                            .push_bind(e.participant.clone())
+                            .push_bind(e.track_sid.clone())
+                            .push_bind($crate::time::to_micros(e.created_at))
+                            .push_bind($crate::time::to_micros(e.received_at))
+                            .push_bind(e.payload.to_string());
+                    });
+                    qb.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+                    let rows: Vec<(String,)> = qb
+                        .build_query_as()
+                        .fetch_all(&mut *self.writer().await?)
+                        .await
+                        .map_err($crate::store_error)?;
+                    new.extend(rows.into_iter().map(|(id,)| id));
+                }
+                Ok(events.iter().map(|e| new.contains(&e.id)).collect())
+            }
+
             async fn seen(&self, event_id: &str) -> Result<bool, june_domain::ports::StoreError> {
                 let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM webhook_events WHERE id = $1")
                     .bind(event_id)

@@ -1,7 +1,7 @@
 //! The behaviour every store adapter must have, written once and run per backend.
 
 use chrono::{Duration, DurationRound, TimeZone, Utc};
-use june_domain::ports::{EventCursor, IdempotencyState};
+use june_domain::ports::{EventCursor, IdempotencyState, Presence};
 use june_domain::ports::{PageCursor, SessionFilter, StoreError};
 use june_domain::{HistoryEntry, RecordedEvent, Role, Session, SessionStatus};
 use june_store::Stores;
@@ -24,6 +24,7 @@ macro_rules! store_contract {
             idempotency_keys_claim_once_and_replay_the_response,
             racing_status_changes_are_won_exactly_once,
             a_lease_has_one_holder_until_it_lapses,
+            batches_do_what_single_calls_do,
         );
     };
     (@tests $fresh:path; $($name:ident),* $(,)?) => {
@@ -442,4 +443,96 @@ pub async fn a_lease_has_one_holder_until_it_lapses(db: &Stores) {
         "lapsed: b takes it"
     );
     assert!(!lease("a", t + Duration::seconds(92)).await);
+}
+
+pub async fn batches_do_what_single_calls_do(db: &Stores) {
+    let (a, b) = (session("alice", "room-ba"), session("bob", "room-bb"));
+    db.sessions.insert(&a).await.unwrap();
+    db.sessions.insert(&b).await.unwrap();
+    let mut found = db
+        .sessions
+        .find_by_room_sids(&[
+            b.livekit_room_sid.clone(),
+            "RM_nobody".into(),
+            a.livekit_room_sid.clone(),
+        ])
+        .await
+        .unwrap();
+    found.sort_by_key(|s| s.user_id.clone());
+    assert_eq!(found, vec![a.clone(), b.clone()]);
+
+    let t = Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 10).unwrap();
+    let news = |s: &Session, who: &str, present: bool, secs: i64| Presence {
+        session_id: s.id,
+        identity: who.into(),
+        present,
+        at: t + Duration::seconds(secs),
+    };
+    db.sessions
+        .record_presence_many(&[
+            news(&a, "p1", true, 1),
+            news(&b, "p1", true, 1),
+            news(&a, "p2", true, 2),
+            news(&a, "p1", false, 3),
+            // Older news arriving late changes nothing, inside a batch too.
+            news(&a, "p1", true, 0),
+        ])
+        .await
+        .unwrap();
+    let (a_now, b_now) = (
+        db.sessions.get(a.id).await.unwrap(),
+        db.sessions.get(b.id).await.unwrap(),
+    );
+    assert_eq!(a_now.participant_count, 1);
+    assert_eq!(a_now.last_activity_at, Some(t + Duration::seconds(3)));
+    assert_eq!(b_now.participant_count, 1);
+    // News about a session that does not exist fails the batch (the caller retries singly).
+    assert!(
+        db.sessions
+            .record_presence_many(&[news(&session("x", "room-x"), "p", true, 1)])
+            .await
+            .is_err()
+    );
+
+    let ev = |id: &str| RecordedEvent {
+        id: id.into(),
+        event: "participant_joined".into(),
+        session_id: Some(a.id),
+        room_name: Some("room-ba".into()),
+        participant: Some("p1".into()),
+        track_sid: None,
+        created_at: t,
+        received_at: t,
+        payload: serde_json::json!({"id": id}),
+    };
+    assert!(db.events.record(&ev("EV_B0")).await.unwrap());
+    assert_eq!(
+        db.events
+            .record_many(&[ev("EV_B1"), ev("EV_B0"), ev("EV_B2")])
+            .await
+            .unwrap(),
+        vec![true, false, true]
+    );
+    let seen = db
+        .events
+        .seen_many(&["EV_B1".into(), "EV_none".into(), "EV_B0".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        seen,
+        ["EV_B1".to_owned(), "EV_B0".to_owned()]
+            .into_iter()
+            .collect()
+    );
+    let many: Vec<String> = (0..1200).map(|i| format!("EV_M{i}")).collect();
+    let records: Vec<RecordedEvent> = many.iter().map(|id| ev(id)).collect();
+    assert!(
+        db.events
+            .record_many(&records)
+            .await
+            .unwrap()
+            .iter()
+            .all(|new| *new)
+    );
+    assert_eq!(db.events.seen_many(&many).await.unwrap().len(), 1200);
 }
