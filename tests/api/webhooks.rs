@@ -337,3 +337,39 @@ async fn the_reaper_ends_a_session_whose_room_livekit_no_longer_lists() {
         "lee's session is untouched"
     );
 }
+
+#[tokio::test]
+async fn concurrent_deliveries_are_applied_together_and_each_gets_its_own_answer() {
+    let app = spawn_app().await;
+    let (id, room) = session_with_room(&app, "alice").await;
+    // 30 people join at once, each join delivered twice (LiveKit retries), all in flight
+    // together, so the intake applies them in batches.
+    let joins: Vec<proto::WebhookEvent> = (0..30)
+        .map(|i| {
+            let who = proto::ParticipantInfo {
+                identity: format!("guest-{i}"),
+                ..Default::default()
+            };
+            participant_event("participant_joined", &room, &who)
+        })
+        .collect();
+    let deliveries = joins.iter().chain(joins.iter()).map(|e| app.send_event(e));
+    let answers = futures_util::future::join_all(deliveries).await;
+    assert!(
+        answers.iter().all(|(status, _)| *status == 200),
+        "{answers:?}"
+    );
+    let received = answers
+        .iter()
+        .filter(|(_, body)| body["status"] == "received")
+        .count();
+    let duplicates = answers
+        .iter()
+        .filter(|(_, body)| body["status"] == "duplicate")
+        .count();
+    assert_eq!((received, duplicates), (30, 30));
+    let now = session(&app, &id).await;
+    assert_eq!(now["participant_count"], 30);
+    assert_eq!(now["status"], "active");
+    assert_eq!(events(&app, &id).await.len(), 30);
+}

@@ -42,6 +42,13 @@ fn state_with(
 ) -> AppState {
     let store = Arc::new(store);
     let rooms = Arc::new(rooms);
+    let lifecycle = LifecycleService::new(
+        store.clone(),
+        Arc::new(events),
+        rooms.clone(),
+        Arc::new(verifier),
+        Arc::new(SystemClock),
+    );
     AppState {
         sessions: SessionService::new(
             store.clone(),
@@ -51,13 +58,8 @@ fn state_with(
             Arc::new(SystemClock),
             SessionPolicy::default(),
         ),
-        lifecycle: LifecycleService::new(
-            store.clone(),
-            Arc::new(events),
-            rooms,
-            Arc::new(verifier),
-            Arc::new(SystemClock),
-        ),
+        webhooks: june_http_api::intake::WebhookIntake::start(lifecycle.clone()),
+        lifecycle,
         idempotency: Arc::new(MockIdempotencyStore::new()),
         auth: None,
         rate_limits: Arc::new(june_http_api::auth::RateLimits::off()),
@@ -418,16 +420,19 @@ async fn a_verified_webhook_is_received_and_a_repeat_is_a_duplicate() {
     let mut events = MockEventStore::new();
     let mut seen = mockall::Sequence::new();
     events
-        .expect_seen()
+        .expect_seen_many()
         .times(1)
         .in_sequence(&mut seen)
-        .returning(|_| Ok(false));
-    events.expect_record().times(1).returning(|_| Ok(true));
+        .returning(|_| Ok(Default::default()));
     events
-        .expect_seen()
+        .expect_record_many()
+        .times(1)
+        .returning(|e| Ok(vec![true; e.len()]));
+    events
+        .expect_seen_many()
         .times(1)
         .in_sequence(&mut seen)
-        .returning(|_| Ok(true));
+        .returning(|ids| Ok(ids.iter().cloned().collect()));
     let st = state_with(
         MockSessionStore::new(),
         MockRoomService::new(),

@@ -46,7 +46,11 @@ pub async fn livekit_webhook(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let outcome = state.lifecycle.receive(&body, authorization).await;
+    // The signature is checked here, before anything is read or stored.
+    let outcome = match state.lifecycle.verify(&body, authorization) {
+        Ok(event) => state.webhooks.apply(event).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = &outcome {
         crate::metrics::webhook("unknown", e.code());
     }
