@@ -206,7 +206,9 @@ impl SessionService {
     /// Creates the LiveKit room, stores the session and mints the owner's token.
     ///
     /// Nothing is stored unless the room was created; if storing fails after the room was
-    /// created, the room is deleted again so no orphan is left behind.
+    /// created, the room is deleted again so no orphan is left behind. A name a live session
+    /// already holds is never deleted (LiveKit's CreateRoom hands back the existing room, which
+    /// is that session's); a generated name that collides is simply drawn again.
     #[tracing::instrument(skip_all, fields(user_id = %new.user_id))]
     pub async fn create(&self, new: NewSession) -> Result<SessionWithToken, SessionError> {
         let user_id = validate_identity("user_id", &new.user_id)?;
@@ -221,7 +223,7 @@ impl SessionService {
             return Err(SessionError::invalid("ttl_seconds", "must be positive"));
         }
         let id = Uuid::new_v4();
-        let room_name = match new.room_name {
+        let chosen = match new.room_name {
             Some(name) => {
                 if let Some(problem) = room_name_problem(&name) {
                     return Err(SessionError::invalid("room_name", problem));
@@ -229,48 +231,63 @@ impl SessionService {
                 if self.store.find_live_by_room(&name).await?.is_some() {
                     return Err(SessionError::RoomNameTaken(name));
                 }
-                name
+                Some(name)
             }
-            None => generated_room_name(&user_id, &random_hex()),
+            None => None,
         };
 
         let now = self.clock.now();
         let expires_at = now + self.policy.session_ttl(new.ttl_seconds);
-        let spec = RoomSpec {
-            name: room_name.clone(),
-            empty_timeout_secs: self.policy.empty_timeout_secs,
-            departure_timeout_secs: self.policy.departure_timeout_secs,
-            max_participants: self.policy.max_participants,
-            metadata: serde_json::json!({ "session_id": id, "user_id": user_id }).to_string(),
-        };
-        let room = self.rooms.create_room(&spec).await?;
-
-        let session = Session {
-            id,
-            user_id,
-            room_name,
-            livekit_room_sid: room.sid,
-            status: SessionStatus::Created,
-            language,
-            metadata: new.metadata,
-            voice: new.voice,
-            created_at: now,
-            expires_at,
-            updated_at: now,
-            ended_at: None,
-            participant_count: 0,
-            last_activity_at: None,
-        };
-        if let Err(e) = self.store.insert(&session).await {
-            // Undo the room so a failed create leaves nothing behind.
-            if let Err(undo) = self.rooms.delete_room(&session.room_name).await {
-                tracing::warn!(error = %undo, room = %session.room_name, "could not delete the room of a session that failed to store");
+        let mut draws = 0;
+        let session = loop {
+            let room_name = chosen
+                .clone()
+                .unwrap_or_else(|| generated_room_name(&user_id, &random_hex()));
+            let spec = RoomSpec {
+                name: room_name.clone(),
+                empty_timeout_secs: self.policy.empty_timeout_secs,
+                departure_timeout_secs: self.policy.departure_timeout_secs,
+                max_participants: self.policy.max_participants,
+                metadata: serde_json::json!({ "session_id": id, "user_id": user_id }).to_string(),
+            };
+            let room = self.rooms.create_room(&spec).await?;
+            let session = Session {
+                id,
+                user_id: user_id.clone(),
+                room_name,
+                livekit_room_sid: room.sid,
+                status: SessionStatus::Created,
+                language: language.clone(),
+                metadata: new.metadata.clone(),
+                voice: new.voice,
+                created_at: now,
+                expires_at,
+                updated_at: now,
+                ended_at: None,
+                participant_count: 0,
+                last_activity_at: None,
+            };
+            match self.store.insert(&session).await {
+                Ok(()) => break session,
+                // A live session holds the name, and the room LiveKit handed back is its room.
+                Err(StoreError::Conflict(_))
+                    if chosen.is_none() && draws < GENERATED_NAME_DRAWS =>
+                {
+                    draws += 1;
+                    tracing::info!(room = %session.room_name, "generated room name already live; drawing another");
+                }
+                Err(StoreError::Conflict(_)) => {
+                    return Err(SessionError::RoomNameTaken(session.room_name));
+                }
+                Err(e) => {
+                    // Undo the room so a failed create leaves nothing behind.
+                    if let Err(undo) = self.rooms.delete_room(&session.room_name).await {
+                        tracing::warn!(error = %undo, room = %session.room_name, "could not delete the room of a session that failed to store");
+                    }
+                    return Err(e.into());
+                }
             }
-            return Err(match e {
-                StoreError::Conflict(_) => SessionError::RoomNameTaken(session.room_name),
-                other => other.into(),
-            });
-        }
+        };
         let token = self.owner_token(&session, now)?;
         Ok(SessionWithToken {
             session,
@@ -523,6 +540,10 @@ fn validate_identity(field: &'static str, value: &str) -> Result<String, Session
     }
     Ok(v.to_owned())
 }
+
+/// How often a generated room name that collides with a live one is drawn again. 32 random
+/// bits make a collision rare, but one user with ~100 000 live sessions meets one.
+const GENERATED_NAME_DRAWS: u32 = 3;
 
 fn random_hex() -> String {
     Uuid::new_v4().simple().to_string()

@@ -207,6 +207,68 @@ async fn create_deletes_the_room_again_when_the_store_fails() {
 }
 
 #[tokio::test]
+async fn a_generated_name_that_is_already_live_is_drawn_again_and_the_live_room_is_left_alone() {
+    let mut rooms = MockRoomService::new();
+    rooms.expect_create_room().times(2).returning(|s| {
+        Ok(Room {
+            sid: "RM_x".into(),
+            name: s.name.clone(),
+            ..Default::default()
+        })
+    });
+    // The first name's room belongs to the live session that holds it: never deleted.
+    rooms.expect_delete_room().never();
+    let mut store = MockSessionStore::new();
+    let mut first = true;
+    store.expect_insert().times(2).returning(move |_| {
+        if std::mem::take(&mut first) {
+            Err(StoreError::Conflict("live room name".into()))
+        } else {
+            Ok(())
+        }
+    });
+    let svc = service(store, rooms, tokens());
+    let created = svc
+        .create(NewSession {
+            user_id: "alice".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(created.session.room_name.starts_with("room-alice-"));
+}
+
+#[tokio::test]
+async fn a_chosen_name_lost_to_a_racing_create_is_taken_and_the_winners_room_survives() {
+    let mut rooms = MockRoomService::new();
+    rooms.expect_create_room().times(1).returning(|s| {
+        Ok(Room {
+            sid: "RM_w".into(),
+            name: s.name.clone(),
+            ..Default::default()
+        })
+    });
+    rooms.expect_delete_room().never();
+    let mut store = MockSessionStore::new();
+    // Free when looked at; taken by the time we insert.
+    store.expect_find_live_by_room().returning(|_| Ok(None));
+    store
+        .expect_insert()
+        .times(1)
+        .returning(|_| Err(StoreError::Conflict("live room name".into())));
+    let svc = service(store, rooms, tokens());
+    let err = svc
+        .create(NewSession {
+            user_id: "alice".into(),
+            room_name: Some("chosen".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "room_name_taken");
+}
+
+#[tokio::test]
 async fn a_room_name_used_by_a_live_session_is_taken_and_livekit_is_not_called() {
     let mut rooms = MockRoomService::new();
     rooms.expect_create_room().times(0);
