@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use june_domain::ports::{EventStore, HistoryStore, IdempotencyStore, SessionStore, StoreError};
 
+mod batch;
 mod conns;
 mod postgres;
 mod rows;

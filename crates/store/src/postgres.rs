@@ -64,6 +64,13 @@ impl PgStore {
         self.reader().await
     }
 
+    async fn insert_session(&self, s: &june_domain::Session) -> Result<(), StoreError> {
+        Self::insert_now(&mut *self.writer().await?, std::slice::from_ref(s))
+            .await?
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
     fn connection_stats(&self) -> (u32, u32) {
         (
             self.pool.size(),

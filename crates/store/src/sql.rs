@@ -33,6 +33,56 @@ macro_rules! sql_store {
                 );
             }
 
+            /// Stores sessions with one INSERT, answering for each: a session that breaks a
+            /// uniqueness rule (its id, or a live session's room name) is skipped and answered
+            /// with a conflict; RETURNING names the ones stored.
+            async fn insert_now(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                sessions: &[june_domain::Session],
+            ) -> Result<Vec<Result<(), june_domain::ports::StoreError>>, june_domain::ports::StoreError> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "INSERT INTO sessions ({}) ",
+                    $crate::rows::SESSION_COLUMNS
+                ));
+                qb.push_values(sessions, |mut row, s| {
+                    row.push_bind(s.id.to_string())
+                        .push_bind(s.user_id.clone())
+                        .push_bind(s.room_name.clone())
+                        .push_bind(s.livekit_room_sid.clone())
+                        .push_bind(s.status.as_str())
+                        .push_bind(s.language.clone())
+                        .push_bind(serde_json::Value::Object(s.metadata.clone()).to_string())
+                        .push_bind(s.voice)
+                        .push_bind($crate::time::to_micros(s.created_at))
+                        .push_bind($crate::time::to_micros(s.expires_at))
+                        .push_bind($crate::time::to_micros(s.updated_at))
+                        .push_bind(s.ended_at.map($crate::time::to_micros))
+                        .push_bind(i64::from(s.participant_count))
+                        .push_bind(s.last_activity_at.map($crate::time::to_micros));
+                });
+                qb.push(" ON CONFLICT DO NOTHING RETURNING id");
+                let rows: Vec<(String,)> = qb
+                    .build_query_as()
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err($crate::store_error)?;
+                let stored: std::collections::HashSet<String> =
+                    rows.into_iter().map(|(id,)| id).collect();
+                Ok(sessions
+                    .iter()
+                    .map(|s| {
+                        if stored.contains(&s.id.to_string()) {
+                            Ok(())
+                        } else {
+                            Err(june_domain::ports::StoreError::Conflict(format!(
+                                "session {} or a live session of room {} exists",
+                                s.id, s.room_name
+                            )))
+                        }
+                    })
+                    .collect())
+            }
+
             /// The session's head count and last activity, recomputed from its participants.
             fn push_recount(qb: &mut sqlx::QueryBuilder<'_, $db>, id: uuid::Uuid) {
                 let id = id.to_string();
@@ -54,30 +104,7 @@ macro_rules! sql_store {
         #[async_trait::async_trait]
         impl june_domain::ports::SessionStore for $store {
             async fn insert(&self, s: &june_domain::Session) -> Result<(), june_domain::ports::StoreError> {
-                sqlx::query(
-                    "INSERT INTO sessions (id, user_id, room_name, livekit_room_sid, status, \
-                     language, metadata, voice, created_at, expires_at, updated_at, ended_at, \
-                     participant_count, last_activity_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                )
-                .bind(s.id.to_string())
-                .bind(&s.user_id)
-                .bind(&s.room_name)
-                .bind(&s.livekit_room_sid)
-                .bind(s.status.as_str())
-                .bind(&s.language)
-                .bind(serde_json::Value::Object(s.metadata.clone()).to_string())
-                .bind(s.voice)
-                .bind($crate::time::to_micros(s.created_at))
-                .bind($crate::time::to_micros(s.expires_at))
-                .bind($crate::time::to_micros(s.updated_at))
-                .bind(s.ended_at.map($crate::time::to_micros))
-                .bind(i64::from(s.participant_count))
-                .bind(s.last_activity_at.map($crate::time::to_micros))
-                .execute(&mut *self.writer().await?)
-                .await
-                .map_err($crate::store_error)?;
-                Ok(())
+                self.insert_session(s).await
             }
 
             async fn get(&self, id: uuid::Uuid) -> Result<june_domain::Session, june_domain::ports::StoreError> {

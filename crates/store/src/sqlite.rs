@@ -8,7 +8,10 @@ use june_domain::ports::StoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use tokio::sync::MutexGuard;
 
+use june_domain::Session;
+
 use crate::StoreOptions;
+use crate::batch::Batcher;
 use crate::conns::Connections;
 use crate::sql::sql_store;
 use crate::store_error;
@@ -22,6 +25,8 @@ pub struct SqliteStore {
     readers: Arc<Connections>,
     /// The one connection that writes (the same one as `readers` for an in-memory database).
     writer: Arc<Connections>,
+    /// New sessions, written in batches on `writer` (group commit).
+    inserts: Batcher<Session, Result<(), StoreError>>,
 }
 
 impl SqliteStore {
@@ -50,7 +55,11 @@ impl SqliteStore {
         } else {
             Arc::new(Connections::open(&connect, options.max_connections, wait).await?)
         };
-        let store = SqliteStore { readers, writer };
+        let store = SqliteStore {
+            inserts: insert_batches(writer.clone()),
+            readers,
+            writer,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -71,9 +80,54 @@ impl SqliteStore {
         self.writer.get().await
     }
 
+    async fn insert_session(&self, s: &Session) -> Result<(), StoreError> {
+        self.inserts.submit(s.clone()).await.unwrap_or_else(|| {
+            Err(StoreError::Unavailable(
+                "the SQLite insert queue has stopped".into(),
+            ))
+        })
+    }
+
     fn connection_stats(&self) -> (u32, u32) {
         self.readers.stats()
     }
 }
+
+/// The task that writes new sessions in batches. It holds the writer connection, not the
+/// store, so it ends when the store is dropped.
+fn insert_batches(writer: Arc<Connections>) -> Batcher<Session, Result<(), StoreError>> {
+    Batcher::start(INSERT_BATCH, move |sessions: Vec<Session>| {
+        let writer = writer.clone();
+        async move {
+            let batch =
+                async { SqliteStore::insert_now(&mut *writer.get().await?, &sessions).await };
+            match batch.await {
+                Ok(answers) => answers,
+                Err(e) if sessions.len() == 1 => vec![Err(e)],
+                // The batch failed as a whole (not a conflict, which answers per row): each
+                // session tries alone, so each gets its own answer.
+                Err(_) => {
+                    let mut answers = Vec::with_capacity(sessions.len());
+                    for s in &sessions {
+                        let alone = async {
+                            SqliteStore::insert_now(
+                                &mut *writer.get().await?,
+                                std::slice::from_ref(s),
+                            )
+                            .await?
+                            .pop()
+                            .unwrap_or(Ok(()))
+                        };
+                        answers.push(alone.await);
+                    }
+                    answers
+                }
+            }
+        }
+    })
+}
+
+/// Most sessions written by one INSERT.
+const INSERT_BATCH: usize = 64;
 
 sql_store!(SqliteStore, sqlx::Sqlite, one_trip = true);

@@ -25,6 +25,7 @@ macro_rules! store_contract {
             racing_status_changes_are_won_exactly_once,
             a_lease_has_one_holder_until_it_lapses,
             batches_do_what_single_calls_do,
+            concurrent_creates_of_one_room_name_store_exactly_one,
         );
     };
     (@tests $fresh:path; $($name:ident),* $(,)?) => {
@@ -535,4 +536,37 @@ pub async fn batches_do_what_single_calls_do(db: &Stores) {
             .all(|new| *new)
     );
     assert_eq!(db.events.seen_many(&many).await.unwrap().len(), 1200);
+}
+
+pub async fn concurrent_creates_of_one_room_name_store_exactly_one(db: &Stores) {
+    // Inserts in flight together may be written as one statement: the rule still holds
+    // inside it, and every caller gets its own answer.
+    let inserts = (0..20).map(|i| {
+        let sessions = db.sessions.clone();
+        let room = if i % 2 == 0 {
+            "room-contested".to_owned()
+        } else {
+            format!("room-own-{i}")
+        };
+        let s = session(&format!("u{i}"), &room);
+        async move { (room, sessions.insert(&s).await) }
+    });
+    let answers = futures_util::future::join_all(inserts).await;
+    let contested: Vec<_> = answers
+        .iter()
+        .filter(|(room, _)| room == "room-contested")
+        .collect();
+    assert_eq!(contested.iter().filter(|(_, r)| r.is_ok()).count(), 1);
+    assert!(
+        contested
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().err())
+            .all(|e| matches!(e, StoreError::Conflict(_)))
+    );
+    assert!(
+        answers
+            .iter()
+            .filter(|(room, _)| room != "room-contested")
+            .all(|(_, r)| r.is_ok())
+    );
 }
