@@ -39,9 +39,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(options.statement_timeout)
-            // Checkpoints run beside the writer (`checkpoints`), never inside one of its commits.
-            .pragma("wal_autocheckpoint", "0");
+            .busy_timeout(options.statement_timeout);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         if !in_memory
             && let Some(dir) = Path::new(connect.get_filename()).parent()
@@ -63,9 +61,6 @@ impl SqliteStore {
             writer,
         };
         store.migrate().await?;
-        if !in_memory {
-            checkpoints(Arc::downgrade(&store.readers));
-        }
         Ok(store)
     }
 
@@ -130,38 +125,6 @@ fn insert_batches(writer: Arc<Connections>) -> Batcher<Session, Result<(), Store
             }
         }
     })
-}
-
-/// How often the WAL is copied back into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// Copies the WAL back into the database on a reader connection every
-/// [`CHECKPOINT_EVERY`]. SQLite would otherwise checkpoint inside the commit that crosses
-/// 1 000 WAL pages, stalling the one writer (and every write queued behind it) for the
-/// checkpoint's fsync: that was the create p99. A PASSIVE checkpoint never waits for
-/// readers or the writer. Ends once the store is dropped.
-fn checkpoints(readers: std::sync::Weak<Connections>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let Some(readers) = readers.upgrade() else {
-                return;
-            };
-            let done = match readers.get().await {
-                Ok(mut conn) => sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&mut *conn)
-                    .await
-                    .map(drop)
-                    .map_err(store_error),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = done {
-                tracing::warn!(error = %e, "SQLite checkpoint failed; the WAL keeps growing until one succeeds");
-            }
-        }
-    });
 }
 
 /// Most sessions written by one INSERT.

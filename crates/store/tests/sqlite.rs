@@ -105,25 +105,3 @@ async fn concurrent_writes_queue_on_the_writer_and_all_land() {
         db.stores.sessions.get(id).await.unwrap();
     }
 }
-
-#[tokio::test]
-async fn the_wal_is_copied_back_into_the_database_beside_the_writer() {
-    // Commits never checkpoint (that stalled the one writer); a background task does.
-    let db = fresh().await;
-    let file = db.url.trim_start_matches("sqlite://").to_owned();
-    let size = || std::fs::metadata(&file).unwrap().len();
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    let before = size();
-    for i in 0..300 {
-        let s = contract::session(&format!("w{i}"), &format!("room-w{i}"));
-        db.stores.sessions.insert(&s).await.unwrap();
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while size() <= before && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(
-        size() > before,
-        "the database file grew: the WAL was checkpointed"
-    );
-}
