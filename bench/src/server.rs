@@ -457,6 +457,12 @@ async fn main() -> Result<()> {
         }
     }
     let (end, peak) = rss(server.pid())?;
+    let mib = |name: &str| {
+        std::fs::metadata(dir.path().join(name))
+            .map(|m| m.len() as f64 / 1024.0 / 1024.0)
+            .unwrap_or(0.0)
+    };
+    let (db_size, wal_size) = (mib("bench.db"), mib("bench.db-wal"));
 
     println!(
         "wrk -t{} -c{} -d{}s against the release server (SQLite), LiveKit double in the driver, {} cores; CPU columns in cores used\n",
@@ -495,7 +501,7 @@ async fn main() -> Result<()> {
         );
     }
     println!(
-        "\n| server RSS | MiB |\n| --- | ---: |\n| idle, empty store | {idle:.1} |\n| with {} live sessions (created in {:.1} s) | {with_sessions:.1} |\n| after the scenarios | {end:.1} |\n| peak (VmHWM) | {peak:.1} |",
+        "\n| server RSS | MiB |\n| --- | ---: |\n| idle, empty store | {idle:.1} |\n| with {} live sessions (created in {:.1} s) | {with_sessions:.1} |\n| after the scenarios | {end:.1} |\n| peak (VmHWM) | {peak:.1} |\n\nDatabase file {db_size:.1} MiB, WAL {wal_size:.1} MiB after the scenarios.",
         a.sessions,
         filled_in.as_secs_f64()
     );
