@@ -186,11 +186,10 @@ macro_rules! sql_store {
                 &self,
                 news: &[june_domain::ports::Presence],
             ) -> Result<(), june_domain::ports::StoreError> {
-                // No transaction: each recount reads the committed rows, so the last one sees
-                // every upsert before it, whatever the interleaving; and a crash in between
-                // leaves the events unrecorded, so LiveKit's retry recounts. SQLite takes a
-                // whole batch as one multi-statement call (one round trip to its connection
-                // thread); PostgreSQL cannot prepare several statements as one.
+                // The upserts, then one recount per session from its rows, all in one
+                // transaction (one commit). SQLite takes the batch as one multi-statement call
+                // (one round trip to its connection thread); PostgreSQL cannot prepare several
+                // statements as one, so it sends them one by one inside the transaction.
                 for news in news.chunks($crate::sql::CHUNK) {
                     let mut sessions: Vec<uuid::Uuid> = Vec::new();
                     for n in news {
@@ -218,11 +217,21 @@ macro_rules! sql_store {
                             return Err($crate::store_error(e));
                         }
                     } else {
-                        for n in news {
+                        // One transaction (one commit to wait for), rows taken in key order so
+                        // two replicas' batches cannot deadlock; the sort is stable, so news
+                        // about one identity keeps its order.
+                        let mut ordered: Vec<&june_domain::ports::Presence> = news.iter().collect();
+                        ordered.sort_by_key(|n| (n.session_id, n.identity.as_str()));
+                        sessions.sort();
+                        let mut conn = self.writer().await?;
+                        let mut tx = sqlx::Connection::begin(&mut *conn)
+                            .await
+                            .map_err($crate::store_error)?;
+                        for n in ordered {
                             let mut qb = sqlx::QueryBuilder::<$db>::new("");
                             Self::push_upsert(&mut qb, n);
                             qb.build()
-                                .execute(&mut *self.writer().await?)
+                                .execute(&mut *tx)
                                 .await
                                 .map_err($crate::store_error)?;
                         }
@@ -230,10 +239,11 @@ macro_rules! sql_store {
                             let mut qb = sqlx::QueryBuilder::<$db>::new("");
                             Self::push_recount(&mut qb, *id);
                             qb.build()
-                                .execute(&mut *self.writer().await?)
+                                .execute(&mut *tx)
                                 .await
                                 .map_err($crate::store_error)?;
                         }
+                        tx.commit().await.map_err($crate::store_error)?;
                     }
                 }
                 Ok(())
