@@ -65,10 +65,7 @@ impl PgStore {
     }
 
     async fn insert_session(&self, s: &june_domain::Session) -> Result<(), StoreError> {
-        Self::insert_now(&mut *self.writer().await?, std::slice::from_ref(s))
-            .await?
-            .pop()
-            .unwrap_or(Ok(()))
+        Self::insert_one(&mut *self.writer().await?, s).await
     }
 
     fn connection_stats(&self) -> (u32, u32) {

@@ -83,6 +83,27 @@ macro_rules! sql_store {
                     .collect())
             }
 
+            /// `(?, ?, …)` binding each of `items`.
+            fn push_list(qb: &mut sqlx::QueryBuilder<'_, $db>, items: &[String]) {
+                qb.push("(");
+                let mut list = qb.separated(", ");
+                for item in items {
+                    list.push_bind(item.clone());
+                }
+                qb.push(")");
+            }
+
+            /// [`Self::insert_now`] for one session.
+            async fn insert_one(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                session: &june_domain::Session,
+            ) -> Result<(), june_domain::ports::StoreError> {
+                Self::insert_now(conn, std::slice::from_ref(session))
+                    .await?
+                    .pop()
+                    .unwrap_or(Ok(()))
+            }
+
             /// The session's head count and last activity, recomputed from its participants.
             fn push_recount(qb: &mut sqlx::QueryBuilder<'_, $db>, id: uuid::Uuid) {
                 let id = id.to_string();
@@ -191,53 +212,44 @@ macro_rules! sql_store {
                 // (one round trip to its connection thread); PostgreSQL cannot prepare several
                 // statements as one, so it sends them one by one inside the transaction.
                 for news in news.chunks($crate::sql::CHUNK) {
-                    let mut sessions: Vec<uuid::Uuid> = Vec::new();
-                    for n in news {
-                        if !sessions.contains(&n.session_id) {
-                            sessions.push(n.session_id);
+                    // Rows in key order, so two replicas' batches cannot deadlock; the sort is
+                    // stable, so news about one identity keeps its order.
+                    let mut upserts: Vec<&june_domain::ports::Presence> = news.iter().collect();
+                    upserts.sort_by_key(|n| (n.session_id, n.identity.as_str()));
+                    let recounts: Vec<uuid::Uuid> = news
+                        .iter()
+                        .map(|n| n.session_id)
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    // Statement `i`: the upserts, then one recount per session.
+                    let push = |qb: &mut sqlx::QueryBuilder<'_, $db>, i: usize| {
+                        if let Some(n) = upserts.get(i) {
+                            Self::push_upsert(qb, n);
+                        } else if let Some(id) = recounts.get(i - upserts.len()) {
+                            Self::push_recount(qb, *id);
                         }
-                    }
+                    };
+                    let statements = upserts.len() + recounts.len();
+                    let mut writer = self.writer().await?;
                     if $one_trip {
-                        // One transaction, so the batch is one commit rather than one per
-                        // statement; rolled back if a statement fails.
                         let mut qb = sqlx::QueryBuilder::<$db>::new("BEGIN; ");
-                        for n in news {
-                            Self::push_upsert(&mut qb, n);
-                            qb.push("; ");
-                        }
-                        for id in &sessions {
-                            Self::push_recount(&mut qb, *id);
+                        for i in 0..statements {
+                            push(&mut qb, i);
                             qb.push("; ");
                         }
                         qb.push("COMMIT");
-                        let mut writer = self.writer().await?;
-                        let done = qb.build().execute(&mut *writer).await;
-                        if let Err(e) = done {
+                        if let Err(e) = qb.build().execute(&mut *writer).await {
                             let _ = sqlx::query("ROLLBACK").execute(&mut *writer).await;
                             return Err($crate::store_error(e));
                         }
                     } else {
-                        // One transaction (one commit to wait for), rows taken in key order so
-                        // two replicas' batches cannot deadlock; the sort is stable, so news
-                        // about one identity keeps its order.
-                        let mut ordered: Vec<&june_domain::ports::Presence> = news.iter().collect();
-                        ordered.sort_by_key(|n| (n.session_id, n.identity.as_str()));
-                        sessions.sort();
-                        let mut conn = self.writer().await?;
-                        let mut tx = sqlx::Connection::begin(&mut *conn)
+                        let mut tx = sqlx::Connection::begin(&mut *writer)
                             .await
                             .map_err($crate::store_error)?;
-                        for n in ordered {
+                        for i in 0..statements {
                             let mut qb = sqlx::QueryBuilder::<$db>::new("");
-                            Self::push_upsert(&mut qb, n);
-                            qb.build()
-                                .execute(&mut *tx)
-                                .await
-                                .map_err($crate::store_error)?;
-                        }
-                        for id in &sessions {
-                            let mut qb = sqlx::QueryBuilder::<$db>::new("");
-                            Self::push_recount(&mut qb, *id);
+                            push(&mut qb, i);
                             qb.build()
                                 .execute(&mut *tx)
                                 .await
@@ -256,15 +268,12 @@ macro_rules! sql_store {
                 let mut found = Vec::new();
                 for sids in room_sids.chunks($crate::sql::CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                        "SELECT {} FROM sessions WHERE livekit_room_sid IN (",
+                        "SELECT {} FROM sessions WHERE livekit_room_sid IN ",
                         $crate::rows::SESSION_COLUMNS
                     ));
-                    let mut list = qb.separated(", ");
-                    for sid in sids {
-                        list.push_bind(sid.clone());
-                    }
+                    Self::push_list(&mut qb, sids);
                     // Oldest first, so a caller keying by sid keeps the newest.
-                    qb.push(") ORDER BY created_at");
+                    qb.push(" ORDER BY created_at");
                     let rows: Vec<$crate::rows::SessionRow> = qb
                         .build_query_as()
                         .fetch_all(&mut *self.reader().await?)
@@ -524,12 +533,8 @@ macro_rules! sql_store {
                 let mut seen = std::collections::HashSet::new();
                 for ids in event_ids.chunks($crate::sql::CHUNK) {
                     let mut qb =
-                        sqlx::QueryBuilder::<$db>::new("SELECT id FROM webhook_events WHERE id IN (");
-                    let mut list = qb.separated(", ");
-                    for id in ids {
-                        list.push_bind(id.clone());
-                    }
-                    qb.push(")");
+                        sqlx::QueryBuilder::<$db>::new("SELECT id FROM webhook_events WHERE id IN ");
+                    Self::push_list(&mut qb, ids);
                     let rows: Vec<(String,)> = qb
                         .build_query_as()
                         .fetch_all(&mut *self.reader().await?)
@@ -574,33 +579,13 @@ macro_rules! sql_store {
             }
 
             async fn seen(&self, event_id: &str) -> Result<bool, june_domain::ports::StoreError> {
-                let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM webhook_events WHERE id = $1")
-                    .bind(event_id)
-                    .fetch_one(&mut *self.reader().await?)
-                    .await
-                    .map_err($crate::store_error)?;
-                Ok(n > 0)
+                let ids = [event_id.to_owned()];
+                Ok(!june_domain::ports::EventStore::seen_many(self, &ids).await?.is_empty())
             }
 
             async fn record(&self, e: &june_domain::RecordedEvent) -> Result<bool, june_domain::ports::StoreError> {
-                let done = sqlx::query(
-                    "INSERT INTO webhook_events (id, event, session_id, room_name, participant, \
-                     track_sid, created_at, received_at, payload) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(&e.id)
-                .bind(&e.event)
-                .bind(e.session_id.map(|id| id.to_string()))
-                .bind(&e.room_name)
-                .bind(&e.participant)
-                .bind(&e.track_sid)
-                .bind($crate::time::to_micros(e.created_at))
-                .bind($crate::time::to_micros(e.received_at))
-                .bind(e.payload.to_string())
-                .execute(&mut *self.writer().await?)
-                .await
-                .map_err($crate::store_error)?;
-                Ok(done.rows_affected() == 1)
+                let new = june_domain::ports::EventStore::record_many(self, std::slice::from_ref(e)).await?;
+                Ok(new.first().copied().unwrap_or(false))
             }
 
             async fn list(

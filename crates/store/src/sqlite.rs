@@ -98,33 +98,26 @@ impl SqliteStore {
 fn insert_batches(writer: Arc<Connections>) -> Batcher<Session, Result<(), StoreError>> {
     Batcher::start(INSERT_BATCH, move |sessions: Vec<Session>| {
         let writer = writer.clone();
-        async move {
-            let batch =
-                async { SqliteStore::insert_now(&mut *writer.get().await?, &sessions).await };
-            match batch.await {
-                Ok(answers) => answers,
-                Err(e) if sessions.len() == 1 => vec![Err(e)],
-                // The batch failed as a whole (not a conflict, which answers per row): each
-                // session tries alone, so each gets its own answer.
-                Err(_) => {
-                    let mut answers = Vec::with_capacity(sessions.len());
-                    for s in &sessions {
-                        let alone = async {
-                            SqliteStore::insert_now(
-                                &mut *writer.get().await?,
-                                std::slice::from_ref(s),
-                            )
-                            .await?
-                            .pop()
-                            .unwrap_or(Ok(()))
-                        };
-                        answers.push(alone.await);
-                    }
-                    answers
-                }
-            }
-        }
+        async move { write_sessions(&writer, &sessions).await }
     })
+}
+
+/// One INSERT for the batch. A conflict answers for its own row; if the batch fails
+/// otherwise, each session tries alone, so each gets its own answer.
+async fn write_sessions(writer: &Connections, sessions: &[Session]) -> Vec<Result<(), StoreError>> {
+    let batch = async { SqliteStore::insert_now(&mut *writer.get().await?, sessions).await };
+    match batch.await {
+        Ok(answers) => answers,
+        Err(e) if sessions.len() == 1 => vec![Err(e)],
+        Err(_) => {
+            let mut answers = Vec::with_capacity(sessions.len());
+            for s in sessions {
+                let alone = async { SqliteStore::insert_one(&mut *writer.get().await?, s).await };
+                answers.push(alone.await);
+            }
+            answers
+        }
+    }
 }
 
 /// Most sessions written by one INSERT.
