@@ -490,22 +490,7 @@ async fn only_the_lease_holder_reaps() {
 
 #[tokio::test]
 async fn a_join_to_an_active_session_writes_presence_but_no_status_step() {
-    let active = Session {
-        id: uuid::Uuid::new_v4(),
-        user_id: "alice".into(),
-        room_name: "june-alice-1".into(),
-        livekit_room_sid: "RM_1".into(),
-        status: SessionStatus::Active,
-        language: "en".into(),
-        metadata: Default::default(),
-        voice: false,
-        created_at: t0(),
-        expires_at: t0() + Duration::hours(1),
-        updated_at: t0(),
-        ended_at: None,
-        participant_count: 1,
-        last_activity_at: Some(t0()),
-    };
+    let active = crate::tests::session(SessionStatus::Active);
     let mut sessions = MockSessionStore::new();
     let found = active.clone();
     sessions
@@ -547,20 +532,8 @@ async fn a_join_to_an_active_session_writes_presence_but_no_status_step() {
 #[tokio::test]
 async fn a_batch_asks_the_store_once_per_step_and_answers_each_event_in_order() {
     let s1 = Session {
-        id: uuid::Uuid::new_v4(),
-        user_id: "alice".into(),
-        room_name: "june-alice-1".into(),
         livekit_room_sid: "RM_1".into(),
-        status: SessionStatus::Active,
-        language: "en".into(),
-        metadata: Default::default(),
-        voice: false,
-        created_at: t0(),
-        expires_at: t0() + Duration::hours(1),
-        updated_at: t0(),
-        ended_at: None,
-        participant_count: 0,
-        last_activity_at: None,
+        ..crate::tests::session(SessionStatus::Active)
     };
     let mut sessions = MockSessionStore::new();
     let found = s1.clone();
@@ -600,42 +573,15 @@ async fn a_batch_asks_the_store_once_per_step_and_answers_each_event_in_order() 
         Arc::new(NoVerifier),
         Arc::new(SystemClock),
     );
+    let person = |id: &str, kind: &str, secs: i64, who: &str| {
+        event(id, kind, &s1, secs, Some((who, "STANDARD")))
+    };
     let batch = vec![
-        event(
-            "EV_B1",
-            "participant_joined",
-            &s1,
-            5,
-            Some(("bob", "STANDARD")),
-        ),
-        event(
-            "EV_OLD",
-            "participant_joined",
-            &s1,
-            4,
-            Some(("dan", "STANDARD")),
-        ),
-        event(
-            "EV_C",
-            "participant_joined",
-            &s1,
-            6,
-            Some(("carol", "STANDARD")),
-        ),
-        event(
-            "EV_B2",
-            "participant_left",
-            &s1,
-            7,
-            Some(("bob", "STANDARD")),
-        ),
-        event(
-            "EV_B2",
-            "participant_left",
-            &s1,
-            7,
-            Some(("bob", "STANDARD")),
-        ),
+        person("EV_B1", "participant_joined", 5, "bob"),
+        person("EV_OLD", "participant_joined", 4, "dan"),
+        person("EV_C", "participant_joined", 6, "carol"),
+        person("EV_B2", "participant_left", 7, "bob"),
+        person("EV_B2", "participant_left", 7, "bob"),
     ];
     let received = |event: &str| WebhookOutcome::Received {
         event: event.into(),

@@ -44,7 +44,8 @@ fn service(
     )
 }
 
-fn session(status: SessionStatus) -> Session {
+/// A session in `status`; also the lifecycle tests' stock session.
+pub(crate) fn session(status: SessionStatus) -> Session {
     Session {
         id: uuid::Uuid::new_v4(),
         user_id: "alice".into(),
@@ -206,16 +207,22 @@ async fn create_deletes_the_room_again_when_the_store_fails() {
     assert_eq!(err.code(), "store_unavailable");
 }
 
-#[tokio::test]
-async fn a_generated_name_that_is_already_live_is_drawn_again_and_the_live_room_is_left_alone() {
+/// A LiveKit that creates the room asked for, exactly `times` times.
+fn rooms_creating(times: usize) -> MockRoomService {
     let mut rooms = MockRoomService::new();
-    rooms.expect_create_room().times(2).returning(|s| {
+    rooms.expect_create_room().times(times).returning(|s| {
         Ok(Room {
             sid: "RM_x".into(),
             name: s.name.clone(),
             ..Default::default()
         })
     });
+    rooms
+}
+
+#[tokio::test]
+async fn a_generated_name_that_is_already_live_is_drawn_again_and_the_live_room_is_left_alone() {
+    let mut rooms = rooms_creating(2);
     // The first name's room belongs to the live session that holds it: never deleted.
     rooms.expect_delete_room().never();
     let mut store = MockSessionStore::new();
@@ -240,14 +247,7 @@ async fn a_generated_name_that_is_already_live_is_drawn_again_and_the_live_room_
 
 #[tokio::test]
 async fn a_chosen_name_lost_to_a_racing_create_is_taken_and_the_winners_room_survives() {
-    let mut rooms = MockRoomService::new();
-    rooms.expect_create_room().times(1).returning(|s| {
-        Ok(Room {
-            sid: "RM_w".into(),
-            name: s.name.clone(),
-            ..Default::default()
-        })
-    });
+    let mut rooms = rooms_creating(1);
     rooms.expect_delete_room().never();
     let mut store = MockSessionStore::new();
     // Free when looked at; taken by the time we insert.
