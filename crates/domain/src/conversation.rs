@@ -480,11 +480,7 @@ impl ConversationService {
     }
 
     async fn note(&self, session_id: Uuid, role: Role, content: &str) -> Result<(), SessionError> {
-        let entry = HistoryEntry {
-            role,
-            content: content.to_owned(),
-            timestamp: self.clock.now(),
-        };
+        let entry = HistoryEntry::new(role, content, self.clock.now());
         Ok(self.history.append(session_id, &entry).await?)
     }
 

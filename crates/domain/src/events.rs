@@ -108,6 +108,31 @@ pub struct LiveKitEvent {
     pub payload: serde_json::Value,
 }
 
+impl LiveKitEvent {
+    /// The event with NUL characters dropped from every name and id it carries. A signed
+    /// event is LiveKit's word, so it is kept rather than refused; but a NUL in an identity
+    /// would make PostgreSQL refuse the row on every retry LiveKit makes.
+    pub fn without_nul(mut self) -> Self {
+        use crate::model::without_nul as clean;
+        self.id = clean(&self.id);
+        if let EventKind::Other(name) = &self.kind {
+            self.kind = EventKind::Other(clean(name));
+        }
+        self.room_name = self.room_name.as_deref().map(clean);
+        self.room_sid = self.room_sid.as_deref().map(clean);
+        if let Some(p) = &mut self.participant {
+            p.identity = clean(&p.identity);
+            p.sid = clean(&p.sid);
+            p.kind = clean(&p.kind);
+        }
+        if let Some(t) = &mut self.track {
+            t.sid = clean(&t.sid);
+            t.source = clean(&t.source);
+        }
+        self
+    }
+}
+
 /// An event as kept in a session's event log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedEvent {

@@ -86,7 +86,7 @@ impl LifecycleService {
         body: &[u8],
         authorization: Option<&str>,
     ) -> Result<LiveKitEvent, SessionError> {
-        Ok(self.verifier.verify(body, authorization)?)
+        Ok(self.verifier.verify(body, authorization)?.without_nul())
     }
 
     /// Applies one verified event (see [`LifecycleService::apply_batch`]).

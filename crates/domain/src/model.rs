@@ -161,6 +161,27 @@ pub struct HistoryEntry {
     pub timestamp: DateTime<Utc>,
 }
 
+impl HistoryEntry {
+    /// An entry whose content has no NUL characters: PostgreSQL's text refuses them and
+    /// SQLite would keep them, so they are dropped here for both stores alike.
+    pub fn new(role: Role, content: &str, timestamp: DateTime<Utc>) -> Self {
+        HistoryEntry {
+            role,
+            content: without_nul(content),
+            timestamp,
+        }
+    }
+}
+
+/// `text` without NUL characters (the one character no store keeps alike).
+pub fn without_nul(text: &str) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "")
+    } else {
+        text.to_owned()
+    }
+}
+
 /// What to ask the room service for when a session starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoomSpec {

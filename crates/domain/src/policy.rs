@@ -133,7 +133,7 @@ impl SessionPolicy {
     pub fn session_ttl(&self, asked_secs: Option<i64>) -> Duration {
         match asked_secs {
             None => self.default_session_ttl.min(self.max_session_ttl),
-            Some(s) => Duration::seconds(s.max(60)).min(self.max_session_ttl),
+            Some(s) => seconds(s.max(60)).min(self.max_session_ttl),
         }
     }
 
@@ -146,12 +146,25 @@ impl SessionPolicy {
         session_expires_at: DateTime<Utc>,
     ) -> Duration {
         let wanted = asked_secs
-            .map(|s| Duration::seconds(s.max(1)))
+            .map(|s| seconds(s.max(1)))
             .unwrap_or(self.token_ttl)
             .min(self.token_ttl);
         let left = session_expires_at - now;
         wanted.min(left).max(Duration::seconds(1))
     }
+}
+
+/// Largest lifetime, in seconds, a client may ask for (ten years); the policy caps it further.
+/// Checked before any duration is built, so no number a client sends can overflow one.
+pub const MAX_TTL_SECONDS: i64 = 10 * 365 * 24 * 3600;
+
+/// `secs` as a duration, saturating instead of panicking past chrono's range.
+pub fn seconds(secs: i64) -> Duration {
+    Duration::try_seconds(secs).unwrap_or(if secs < 0 {
+        Duration::MIN
+    } else {
+        Duration::MAX
+    })
 }
 
 /// Longest room name we accept (LiveKit allows 256; ours stay readable in logs).
@@ -260,6 +273,18 @@ mod tests {
         assert_eq!(p.session_ttl(Some(10)), Duration::seconds(60));
         assert_eq!(p.session_ttl(Some(3600)), Duration::hours(1));
         assert_eq!(p.session_ttl(Some(i64::MAX / 2_000_000)), Duration::days(7));
+    }
+
+    #[test]
+    fn lifetimes_past_chronos_range_saturate_instead_of_panicking() {
+        let p = SessionPolicy::default();
+        let now = Utc::now();
+        assert_eq!(p.session_ttl(Some(i64::MAX)), Duration::days(7));
+        assert_eq!(
+            p.token_ttl(Some(i64::MAX), now, now + Duration::days(2)),
+            Duration::hours(6)
+        );
+        assert_eq!(seconds(i64::MIN), Duration::MIN);
     }
 
     #[test]

@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use crate::model::{HistoryEntry, Participant, Room, RoomSpec, Session, SessionStatus};
 use crate::policy::{
-    Grants, IssuedToken, MAX_IDENTITY_LEN, SessionPolicy, TokenRequest, generated_room_name,
-    guest_identity, room_name_problem,
+    Grants, IssuedToken, MAX_IDENTITY_LEN, MAX_TTL_SECONDS, SessionPolicy, TokenRequest,
+    generated_room_name, guest_identity, room_name_problem,
 };
 use crate::ports::{
     Clock, HistoryStore, LlmError, PageCursor, RoomError, RoomService, SessionFilter, SessionStore,
@@ -214,14 +214,9 @@ impl SessionService {
         let user_id = validate_identity("user_id", &new.user_id)?;
         let language = match new.language.as_deref().map(str::trim) {
             None | Some("") => self.policy.default_language.clone(),
-            Some(l) if l.len() <= 35 => l.to_owned(),
-            Some(_) => return Err(SessionError::invalid("language", "is too long")),
+            Some(l) => validate_language(l)?,
         };
-        if let Some(ttl) = new.ttl_seconds
-            && ttl <= 0
-        {
-            return Err(SessionError::invalid("ttl_seconds", "must be positive"));
-        }
+        validate_ttl(new.ttl_seconds)?;
         let id = Uuid::new_v4();
         let chosen = match new.room_name {
             Some(name) => {
@@ -229,6 +224,16 @@ impl SessionService {
                     return Err(SessionError::invalid("room_name", problem));
                 }
                 if self.store.find_live_by_room(&name).await?.is_some() {
+                    return Err(SessionError::RoomNameTaken(name));
+                }
+                // LiveKit's CreateRoom hands back a room that already exists: a room that is
+                // no session's (someone's lobby) must not become the caller's.
+                if !self
+                    .rooms
+                    .list_rooms(std::slice::from_ref(&name))
+                    .await?
+                    .is_empty()
+                {
                     return Err(SessionError::RoomNameTaken(name));
                 }
                 Some(name)
@@ -397,11 +402,13 @@ impl SessionService {
         if guest_name.len() > MAX_IDENTITY_LEN {
             return Err(SessionError::invalid("guest_name", "is too long"));
         }
-        if let Some(ttl) = ttl_seconds
-            && ttl <= 0
-        {
-            return Err(SessionError::invalid("ttl_seconds", "must be positive"));
+        if guest_name.chars().any(char::is_control) {
+            return Err(SessionError::invalid(
+                "guest_name",
+                "must not contain control characters",
+            ));
         }
+        validate_ttl(ttl_seconds)?;
         let session = self.current(id).await?;
         if !session.status.is_live() {
             return Err(SessionError::NotLive(session.status));
@@ -494,6 +501,10 @@ impl SessionService {
         caller: &crate::auth::Principal,
         room_name: &str,
     ) -> Result<Session, SessionError> {
+        // No session has a name outside the room-name rules: not found, without a lookup.
+        if room_name_problem(room_name).is_some() {
+            return Err(SessionError::NotFound);
+        }
         match self.store.find_live_by_room(room_name).await? {
             Some(s) if caller.may_act_as(&s.user_id) => Ok(s),
             _ => Err(SessionError::NotFound),
@@ -518,6 +529,36 @@ impl SessionService {
             ttl: self.policy.token_ttl(None, now, s.expires_at),
         };
         Ok(self.tokens.issue(&request)?)
+    }
+}
+
+/// A language code (BCP 47 style, e.g. `en`, `pt-BR`): letters, digits and `-`/`_`, at most
+/// 35 characters. It is stored and sent to the speech services, so nothing else gets in.
+fn validate_language(value: &str) -> Result<String, SessionError> {
+    if value.len() > 35 {
+        return Err(SessionError::invalid("language", "is too long"));
+    }
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    {
+        return Err(SessionError::invalid(
+            "language",
+            "may only contain letters, digits, '-' and '_'",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// A lifetime a client asked for: positive and at most [`MAX_TTL_SECONDS`], checked before
+/// any duration is built from it.
+fn validate_ttl(ttl_seconds: Option<i64>) -> Result<(), SessionError> {
+    match ttl_seconds {
+        Some(ttl) if !(1..=MAX_TTL_SECONDS).contains(&ttl) => Err(SessionError::invalid(
+            "ttl_seconds",
+            format!("must be between 1 and {MAX_TTL_SECONDS}"),
+        )),
+        _ => Ok(()),
     }
 }
 

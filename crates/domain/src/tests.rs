@@ -177,6 +177,7 @@ async fn create_stores_nothing_when_livekit_is_down() {
 #[tokio::test]
 async fn create_deletes_the_room_again_when_the_store_fails() {
     let mut rooms = MockRoomService::new();
+    rooms.expect_list_rooms().returning(|_| Ok(vec![]));
     rooms.expect_create_room().returning(|s| {
         Ok(Room {
             sid: "RM_2".into(),
@@ -249,6 +250,7 @@ async fn a_generated_name_that_is_already_live_is_drawn_again_and_the_live_room_
 async fn a_chosen_name_lost_to_a_racing_create_is_taken_and_the_winners_room_survives() {
     let mut rooms = rooms_creating(1);
     rooms.expect_delete_room().never();
+    rooms.expect_list_rooms().returning(|_| Ok(vec![]));
     let mut store = MockSessionStore::new();
     // Free when looked at; taken by the time we insert.
     store.expect_find_live_by_room().returning(|_| Ok(None));
@@ -287,6 +289,94 @@ async fn a_room_name_used_by_a_live_session_is_taken_and_livekit_is_not_called()
         .await
         .unwrap_err();
     assert!(matches!(err, SessionError::RoomNameTaken(_)));
+}
+
+#[tokio::test]
+async fn a_chosen_name_livekit_already_has_is_taken_and_that_room_is_left_alone() {
+    // A room LiveKit has that no session owns (someone's lobby): CreateRoom would hand it
+    // back and make the caller its owner.
+    let mut rooms = MockRoomService::new();
+    rooms
+        .expect_list_rooms()
+        .withf(|names| names == ["lobby".to_owned()])
+        .times(1)
+        .returning(|names| {
+            Ok(vec![Room {
+                sid: "RM_lobby".into(),
+                name: names[0].clone(),
+                ..Default::default()
+            }])
+        });
+    rooms.expect_create_room().never();
+    rooms.expect_delete_room().never();
+    let mut store = MockSessionStore::new();
+    store.expect_find_live_by_room().returning(|_| Ok(None));
+    store.expect_insert().never();
+    let svc = service(store, rooms, tokens());
+
+    let err = svc
+        .create(NewSession {
+            user_id: "mallory".into(),
+            room_name: Some("lobby".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "room_name_taken");
+}
+
+#[tokio::test]
+async fn lifetimes_out_of_range_and_control_characters_are_refused_before_any_call() {
+    // No expectations: any store, LiveKit or token call would fail the test.
+    let svc = service(MockSessionStore::new(), MockRoomService::new(), tokens());
+    for (new, field) in [
+        (
+            NewSession {
+                user_id: "a".into(),
+                ttl_seconds: Some(i64::MAX),
+                ..Default::default()
+            },
+            "ttl_seconds",
+        ),
+        (
+            NewSession {
+                user_id: "a".into(),
+                ttl_seconds: Some(MAX_TTL_SECONDS + 1),
+                ..Default::default()
+            },
+            "ttl_seconds",
+        ),
+        (
+            NewSession {
+                user_id: "a".into(),
+                language: Some("e\u{0}n".into()),
+                ..Default::default()
+            },
+            "language",
+        ),
+        (
+            NewSession {
+                user_id: "a\u{0}b".into(),
+                ..Default::default()
+            },
+            "user_id",
+        ),
+    ] {
+        match svc.create(new).await {
+            Err(SessionError::Validation { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("expected a validation error on {field}, got {other:?}"),
+        }
+    }
+    for (name, ttl, field) in [
+        ("g", Some(i64::MAX), "ttl_seconds"),
+        ("g", Some(-1), "ttl_seconds"),
+        ("g\u{0}", None, "guest_name"),
+    ] {
+        match svc.guest_token(uuid::Uuid::new_v4(), name, ttl, true).await {
+            Err(SessionError::Validation { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("expected a validation error on {field}, got {other:?}"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -408,4 +498,32 @@ async fn listing_asks_for_one_more_row_to_know_whether_a_next_page_exists() {
     let page = svc.list(None, None, Some(2), None).await.unwrap();
     assert_eq!(page.sessions.len(), 2);
     assert_eq!(page.next_cursor.unwrap().id, page.sessions[1].id);
+}
+
+#[test]
+fn nul_characters_never_reach_the_store() {
+    let entry = HistoryEntry::new(Role::User, "hi\0 there\0", t0());
+    assert_eq!(entry.content, "hi there");
+    let event = LiveKitEvent {
+        id: "EV_\0x".into(),
+        kind: EventKind::ParticipantJoined,
+        created_at: None,
+        room_name: Some("room\0".into()),
+        room_sid: Some("RM_\0".into()),
+        participant: Some(EventParticipant {
+            identity: "ali\0ce".into(),
+            sid: "PA_1".into(),
+            kind: "STANDARD".into(),
+        }),
+        track: None,
+        payload: serde_json::Value::Null,
+    }
+    .without_nul();
+    assert_eq!(event.id, "EV_x");
+    assert_eq!(event.room_name.as_deref(), Some("room"));
+    assert_eq!(event.room_sid.as_deref(), Some("RM_"));
+    assert_eq!(
+        event.participant.map(|p| p.identity).as_deref(),
+        Some("alice")
+    );
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::conversation::{ConversationPolicy, SentenceSplitter};
 use crate::events::LiveKitEvent;
-use crate::model::{HistoryEntry, Role, Session, TrackKind};
+use crate::model::{HistoryEntry, Role, Session, TrackKind, without_nul};
 use crate::ports::{
     AgentDispatcher, ChatModel, Clock, DeltaSink, Flow, HistoryStore, LlmError, SessionStore,
     SpeechError, SpeechRequest, TextToSpeech,
@@ -303,6 +303,7 @@ impl VoiceService {
     /// A transcript from the STT bot. A final that passes the checks starts a new turn
     /// generation at once (which cancels a running turn) and is returned for the caller to run.
     pub async fn transcript(&self, t: Transcript) -> Result<TranscriptOutcome, SessionError> {
+        check_room_name(&t.room_name)?;
         let session = self
             .sessions
             .find_live_by_room(&t.room_name)
@@ -312,7 +313,8 @@ impl VoiceService {
             self.observer.partial();
             return Ok(TranscriptOutcome::Partial);
         }
-        let text = t.text.trim();
+        let text = without_nul(&t.text);
+        let text = text.trim();
         if text.is_empty() {
             return Ok(TranscriptOutcome::Skipped("empty"));
         }
@@ -342,6 +344,7 @@ impl VoiceService {
 
     /// The user started speaking: cancel the session's running turn (if any), on any replica.
     pub async fn voice_onset(&self, room_name: &str) -> Result<u64, SessionError> {
+        check_room_name(room_name)?;
         let session = self
             .sessions
             .find_live_by_room(room_name)
@@ -397,11 +400,7 @@ impl VoiceService {
         turn: &PendingTurn,
         out: &mut (Vec<String>, Option<Duration>, Option<Duration>, TurnOutcome),
     ) -> Result<(), String> {
-        let user = HistoryEntry {
-            role: Role::User,
-            content: turn.text.clone(),
-            timestamp: self.clock.now(),
-        };
+        let user = HistoryEntry::new(Role::User, &turn.text, self.clock.now());
         self.history
             .append(turn.session.id, &user)
             .await
@@ -454,13 +453,21 @@ impl VoiceService {
     }
 
     async fn note(&self, session_id: Uuid, role: Role, content: &str) {
-        let entry = HistoryEntry {
-            role,
-            content: content.to_owned(),
-            timestamp: self.clock.now(),
-        };
+        let entry = HistoryEntry::new(role, content, self.clock.now());
         if let Err(e) = self.history.append(session_id, &entry).await {
             tracing::warn!(error = %e, "could not store a voice turn in history");
         }
     }
+}
+
+/// A room name as the STT bot sends it: no control characters (no room has them, and a
+/// NUL would reach the store's lookup, which PostgreSQL and SQLite answer differently).
+fn check_room_name(room_name: &str) -> Result<(), SessionError> {
+    if room_name.chars().any(char::is_control) {
+        return Err(SessionError::Validation {
+            field: "room_name",
+            message: "must not contain control characters".into(),
+        });
+    }
+    Ok(())
 }

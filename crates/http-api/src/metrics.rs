@@ -41,10 +41,26 @@ pub async fn render(state: actix_web::web::Data<crate::AppState>) -> HttpRespons
         .body(body)
 }
 
-/// Counts one HTTP request by route pattern (never the raw path: ids would explode it).
+/// A method as a label: the standard ones by name, anything a client makes up as `OTHER`,
+/// so no caller can add series (each one is memory kept for the process's life).
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// Counts one HTTP request by route pattern (never the raw path: ids would explode it; an
+/// unmatched path is `unmatched`) and method from a closed set. Every label is bounded.
 pub fn http_request(method: &str, route: &str, status: u16, took: Duration) {
     let labels = [
-        ("method", method.to_owned()),
+        ("method", method_label(method).to_owned()),
         ("route", route.to_owned()),
         ("status", status.to_string()),
     ];
@@ -52,12 +68,34 @@ pub fn http_request(method: &str, route: &str, status: u16, took: Duration) {
     metrics::histogram!("june_http_request_duration_seconds", &labels).record(took.as_secs_f64());
 }
 
-/// Counts LiveKit webhooks by event and outcome.
-pub fn webhook(event: &str, outcome: &str) {
+/// LiveKit's webhook event names; any other name (a newer LiveKit's) counts as `other`.
+const WEBHOOK_EVENTS: &[&str] = &[
+    "room_started",
+    "room_finished",
+    "participant_joined",
+    "participant_left",
+    "participant_connection_aborted",
+    "track_published",
+    "track_unpublished",
+    "egress_started",
+    "egress_updated",
+    "egress_ended",
+    "ingress_started",
+    "ingress_ended",
+    "unknown",
+];
+
+/// Counts LiveKit webhooks by event and outcome (both from closed sets).
+pub fn webhook(event: &str, outcome: &'static str) {
+    let event = WEBHOOK_EVENTS
+        .iter()
+        .find(|e| **e == event)
+        .copied()
+        .unwrap_or("other");
     metrics::counter!(
         "june_livekit_webhooks_total",
-        "event" => event.to_owned(),
-        "outcome" => outcome.to_owned()
+        "event" => event,
+        "outcome" => outcome
     )
     .increment(1);
 }
@@ -84,5 +122,17 @@ impl TurnObserver for PrometheusTurns {
         }
         metrics::histogram!("june_turn_seconds", "outcome" => r.outcome.as_str())
             .record(r.total.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+
+    #[test]
+    fn made_up_methods_fold_into_one_label() {
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("M123"), "OTHER");
+        assert_eq!(method_label("get"), "OTHER");
     }
 }

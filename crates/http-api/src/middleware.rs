@@ -72,13 +72,13 @@ pub async fn request_context(
         path = %req.path(),
     );
     let started = Instant::now();
-    // Per-address budget, before any work. Probes and metrics are exempt, and so are the
-    // machine-to-machine webhooks: they carry their own credentials, and one LiveKit server
-    // sends every room's events from one address (a 429 there would lose events).
+    // Per-address budget, before any work. Probes and metrics are exempt, and so are
+    // LiveKit's signed webhooks: one LiveKit server sends every room's events from one
+    // address, and a 429 there would lose events. The STT bot's routes are budgeted like
+    // every other route (a wrong bearer must not be guessable at line rate).
     let path = req.path();
     let exempt = matches!(path, "/healthz" | "/readyz" | "/metrics")
-        || path.starts_with("/api/livekit-webhooks")
-        || path.starts_with("/api/webhooks/");
+        || path.starts_with("/api/livekit-webhooks");
     if !exempt
         && let (Some(state), Some(peer)) = (
             req.app_data::<actix_web::web::Data<crate::AppState>>(),

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use chrono::DateTime;
 use june_domain::ports::{WebhookError, WebhookVerifier};
 use june_domain::{EventKind, EventParticipant, EventTrack, LiveKitEvent, TrackKind};
-use livekit_api::access_token::TokenVerifier;
+use livekit_api::access_token::{AccessTokenError, TokenVerifier};
 use livekit_protocol as proto;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -45,11 +45,10 @@ impl WebhookVerifier for LiveKitWebhookVerifier {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| WebhookError::Unauthorized("no Authorization header".into()))?;
         // HS256 with our secret, `iss` = our key, `exp` required and not past.
-        let claims = self.verifier.verify(token).map_err(|e| {
-            WebhookError::Unauthorized(format!(
-                "token rejected (wrong key or secret, expired, or not a JWT): {e}"
-            ))
-        })?;
+        let claims = self
+            .verifier
+            .verify(token)
+            .map_err(|e| WebhookError::Unauthorized(rejection(&e)))?;
         if claims.sha256.is_empty() {
             return Err(WebhookError::Unauthorized(
                 "token has no sha256 claim".into(),
@@ -66,6 +65,31 @@ impl WebhookVerifier for LiveKitWebhookVerifier {
         }
         parse_event(body)
     }
+}
+
+/// Why LiveKit's verifier refused a webhook token, in words. Its own message for every
+/// JWT failure is "failed to encode jwt", which says the wrong thing about a *verification*.
+fn rejection(e: &AccessTokenError) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    let why = match e {
+        AccessTokenError::Encoding(jwt) => match jwt.kind() {
+            ErrorKind::InvalidSignature => "its signature does not match our API secret".into(),
+            ErrorKind::ExpiredSignature => "it has expired".into(),
+            ErrorKind::ImmatureSignature => "it is not valid yet (nbf)".into(),
+            ErrorKind::InvalidIssuer => "it was issued for another API key".into(),
+            ErrorKind::InvalidAlgorithm => "it is not signed with HS256".into(),
+            ErrorKind::MissingRequiredClaim(claim) => format!("it has no {claim} claim"),
+            ErrorKind::InvalidToken
+            | ErrorKind::Base64(_)
+            | ErrorKind::Json(_)
+            | ErrorKind::Utf8(_) => "it is not a well-formed JWT".into(),
+            other => format!("it did not verify ({other:?})"),
+        },
+        AccessTokenError::InvalidKeys => "the API key in it is not ours".into(),
+        AccessTokenError::InvalidClaims(what) => format!("its claims are invalid: {what}"),
+        other => format!("it did not verify: {other}"),
+    };
+    format!("webhook token rejected: {why}")
 }
 
 /// Reads a webhook body (LiveKit's protojson `WebhookEvent`: camelCase, int64 as strings,

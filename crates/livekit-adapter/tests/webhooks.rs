@@ -54,14 +54,18 @@ fn a_forged_secret_is_refused() {
         "forged-secret-0123456789abcdef0123456",
         300,
     );
-    refused(verifier().verify(body.as_bytes(), Some(&auth)));
+    let why = refused(verifier().verify(body.as_bytes(), Some(&auth)));
+    // LiveKit's own text for any JWT failure is "failed to encode jwt": say what happened.
+    assert!(why.contains("signature"), "{why}");
+    assert!(!why.contains("encode"), "{why}");
 }
 
 #[test]
 fn another_api_key_is_refused() {
     let body = body();
     let auth = authorization(body.as_bytes(), "APIother", SECRET, 300);
-    refused(verifier().verify(body.as_bytes(), Some(&auth)));
+    let why = refused(verifier().verify(body.as_bytes(), Some(&auth)));
+    assert!(!why.contains("encode"), "{why}");
 }
 
 #[test]
@@ -69,7 +73,15 @@ fn an_expired_token_is_refused() {
     let body = body();
     // Past the verifier's one-minute leeway.
     let auth = authorization(body.as_bytes(), KEY, SECRET, -120);
-    refused(verifier().verify(body.as_bytes(), Some(&auth)));
+    let why = refused(verifier().verify(body.as_bytes(), Some(&auth)));
+    assert!(why.contains("expired"), "{why}");
+}
+
+#[test]
+fn a_token_that_is_no_jwt_says_so() {
+    let body = body();
+    let why = refused(verifier().verify(body.as_bytes(), Some("not-a-jwt")));
+    assert!(why.contains("well-formed"), "{why}");
 }
 
 #[test]

@@ -70,6 +70,11 @@ pub async fn participant_token(
             detail: "tokens can only be minted for your own identity".into(),
         });
     }
+    if !caller.is_admin() {
+        // A user joins only the room of a live session they may act for. Someone else's
+        // session and a room that is no session get the same 404, so names do not leak.
+        state.sessions.live_by_room(&caller, &room).await?;
+    }
     let token = state.sessions.participant_token(
         &room,
         &identity,

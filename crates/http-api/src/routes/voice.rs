@@ -1,8 +1,11 @@
 //! `POST /api/webhooks/stt` (transcripts from the STT bot) and `POST /api/webhooks/voice_onset`
 //! (barge-in), both with `Authorization: Bearer <STT_SERVICE_TOKEN>`.
 
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use june_domain::{Transcript, TranscriptOutcome};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -41,6 +44,25 @@ fn authorize(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
     }
 }
 
+/// The STT bot, authenticated by its bearer token. As an extractor placed before the body it
+/// answers 401 before a byte of the body is parsed: a caller without the token learns nothing
+/// about what the route accepts.
+pub struct SttBot;
+
+impl FromRequest for SttBot {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.app_data::<web::Data<AppState>>()
+                .ok_or_else(|| ApiError::Internal("no application state".into()))
+                .and_then(|state| authorize(state, req))
+                .map(|()| SttBot),
+        )
+    }
+}
+
 /// The first of several alias keys that holds a non-empty string.
 fn field(body: &Value, keys: &[&str]) -> Option<String> {
     keys.iter().find_map(|k| match body.get(*k)? {
@@ -58,10 +80,9 @@ fn room(body: &Value) -> Result<String, ApiError> {
 #[utoipa::path(post, path = "/api/webhooks/stt", tag = "webhooks", request_body = SttTranscriptRequest, responses((status = 200, body = StatusResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn stt_transcript(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    _bot: SttBot,
     ValidJson(body): ValidJson<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &req)?;
     let event = field(&body, &["event", "type"]).unwrap_or_else(|| "final".into());
     let is_final = match event.as_str() {
         "final" => true,
@@ -114,10 +135,9 @@ pub async fn stt_transcript(
 #[utoipa::path(post, path = "/api/webhooks/voice_onset", tag = "webhooks", request_body = VoiceOnsetRequest, responses((status = 200, body = StatusResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn voice_onset(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    _bot: SttBot,
     ValidJson(body): ValidJson<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &req)?;
     let generation = state.voice.voice_onset(&room(&body)?).await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "interrupted", "turn": generation })))
 }
