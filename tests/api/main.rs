@@ -4,6 +4,7 @@
 mod ai;
 mod clients;
 mod conformance;
+mod hardening;
 mod helpers;
 mod legacy;
 mod operations;
