@@ -19,10 +19,10 @@ async fn the_generated_python_client_drives_the_main_flow() {
         client_dir.display()
     );
     let app = spawn_app().await;
-    // The owner is already in the room the client will ask for, as after a client join
-    // (LiveKit's CreateRoom returns a live room unchanged).
+    // The owner joins the room as soon as the session has made it (a room LiveKit already
+    // had would be refused: 409 room_name_taken).
     let (room, joiner) = ("py-client-room", "py-client");
-    app.lk.join(room, joiner, true);
+    app.lk.join_when_created(room, joiner, true);
     let script = root.join("tests/clients/python_client_flow.py");
     let args = vec![
         script.display().to_string(),

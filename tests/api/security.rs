@@ -217,6 +217,26 @@ async fn token_routes_mint_only_for_the_caller() {
     let idp = Idp::start().await;
     let app = secured(&idp, &[]).await;
     let alice = idp.token("alice", &[]);
+    // A user gets a join token only for a live session of theirs…
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/token",
+        Some(&alice),
+        Some(json!({"roomName": "r", "participantName": "alice"})),
+    )
+    .await;
+    assert_eq!(status, 404, "room r is no session of alice's");
+    assert_eq!(body["code"], "session_not_found");
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/api/sessions",
+        Some(&alice),
+        Some(json!({"room_name": "r"})),
+    )
+    .await;
+    assert_eq!(status, 200);
     let (status, _) = call(
         &app,
         "POST",

@@ -215,6 +215,8 @@ pub struct ServerSettings {
     pub cors_allow_origins: String,
     /// Largest request body.
     pub body_limit_bytes: usize,
+    /// Longest time to receive a request body (then 408 and the connection is closed).
+    pub body_timeout_ms: u64,
     /// How long in-flight requests get on SIGTERM.
     pub shutdown_timeout_secs: u64,
 }

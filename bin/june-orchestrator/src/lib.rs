@@ -315,6 +315,7 @@ impl Application {
                 livekit_url: lk.ws_url.clone(),
                 default_bot_room: Some(lk.default_bot_room.clone()).filter(|r| !r.is_empty()),
                 body_limit: settings.server.body_limit_bytes,
+                body_timeout: Duration::from_millis(settings.server.body_timeout_ms.max(1)),
                 readiness_timeout: Duration::from_millis(lk.readiness_timeout_ms),
                 cors_allow_origins: settings.cors_origins(),
                 version: env!("CARGO_PKG_VERSION"),

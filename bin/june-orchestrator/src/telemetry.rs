@@ -27,4 +27,19 @@ where
     } else {
         builder.try_init()
     };
+    // A panic is a log event like any other (one JSON line in JSON mode), not a plain-text
+    // line on stderr in the middle of the structured log.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(panic = %message, %location, "panic");
+    }));
 }

@@ -85,6 +85,12 @@ pub enum ApiError {
         /// Machine code.
         code: &'static str,
     },
+    /// The request body did not arrive in time (408; the connection is closed).
+    #[error("the request body did not arrive within {secs} s")]
+    BodyTimeout {
+        /// The limit in seconds.
+        secs: u64,
+    },
     /// The body's `Content-Type` is not one this route reads (415).
     #[error("Content-Type must be one of: {expected}")]
     UnsupportedMediaType {
@@ -115,6 +121,7 @@ impl ApiError {
             ApiError::Validation { .. } => "validation_error",
             ApiError::BadRequest { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::BodyTimeout { .. } => "request_timeout",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
@@ -203,6 +210,7 @@ impl ResponseError for ApiError {
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -240,6 +248,10 @@ impl ResponseError for ApiError {
                 june_domain::AuthError::Missing | june_domain::AuthError::Invalid(_),
             ) => {
                 resp.insert_header(("www-authenticate", "Bearer"));
+            }
+            // The rest of a stalled body may still come: the connection cannot be reused.
+            ApiError::BodyTimeout { .. } => {
+                resp.force_close();
             }
             _ if status == StatusCode::SERVICE_UNAVAILABLE => {
                 resp.insert_header(("retry-after", "5"));

@@ -41,9 +41,19 @@ impl FromRequest for RawBody {
         let limit = req
             .app_data::<BodyLimit>()
             .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+        let timeout = req
+            .app_data::<web::Data<crate::AppState>>()
+            .map_or(DEFAULT_BODY_TIMEOUT, |s| s.config.body_timeout);
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            bytes.await.map(RawBody).map_err(|e| {
+            // A client that sends headers and then trickles (or stops) would otherwise hold
+            // the connection and a worker's attention for as long as it likes.
+            let Ok(read) = tokio::time::timeout(timeout, bytes).await else {
+                return Err(ApiError::BodyTimeout {
+                    secs: timeout.as_secs().max(1),
+                });
+            };
+            read.map(RawBody).map_err(|e| {
                 if e.as_response_error().status_code() == 413 {
                     ApiError::PayloadTooLarge { limit }
                 } else {
@@ -63,6 +73,9 @@ pub struct BodyLimit(pub usize);
 
 /// Limit when none is configured.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// Time to read a whole body when none is configured.
+pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Parses a JSON body into `T` with the API's error rules.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

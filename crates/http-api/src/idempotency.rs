@@ -6,6 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::FutureExt;
 use june_domain::ports::{IdempotencyState, IdempotencyStore};
 use june_domain::{SessionError, ports::StoreError};
 use serde_json::Value;
@@ -81,7 +82,18 @@ where
             }
         }
     }
-    match work().await {
+    // A panic inside the work must not leave the key "in progress" for a day: release it,
+    // then let the panic go on to the layer that answers 500.
+    let outcome = match std::panic::AssertUnwindSafe(work()).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            if let Err(release) = store_port.abandon(key).await {
+                tracing::warn!(error = %release, "could not release an idempotency key");
+            }
+            std::panic::resume_unwind(panic);
+        }
+    };
+    match outcome {
         Ok(answer) => {
             store_port.complete(key, &answer).await.map_err(store)?;
             Ok(answer)

@@ -38,6 +38,8 @@ pub struct ApiConfig {
     pub default_bot_room: Option<String>,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
+    /// Longest time to receive a whole request body (408 and the connection closed after).
+    pub body_timeout: Duration,
     /// How long `/readyz` waits for each dependency.
     pub readiness_timeout: Duration,
     /// Origins allowed by CORS; `*` allows any.

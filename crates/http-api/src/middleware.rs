@@ -7,7 +7,10 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use futures_util::FutureExt;
 use tracing::Instrument;
+
+use crate::error::ApiError;
 
 /// The header carrying the request id both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -93,11 +96,21 @@ pub async fn request_context(
     // No clone of the request is kept across the call: NormalizePath and friends need the
     // only reference to rewrite it. An inner *error* (not an error response) is rare (CORS
     // refusals) and goes out as actix renders it, without our header.
-    let mut res = match next.call(req).instrument(span.clone()).await {
-        Ok(res) => res.map_into_boxed_body(),
-        Err(e) => {
+    let method = crate::metrics::method_label(req.method().as_str());
+    let call = std::panic::AssertUnwindSafe(next.call(req).instrument(span.clone()));
+    let mut res = match call.catch_unwind().await {
+        Ok(Ok(res)) => res.map_into_boxed_body(),
+        Ok(Err(e)) => {
             span.in_scope(|| tracing::info!(error = %e, "request refused by middleware"));
             return Err(e);
+        }
+        // A bug of ours must not drop the connection without an answer: a JSON 500 (actix
+        // renders the error with our ResponseError), and one structured log line.
+        Err(panic) => {
+            let message = panic_message(panic.as_ref());
+            span.in_scope(|| tracing::error!(panic = %message, "request handler panicked"));
+            crate::metrics::http_request(method, "panicked", 500, started.elapsed());
+            return Err(ApiError::Internal(format!("handler panicked: {message}")).into());
         }
     };
     finish(&mut res, &id);
@@ -119,6 +132,15 @@ pub async fn request_context(
         );
     });
     Ok(res)
+}
+
+/// The text a panic was raised with (`panic!("…")` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 #[cfg(test)]

@@ -91,6 +91,7 @@ fn state_with(
             livekit_url: "ws://lk.test:7880".into(),
             default_bot_room: None,
             body_limit: 1024,
+            body_timeout: std::time::Duration::from_secs(5),
             readiness_timeout: Duration::from_millis(200),
             cors_allow_origins: vec!["*".into()],
             version: "test",
@@ -493,4 +494,40 @@ async fn webhooks_of_another_content_type_are_415_before_any_verification() {
     .await;
     assert_eq!(status, 415);
     assert_eq!(body["code"], "unsupported_media_type");
+}
+
+#[actix_web::test]
+async fn a_panicking_handler_answers_500_json_and_releases_its_idempotency_key() {
+    let mut store = MockSessionStore::new();
+    store.expect_find_live_by_room().returning(|_| Ok(None));
+    store
+        .expect_insert()
+        .returning(|_| panic!("a bug deep in the store"));
+    let mut st = state(store, happy_rooms());
+    let mut keys = MockIdempotencyStore::new();
+    keys.expect_begin()
+        .returning(|_, _, _, _| Ok(IdempotencyState::Started));
+    keys.expect_complete().never();
+    // The claim is released, so a retry is not told "in progress" for a day.
+    keys.expect_abandon().times(1).returning(|_| Ok(()));
+    st.idempotency = Arc::new(keys);
+    let svc = test::init_service(app(st)).await;
+
+    let req = TestRequest::post()
+        .uri("/api/sessions")
+        .insert_header(("idempotency-key", "k-1"))
+        .set_json(json!({"user_id": "alice"}))
+        .to_request();
+    let Err(err) = test::try_call_service(&svc, req).await else {
+        panic!("a panic must come out as an error response, not a success");
+    };
+    let resp = err.error_response();
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let bytes = actix_web::body::to_bytes(resp.into_body()).await.unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["code"], "internal_error");
+    assert!(
+        !body["detail"].as_str().unwrap().contains("a bug deep"),
+        "the panic's text stays in the log: {body}"
+    );
 }

@@ -45,6 +45,8 @@ struct State {
     failure: Option<Failure>,
     calls: Vec<Call>,
     next_id: u64,
+    /// People who join a room the moment it is created: (room, identity, publishing).
+    arrivals: Vec<(String, String, bool)>,
 }
 
 impl State {
@@ -169,46 +171,17 @@ impl LiveKitDouble {
         )
     }
 
+    /// Puts a participant in `room` as soon as it is created (as a client that joins right
+    /// after the orchestrator made the room).
+    pub fn join_when_created(&self, room: &str, identity: &str, publishing: bool) {
+        lock(&self.state)
+            .arrivals
+            .push((room.to_owned(), identity.to_owned(), publishing));
+    }
+
     /// Puts a participant in a room (creating the room), with one audio track if `publishing`.
     pub fn join(&self, room: &str, identity: &str, publishing: bool) -> proto::ParticipantInfo {
-        let mut st = lock(&self.state);
-        if !st.rooms.contains_key(room) {
-            create(
-                &mut st,
-                proto::CreateRoomRequest {
-                    name: room.to_owned(),
-                    ..Default::default()
-                },
-            );
-        }
-        let sid = st.sid("PA");
-        let track_sid = st.sid("TR");
-        let p = proto::ParticipantInfo {
-            sid,
-            identity: identity.to_owned(),
-            name: identity.to_owned(),
-            state: proto::participant_info::State::Active as i32,
-            joined_at: now_secs(),
-            is_publisher: publishing,
-            tracks: if publishing {
-                vec![proto::TrackInfo {
-                    sid: track_sid,
-                    r#type: proto::TrackType::Audio as i32,
-                    source: proto::TrackSource::Microphone as i32,
-                    ..Default::default()
-                }]
-            } else {
-                Vec::new()
-            },
-            ..Default::default()
-        };
-        if let Some((info, people)) = st.rooms.get_mut(room) {
-            people.retain(|x| x.identity != identity);
-            people.push(p.clone());
-            info.num_participants = people.len() as u32;
-            info.num_publishers = people.iter().filter(|x| x.is_publisher).count() as u32;
-        }
-        p
+        join(&mut lock(&self.state), room, identity, publishing)
     }
 
     /// Agent dispatches made so far (CreateDispatch), oldest first.
@@ -231,6 +204,47 @@ impl Drop for LiveKitDouble {
         })
         .join();
     }
+}
+
+/// See [`LiveKitDouble::join`].
+fn join(st: &mut State, room: &str, identity: &str, publishing: bool) -> proto::ParticipantInfo {
+    if !st.rooms.contains_key(room) {
+        create(
+            st,
+            proto::CreateRoomRequest {
+                name: room.to_owned(),
+                ..Default::default()
+            },
+        );
+    }
+    let sid = st.sid("PA");
+    let track_sid = st.sid("TR");
+    let p = proto::ParticipantInfo {
+        sid,
+        identity: identity.to_owned(),
+        name: identity.to_owned(),
+        state: proto::participant_info::State::Active as i32,
+        joined_at: now_secs(),
+        is_publisher: publishing,
+        tracks: if publishing {
+            vec![proto::TrackInfo {
+                sid: track_sid,
+                r#type: proto::TrackType::Audio as i32,
+                source: proto::TrackSource::Microphone as i32,
+                ..Default::default()
+            }]
+        } else {
+            Vec::new()
+        },
+        ..Default::default()
+    };
+    if let Some((info, people)) = st.rooms.get_mut(room) {
+        people.retain(|x| x.identity != identity);
+        people.push(p.clone());
+        info.num_participants = people.len() as u32;
+        info.num_publishers = people.iter().filter(|x| x.is_publisher).count() as u32;
+    }
+    p
 }
 
 fn create(st: &mut State, req: proto::CreateRoomRequest) -> proto::Room {
@@ -257,7 +271,15 @@ fn create(st: &mut State, req: proto::CreateRoomRequest) -> proto::Room {
         metadata: req.metadata,
         ..Default::default()
     };
-    st.rooms.insert(req.name, (room.clone(), Vec::new()));
+    st.rooms
+        .insert(req.name.clone(), (room.clone(), Vec::new()));
+    let (now, later) = std::mem::take(&mut st.arrivals)
+        .into_iter()
+        .partition(|(r, _, _)| *r == req.name);
+    st.arrivals = later;
+    for (_, identity, publishing) in now {
+        join(st, &req.name, &identity, publishing);
+    }
     room
 }
 
