@@ -103,7 +103,8 @@ pub async fn connect(url: &str, options: &StoreOptions) -> Result<Stores, Connec
 }
 
 /// Maps a driver error onto the port's error: uniqueness to `Conflict`, a missing parent row
-/// (foreign key) or no row to `NotFound`, the rest to `Unavailable` with the cause kept.
+/// (foreign key) or no row to `NotFound`, a value the database refuses to `Invalid`, the rest
+/// to `Unavailable` with the cause kept.
 pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::RowNotFound => StoreError::NotFound,
@@ -112,8 +113,29 @@ pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
                 StoreError::Conflict(db.message().to_owned())
             }
             sqlx::error::ErrorKind::ForeignKeyViolation => StoreError::NotFound,
+            _ if refuses_the_value(&*db) => {
+                StoreError::Invalid(format!("the database refused a value: {}", db.message()))
+            }
             _ => StoreError::Unavailable(Box::new(sqlx::Error::Database(db))),
         },
         other => StoreError::Unavailable(Box::new(other)),
+    }
+}
+
+/// Whether the database refused a value rather than failed: PostgreSQL's SQLSTATE class 22
+/// ("data exception": a NUL in a text is 22021, in JSON 22P05), SQLite's `SQLITE_TOOBIG`
+/// (18) and `SQLITE_MISMATCH` (20). These fail the same way on every retry, so they must not
+/// read as an outage (a 503 makes LiveKit redeliver a webhook forever). Their messages name
+/// the value's fault, never the statement.
+fn refuses_the_value(db: &dyn sqlx::error::DatabaseError) -> bool {
+    if db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        db.code().is_some_and(|code| code.starts_with("22"))
+    } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        db.code().is_some_and(|code| code == "18" || code == "20")
+    } else {
+        false
     }
 }
