@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use june_domain::ports::{EventStore, HistoryStore, IdempotencyStore, SessionStore, StoreError};
 
+use crate::bounded::{Abandonments, Bounded};
+
 mod batch;
+mod bounded;
 mod conns;
 mod postgres;
 mod rows;
@@ -47,6 +50,10 @@ pub struct StoreOptions {
     pub connect_timeout: Duration,
     /// Longest a statement may run (PostgreSQL `statement_timeout`; SQLite busy timeout).
     pub statement_timeout: Duration,
+    /// Longest any store call may take, kept by us: a partitioned database cannot enforce
+    /// its own `statement_timeout`. Past it the call answers "unavailable". Keep it at least
+    /// `connect_timeout + statement_timeout`, so the database's own timeouts answer first.
+    pub call_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -55,6 +62,7 @@ impl Default for StoreOptions {
             max_connections: 8,
             connect_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(5),
+            call_timeout: Duration::from_secs(8),
         }
     }
 }
@@ -93,11 +101,24 @@ where
 ///
 /// `sqlite://path/to/file.db` (relative to the working directory; the folder is created),
 /// `sqlite::memory:` for a throw-away database, or `postgres://user@host:port/db`.
+/// Every call of the stores is bounded by `options.call_timeout`.
 pub async fn connect(url: &str, options: &StoreOptions) -> Result<Stores, ConnectError> {
     let scheme = url.split(':').next().unwrap_or_default();
+    let timeout = options.call_timeout;
     match scheme {
-        "sqlite" => Ok(stores(SqliteStore::connect(url, options).await?)),
-        "postgres" | "postgresql" => Ok(stores(PgStore::connect(url, options).await?)),
+        "sqlite" => {
+            let store = SqliteStore::connect(url, options).await?;
+            Ok(stores(Bounded::new(
+                store,
+                timeout,
+                Abandonments::default(),
+            )))
+        }
+        "postgres" | "postgresql" => {
+            let store = PgStore::connect(url, options).await?;
+            let abandoned = store.abandonments();
+            Ok(stores(Bounded::new(store, timeout, abandoned)))
+        }
         other => Err(ConnectError::UnsupportedScheme(other.to_owned())),
     }
 }
