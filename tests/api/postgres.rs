@@ -249,3 +249,81 @@ async fn a_database_outage_answers_503_and_recovers_without_a_restart() {
     assert_eq!(status, 200);
     schema.drop().await;
 }
+
+/// The address of the PostgreSQL server the tests use, for a proxy in front of it.
+fn pg_target() -> std::net::SocketAddr {
+    crate::helpers::pg_server()
+        .trim_start_matches("postgres://")
+        .split('@')
+        .next_back()
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("127.0.0.1:5432")
+        .parse()
+        .unwrap()
+}
+
+/// A request, failing the test instead of hanging when the server never answers.
+async fn answered(request: impl std::future::Future<Output = (u16, Value)>) -> (u16, Value) {
+    tokio::time::timeout(Duration::from_secs(20), request)
+        .await
+        .expect("the server answered within 20 s")
+}
+
+/// A partition: the database's connections stay open but go silent (no RST), so the
+/// server's own `statement_timeout` cannot answer. Requests must still answer 503 within a
+/// few seconds, and the pool must recover, both when the network comes back and when only new
+/// connections get through (a firewall that lost its state: the old ones stay silent, and a
+/// pool slot held by one would be held until the kernel gives up, about 15 minutes).
+#[tokio::test]
+async fn a_silent_database_answers_503_within_seconds_and_the_pool_recovers() {
+    let schema = PgSchema::create().await;
+    let proxy = TcpProxy::start(pg_target());
+    let url = schema.url_via(&format!("127.0.0.1:{}", proxy.port()));
+    let app = spawn_app_with(&[
+        ("DATABASE_URL", url.as_str()),
+        ("JUNE__DATABASE__MAX_CONNECTIONS", "2"),
+        ("JUNE__DATABASE__CONNECT_TIMEOUT_MS", "500"),
+        ("JUNE__DATABASE__STATEMENT_TIMEOUT_MS", "1000"),
+        ("JUNE__DATABASE__CALL_TIMEOUT_MS", "1500"),
+    ])
+    .await;
+    let created = app.create_session("erin").await;
+    let path = format!("/api/sessions/{}", created["session_id"].as_str().unwrap());
+
+    for heal in ["resume", "heal_new_only"] {
+        proxy.stall();
+        // More requests than connections: each connection is caught mid-statement.
+        let started = std::time::Instant::now();
+        let answers =
+            futures_util::future::join_all((0..3).map(|_| answered(app.get(&path)))).await;
+        for (status, body) in &answers {
+            assert_eq!(*status, 503, "{heal}: {body}");
+            assert_eq!(body["code"], "store_unavailable", "{heal}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{heal}: 503 within seconds, not when the network heals ({:?})",
+            started.elapsed()
+        );
+        let (status, _) = answered(app.get("/healthz")).await;
+        assert_eq!(status, 200, "{heal}: liveness does not need the database");
+
+        match heal {
+            "resume" => proxy.resume(),
+            _ => proxy.heal_new_only(),
+        }
+        let mut last = (0, Value::Null);
+        for _ in 0..60 {
+            last = answered(app.get(&path)).await;
+            if last.0 == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert_eq!(last.0, 200, "{heal}: the pool recovered: {}", last.1);
+        assert_eq!(last.1["room_name"], created["room_name"]);
+    }
+    proxy.cut();
+    drop(app);
+    schema.drop().await;
+}

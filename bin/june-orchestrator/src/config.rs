@@ -270,6 +270,8 @@ pub struct DatabaseSettings {
     pub connect_timeout_ms: u64,
     /// Longest statement.
     pub statement_timeout_ms: u64,
+    /// Longest store call, kept by the client (see `june_store::StoreOptions::call_timeout`).
+    pub call_timeout_ms: u64,
 }
 
 /// Logging settings.
@@ -433,6 +435,9 @@ impl Settings {
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be positive"));
+        }
+        if self.database.call_timeout_ms == 0 {
+            return Err(invalid("database.call_timeout_ms", "must be positive"));
         }
         let s = &self.sessions;
         if s.default_ttl_secs <= 0 || s.max_ttl_secs <= 0 || s.token_ttl_secs <= 0 {

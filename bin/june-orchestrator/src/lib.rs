@@ -95,6 +95,7 @@ pub async fn open_store(settings: &Settings) -> Result<june_store::Stores, Start
         max_connections: db.max_connections,
         connect_timeout: Duration::from_millis(db.connect_timeout_ms),
         statement_timeout: Duration::from_millis(db.statement_timeout_ms),
+        call_timeout: Duration::from_millis(db.call_timeout_ms),
     };
     Ok(june_store::connect(db.url.expose_secret(), &options).await?)
 }

@@ -70,6 +70,11 @@ impl From<StoreError> for SessionError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => SessionError::NotFound,
+            // The client's value, not an outage: a 4xx, so nobody retries it.
+            StoreError::Invalid(message) => SessionError::Validation {
+                field: "body",
+                message,
+            },
             other => SessionError::Store(other),
         }
     }

@@ -256,6 +256,27 @@ async fn a_store_outage_is_503_with_retry_after_and_no_cause_leaks() {
     assert!(!body.to_string().contains("hunter2"));
 }
 
+/// A value the database refuses fails the same way on every retry: 422, never 503, and no
+/// `Retry-After` (LiveKit retries a 5xx webhook).
+#[actix_web::test]
+async fn a_value_the_store_refuses_is_422_without_retry_after() {
+    let mut store = MockSessionStore::new();
+    store.expect_get().returning(|_| {
+        Err(StoreError::Invalid(
+            "the database refused a value: invalid byte sequence".into(),
+        ))
+    });
+    let (status, body, headers) = call(
+        state(store, MockRoomService::new()),
+        TestRequest::get().uri(&format!("/api/sessions/{}", uuid::Uuid::new_v4())),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["code"], "validation_error");
+    assert_eq!(body["field"], "body");
+    assert!(!headers.contains_key("retry-after"));
+}
+
 #[actix_web::test]
 async fn unknown_sessions_and_non_uuid_ids_are_404_session_not_found() {
     let mut store = MockSessionStore::new();

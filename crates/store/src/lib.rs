@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use june_domain::ports::{EventStore, HistoryStore, IdempotencyStore, SessionStore, StoreError};
 
+use crate::bounded::{Abandonments, Bounded};
+
 mod batch;
+mod bounded;
 mod conns;
 mod postgres;
 mod rows;
@@ -47,6 +50,10 @@ pub struct StoreOptions {
     pub connect_timeout: Duration,
     /// Longest a statement may run (PostgreSQL `statement_timeout`; SQLite busy timeout).
     pub statement_timeout: Duration,
+    /// Longest any store call may take, kept by us: a partitioned database cannot enforce
+    /// its own `statement_timeout`. Past it the call answers "unavailable". Keep it at least
+    /// `connect_timeout + statement_timeout`, so the database's own timeouts answer first.
+    pub call_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -55,6 +62,7 @@ impl Default for StoreOptions {
             max_connections: 8,
             connect_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(5),
+            call_timeout: Duration::from_secs(8),
         }
     }
 }
@@ -93,17 +101,31 @@ where
 ///
 /// `sqlite://path/to/file.db` (relative to the working directory; the folder is created),
 /// `sqlite::memory:` for a throw-away database, or `postgres://user@host:port/db`.
+/// Every call of the stores is bounded by `options.call_timeout`.
 pub async fn connect(url: &str, options: &StoreOptions) -> Result<Stores, ConnectError> {
     let scheme = url.split(':').next().unwrap_or_default();
+    let timeout = options.call_timeout;
     match scheme {
-        "sqlite" => Ok(stores(SqliteStore::connect(url, options).await?)),
-        "postgres" | "postgresql" => Ok(stores(PgStore::connect(url, options).await?)),
+        "sqlite" => {
+            let store = SqliteStore::connect(url, options).await?;
+            Ok(stores(Bounded::new(
+                store,
+                timeout,
+                Abandonments::default(),
+            )))
+        }
+        "postgres" | "postgresql" => {
+            let store = PgStore::connect(url, options).await?;
+            let abandoned = store.abandonments();
+            Ok(stores(Bounded::new(store, timeout, abandoned)))
+        }
         other => Err(ConnectError::UnsupportedScheme(other.to_owned())),
     }
 }
 
 /// Maps a driver error onto the port's error: uniqueness to `Conflict`, a missing parent row
-/// (foreign key) or no row to `NotFound`, the rest to `Unavailable` with the cause kept.
+/// (foreign key) or no row to `NotFound`, a value the database refuses to `Invalid`, the rest
+/// to `Unavailable` with the cause kept.
 pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::RowNotFound => StoreError::NotFound,
@@ -112,8 +134,29 @@ pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
                 StoreError::Conflict(db.message().to_owned())
             }
             sqlx::error::ErrorKind::ForeignKeyViolation => StoreError::NotFound,
+            _ if refuses_the_value(&*db) => {
+                StoreError::Invalid(format!("the database refused a value: {}", db.message()))
+            }
             _ => StoreError::Unavailable(Box::new(sqlx::Error::Database(db))),
         },
         other => StoreError::Unavailable(Box::new(other)),
+    }
+}
+
+/// Whether the database refused a value rather than failed: PostgreSQL's SQLSTATE class 22
+/// ("data exception": a NUL in a text is 22021, in JSON 22P05), SQLite's `SQLITE_TOOBIG`
+/// (18) and `SQLITE_MISMATCH` (20). These fail the same way on every retry, so they must not
+/// read as an outage (a 503 makes LiveKit redeliver a webhook forever). Their messages name
+/// the value's fault, never the statement.
+fn refuses_the_value(db: &dyn sqlx::error::DatabaseError) -> bool {
+    if db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        db.code().is_some_and(|code| code.starts_with("22"))
+    } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        db.code().is_some_and(|code| code == "18" || code == "20")
+    } else {
+        false
     }
 }

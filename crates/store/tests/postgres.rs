@@ -59,3 +59,61 @@ async fn migrations_run_once_even_when_replicas_start_together() {
     b.unwrap();
     db.cleanup().await;
 }
+
+/// PostgreSQL refuses a NUL in a text (SQLSTATE 22021). That is the value's fault, the same on
+/// every retry: `Invalid`, not `Unavailable` (which the API answers 503, so LiveKit would
+/// redeliver such a webhook forever). SQLite stores the NUL, so this is not in the contract.
+#[tokio::test]
+async fn a_nul_in_a_text_is_an_invalid_value_not_an_outage() {
+    use chrono::Utc;
+    use june_domain::ports::StoreError;
+    use june_domain::{HistoryEntry, RecordedEvent, Role};
+
+    let db = fresh().await;
+    let invalid = |r: Result<(), StoreError>| match r {
+        Err(StoreError::Invalid(message)) => {
+            assert!(!message.to_uppercase().contains("INSERT"), "{message}");
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected StoreError::Invalid, got {other:?}"),
+    };
+
+    invalid(
+        db.stores
+            .sessions
+            .insert(&contract::session("mal\u{0}lory", "room-nul"))
+            .await,
+    );
+    let s = contract::session("mallory", "room-ok");
+    db.stores.sessions.insert(&s).await.unwrap();
+    let entry = HistoryEntry {
+        role: Role::User,
+        content: "hello\u{0}world".into(),
+        timestamp: Utc::now(),
+    };
+    invalid(db.stores.history.append(s.id, &entry).await);
+    let event = RecordedEvent {
+        id: "EV_nul".into(),
+        event: "participant_joined".into(),
+        session_id: Some(s.id),
+        room_name: Some("room-ok".into()),
+        participant: Some("bo\u{0}b".into()),
+        track_sid: None,
+        created_at: Utc::now(),
+        received_at: Utc::now(),
+        payload: serde_json::json!({}),
+    };
+    invalid(db.stores.events.record(&event).await.map(|_| ()));
+    invalid(
+        db.stores
+            .sessions
+            .find_live_by_room("room\u{0}")
+            .await
+            .map(|_| ()),
+    );
+
+    // The connections that saw the refusals still serve.
+    assert_eq!(db.stores.sessions.get(s.id).await.unwrap(), s);
+    assert!(db.stores.history.recent(s.id, 10).await.unwrap().is_empty());
+    db.cleanup().await;
+}

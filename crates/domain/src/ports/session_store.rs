@@ -14,7 +14,14 @@ pub enum StoreError {
     /// A uniqueness rule was broken (e.g. a live session already uses the room name).
     #[error("conflict: {0}")]
     Conflict(String),
-    /// The database could not be reached or failed.
+    /// The database refused a value of this call (e.g. a NUL character in a text on
+    /// PostgreSQL, SQLSTATE class 22). Retrying the same call fails the same way, so callers
+    /// answer it as the client's fault, never as an outage. The message is safe to show: it
+    /// says what is wrong with the value and holds no SQL.
+    #[error("invalid value: {0}")]
+    Invalid(String),
+    /// The database could not be reached, failed, or did not answer in time (after a
+    /// timeout the call may still have taken effect).
     #[error("store unavailable")]
     Unavailable(#[source] BoxError),
 }
