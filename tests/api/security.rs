@@ -3,68 +3,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use june_testkit::FakeIdp;
 use serde_json::{Value, json};
-use wiremock::matchers::path;
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{TestApp, spawn_app_with};
 
-const PRIVATE: &[u8] = include_bytes!("../../crates/auth/tests/fixtures/test-rsa.pem");
 const SERVICE_KEY: &str = "svc-key-0123456789abcdef";
 const ADMIN_KEY: &str = "adm-key-0123456789abcdef";
 
-struct Idp {
-    server: MockServer,
-}
-
-impl Idp {
-    async fn start() -> Idp {
-        let server = MockServer::start().await;
-        Mock::given(path("/realms/june/.well-known/openid-configuration"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "jwks_uri": format!("{}/realms/june/certs", server.uri()),
-            })))
-            .mount(&server)
-            .await;
-        june_auth::install_crypto_provider();
-        let mut jwk = Jwk::from_encoding_key(
-            &EncodingKey::from_rsa_pem(PRIVATE).unwrap(),
-            Algorithm::RS256,
-        )
-        .unwrap();
-        jwk.common.key_id = Some("k1".into());
-        Mock::given(path("/realms/june/certs"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(JwkSet { keys: vec![jwk] }))
-            .mount(&server)
-            .await;
-        Idp { server }
-    }
-
-    fn issuer(&self) -> String {
-        format!("{}/realms/june", self.server.uri())
-    }
-
-    fn token(&self, user: &str, roles: &[&str]) -> String {
-        let now = chrono::Utc::now().timestamp();
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some("k1".into());
-        let claims = json!({
-            "iss": self.issuer(), "aud": "june-orchestrator", "sub": format!("uuid-{user}"),
-            "preferred_username": user, "realm_access": {"roles": roles},
-            "iat": now, "exp": now + 300,
-        });
-        jsonwebtoken::encode(
-            &header,
-            &claims,
-            &EncodingKey::from_rsa_pem(PRIVATE).unwrap(),
-        )
-        .unwrap()
-    }
-}
-
-async fn secured(idp: &Idp, extra: &[(&str, &str)]) -> TestApp {
+async fn secured(idp: &FakeIdp, extra: &[(&str, &str)]) -> TestApp {
     let issuer = idp.issuer();
     let keys = format!("{SERVICE_KEY}:service,{ADMIN_KEY}:admin");
     let mut env = vec![
@@ -96,7 +43,7 @@ async fn call(
 
 #[tokio::test]
 async fn without_valid_credentials_every_api_route_is_401() {
-    let idp = Idp::start().await;
+    let idp = FakeIdp::start().await;
     let app = secured(&idp, &[]).await;
     for (method, path) in [
         ("POST", "/api/sessions"),
@@ -130,7 +77,7 @@ async fn without_valid_credentials_every_api_route_is_401() {
 
 #[tokio::test]
 async fn users_see_and_change_only_their_own_sessions_and_admins_see_all() {
-    let idp = Idp::start().await;
+    let idp = FakeIdp::start().await;
     let app = secured(&idp, &[]).await;
     let (alice, bob, admin) = (
         idp.token("alice", &["user"]),
@@ -214,7 +161,7 @@ async fn users_see_and_change_only_their_own_sessions_and_admins_see_all() {
 
 #[tokio::test]
 async fn token_routes_mint_only_for_the_caller() {
-    let idp = Idp::start().await;
+    let idp = FakeIdp::start().await;
     let app = secured(&idp, &[]).await;
     let alice = idp.token("alice", &[]);
     let (status, _) = call(
@@ -267,7 +214,7 @@ async fn token_routes_mint_only_for_the_caller() {
 
 #[tokio::test]
 async fn the_rate_limit_trips_with_retry_after_and_recovers() {
-    let idp = Idp::start().await;
+    let idp = FakeIdp::start().await;
     let app = secured(
         &idp,
         &[
@@ -307,7 +254,7 @@ async fn the_rate_limit_trips_with_retry_after_and_recovers() {
 
 #[tokio::test]
 async fn responses_carry_security_headers() {
-    let idp = Idp::start().await;
+    let idp = FakeIdp::start().await;
     let app = secured(&idp, &[]).await;
     let resp = app.client.get(app.url("/healthz")).send().await.unwrap();
     for (name, value) in [
@@ -339,7 +286,7 @@ async fn no_secret_or_token_reaches_the_logs() {
     let sink = logs.clone();
     june_orchestrator::telemetry::init("debug", true, move || sink.clone());
 
-    let idp = Idp::start().await;
+    let idp = FakeIdp::start().await;
     let app = secured(
         &idp,
         &[
