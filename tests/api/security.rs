@@ -372,3 +372,45 @@ async fn no_secret_or_token_reaches_the_logs() {
         );
     }
 }
+
+/// Issue #14 item 7: tokens with made-up key ids, each forcing a JWKS fetch from a slow
+/// identity provider, used to hold up every valid user behind that fetch.
+#[tokio::test]
+async fn a_valid_user_is_answered_promptly_while_random_key_ids_wait_on_a_slow_idp() {
+    // Arrange: refetches allowed at any time, each taking 2 s; alice's key is cached.
+    let idp = FakeIdp::slow(Duration::from_secs(2)).await;
+    let app = secured(&idp, &[("JUNE__AUTH__JWKS_REFRESH_FLOOR_SECS", "0")]).await;
+    let alice = idp.token("alice", &["user"]);
+    let (status, _) = call(&app, "GET", "/api/sessions", Some(&alice), None).await;
+    assert_eq!(status, 200);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attackers: Vec<_> = (0..4)
+        .map(|n| {
+            let (client, url, stop) = (app.client.clone(), app.url("/api/sessions"), stop.clone());
+            let token = idp.sign(&idp.claims("mallory", &[]), &format!("made-up-{n}"));
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let resp = client.get(&url).bearer_auth(&token).send().await.unwrap();
+                    assert_eq!(resp.status(), 401);
+                }
+            })
+        })
+        .collect();
+    while idp.key_fetches().await < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Act: alice calls while a refetch is in flight.
+    let answered = tokio::time::timeout(
+        Duration::from_secs(1),
+        call(&app, "GET", "/api/sessions", Some(&alice), None),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(answered.expect("alice is not kept waiting").0, 200);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for attacker in attackers {
+        attacker.await.unwrap();
+    }
+}

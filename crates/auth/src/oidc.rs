@@ -1,6 +1,11 @@
 //! OIDC bearer tokens: RS/ES/PS-signed JWTs verified against the issuer's JWKS, which is found
 //! through `{issuer}/.well-known/openid-configuration`, cached, and refreshed when a token
 //! names a key id we do not know (key rotation) — at most once per `refresh_floor`.
+//!
+//! The fetch runs outside the cache lock and one at a time: a cached key is answered without
+//! waiting on any fetch, unknown-kid requests that arrive during a fetch share its outcome,
+//! and the floor counts failed attempts too, so tokens with made-up key ids (anyone can mint
+//! them) cannot stall valid users or hammer a failing identity provider.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +14,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use june_domain::{AuthError, Authenticator, Principal, PrincipalKind};
 use serde_json::Value;
-use tokio::sync::RwLock;
+use tokio::sync::{Mutex, RwLock};
 
 /// What to trust and where to find identities.
 #[derive(Debug, Clone)]
@@ -24,20 +29,26 @@ pub struct OidcConfig {
     pub roles_claim: String,
     /// Clock skew allowed on `exp`/`nbf`.
     pub leeway: Duration,
-    /// Shortest time between two JWKS fetches triggered by unknown key ids.
+    /// Shortest time between two JWKS fetch attempts (failed ones included).
     pub refresh_floor: Duration,
 }
 
-struct Keys {
-    set: JwkSet,
-    fetched: Instant,
+/// The outcome of the last JWKS fetch.
+struct Attempt {
+    /// When it finished: requests that were waiting before then share it.
+    at: Instant,
+    /// Why it failed, returned to the requests that share it.
+    failure: Option<AuthError>,
 }
 
 /// [`Authenticator`] for OIDC access tokens.
 pub struct Oidc {
     client: reqwest::Client,
     config: OidcConfig,
-    keys: RwLock<Option<Keys>>,
+    /// The cached key set; only ever locked briefly, never across a fetch.
+    keys: RwLock<Option<JwkSet>>,
+    /// Held for the whole of a fetch, so at most one is in flight.
+    attempt: Mutex<Option<Attempt>>,
 }
 
 /// Asymmetric algorithms only: a shared-secret (HS*) token signed with the public key, or an
@@ -65,6 +76,7 @@ impl Oidc {
             client,
             config,
             keys: RwLock::new(None),
+            attempt: Mutex::new(None),
         }
     }
 
@@ -100,30 +112,45 @@ impl Oidc {
             .map_err(unavailable)
     }
 
-    /// The key for `kid`, refreshing the cached set once if it is unknown.
+    /// The cached key for `kid`, if any.
+    async fn cached(&self, kid: &str) -> Option<Result<DecodingKey, AuthError>> {
+        let keys = self.keys.read().await;
+        let jwk = keys.as_ref()?.find(kid)?;
+        Some(DecodingKey::from_jwk(jwk).map_err(|e| AuthError::Invalid(e.to_string())))
+    }
+
+    /// The key for `kid`, refreshing the cached set if it is unknown: once per
+    /// `refresh_floor`, by one request at a time, the others sharing its outcome.
     async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
-        {
-            let cached = self.keys.read().await;
-            if let Some(k) = cached.as_ref().and_then(|k| k.set.find(kid)) {
-                return DecodingKey::from_jwk(k).map_err(|e| AuthError::Invalid(e.to_string()));
-            }
+        if let Some(key) = self.cached(kid).await {
+            return key;
         }
-        let mut cached = self.keys.write().await;
-        let stale = cached
+        let arrived = Instant::now();
+        let mut last = self.attempt.lock().await;
+        let settled = last
             .as_ref()
-            .is_none_or(|k| k.fetched.elapsed() >= self.config.refresh_floor);
-        if stale && cached.as_ref().and_then(|k| k.set.find(kid)).is_none() {
+            .is_some_and(|a| a.at >= arrived || a.at.elapsed() < self.config.refresh_floor);
+        if !settled {
             tracing::info!(kid, "fetching the identity provider's keys");
-            *cached = Some(Keys {
-                set: self.fetch().await?,
-                fetched: Instant::now(),
+            let failure = match self.fetch().await {
+                Ok(set) => {
+                    *self.keys.write().await = Some(set);
+                    None
+                }
+                Err(e) => Some(e),
+            };
+            *last = Some(Attempt {
+                at: Instant::now(),
+                failure,
             });
         }
-        let jwk = cached
-            .as_ref()
-            .and_then(|k| k.set.find(kid))
-            .ok_or_else(|| AuthError::Invalid(format!("unknown key id {kid:?}")))?;
-        DecodingKey::from_jwk(jwk).map_err(|e| AuthError::Invalid(e.to_string()))
+        let failure = last.as_ref().and_then(|a| a.failure.clone());
+        drop(last);
+        match (self.cached(kid).await, failure) {
+            (Some(key), _) => key,
+            (None, Some(unavailable)) => Err(unavailable),
+            (None, None) => Err(AuthError::Invalid(format!("unknown key id {kid:?}"))),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! OIDC verification against a fake identity provider (wiremock) and a test RSA key.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -37,6 +38,11 @@ fn oidc(idp: &FakeIdp, refresh_floor: Duration) -> Oidc {
 
 fn refused(r: Result<june_domain::Principal, AuthError>) {
     assert!(matches!(r, Err(AuthError::Invalid(_))), "{r:?}");
+}
+
+/// A token whose header names a key id nobody published (anyone can mint one).
+fn random_kid_token(idp: &FakeIdp, n: usize) -> String {
+    idp.sign(&idp.claims("mallory", &[]), &format!("made-up-{n}"))
 }
 
 #[tokio::test]
@@ -83,6 +89,72 @@ async fn an_unknown_key_id_triggers_one_refresh_then_is_refused() {
         2,
         "one refresh for the unknown kid"
     );
+}
+
+/// Issue #14 item 7: the fetch for an unknown kid used to hold the cache's write lock, so
+/// every valid user waited on the slow identity provider too.
+#[tokio::test]
+async fn a_cached_key_is_answered_while_an_unknown_kid_waits_on_a_slow_fetch() {
+    // Arrange: keys cached, then every fetch takes 3 s.
+    let delay = Duration::from_secs(3);
+    let idp = FakeIdp::slow(delay).await;
+    let oidc = Arc::new(oidc(&idp, Duration::ZERO));
+    oidc.authenticate(&idp.token("alice", &[])).await.unwrap();
+    let stranger = {
+        let (oidc, token) = (oidc.clone(), random_kid_token(&idp, 1));
+        tokio::spawn(async move { oidc.authenticate(&token).await })
+    };
+    while idp.key_fetches().await < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Act: a known kid while the refetch is in flight.
+    let known = tokio::time::timeout(
+        Duration::from_secs(1),
+        oidc.authenticate(&idp.token("alice", &[])),
+    )
+    .await;
+
+    // Assert: answered well before the fetch could end, which is still running.
+    assert_eq!(known.expect("not kept waiting").unwrap().id, "alice");
+    assert!(!stranger.is_finished(), "the unknown kid is still waiting");
+    refused(stranger.await.unwrap());
+}
+
+#[tokio::test]
+async fn concurrent_unknown_kids_share_one_fetch() {
+    // Arrange: an empty cache and a slow provider, so all requests overlap the first fetch.
+    let idp = FakeIdp::slow(Duration::from_millis(500)).await;
+    let oidc = Arc::new(oidc(&idp, Duration::ZERO));
+
+    // Act
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let (oidc, token) = (oidc.clone(), random_kid_token(&idp, n));
+            tokio::spawn(async move { oidc.authenticate(&token).await })
+        })
+        .collect();
+    for task in tasks {
+        refused(task.await.unwrap());
+    }
+
+    // Assert
+    assert_eq!(idp.key_fetches().await, 1);
+}
+
+#[tokio::test]
+async fn a_failing_provider_is_asked_once_per_refresh_floor() {
+    // Arrange
+    let idp = FakeIdp::failing().await;
+    let oidc = oidc(&idp, Duration::from_secs(30));
+
+    // Act: ten tokens in a row, well within the floor.
+    for n in 0..10 {
+        let r = oidc.authenticate(&random_kid_token(&idp, n)).await;
+        // Assert: the provider's failure is reported, not a verdict on the token.
+        assert!(matches!(r, Err(AuthError::Unavailable(_))), "{r:?}");
+    }
+    assert_eq!(idp.key_fetches().await, 1);
 }
 
 #[tokio::test]
