@@ -10,6 +10,7 @@ use crate::helpers::{TestApp, spawn_app_with};
 
 const SERVICE_KEY: &str = "svc-key-0123456789abcdef";
 const ADMIN_KEY: &str = "adm-key-0123456789abcdef";
+const USER_KEY: &str = "usr-key-0123456789abcdef";
 
 async fn secured(idp: &FakeIdp, extra: &[(&str, &str)]) -> TestApp {
     let issuer = idp.issuer();
@@ -413,4 +414,70 @@ async fn a_valid_user_is_answered_promptly_while_random_key_ids_wait_on_a_slow_i
     for attacker in attackers {
         attacker.await.unwrap();
     }
+}
+
+/// Issue #14 item 9: with both auth modes on, an OIDC token named `key-1` used to read the
+/// sessions of API-key user `key-1`, and a token without `preferred_username` was named by
+/// its `sub`, which can be another user's name.
+#[tokio::test]
+async fn oidc_tokens_cannot_take_an_api_key_name_or_fall_back_to_sub() {
+    // Arrange: API-key user key-1 and OIDC user alice each own a session.
+    let idp = FakeIdp::start().await;
+    let issuer = idp.issuer();
+    let keys = format!("{USER_KEY}:user,{SERVICE_KEY}:service");
+    let app = spawn_app_with(&[
+        ("AUTH_MODE", "api_key,oidc"),
+        ("API_KEYS", keys.as_str()),
+        ("OIDC_ISSUER", issuer.as_str()),
+        ("OIDC_AUDIENCE", "june-orchestrator"),
+    ])
+    .await;
+    let (status, k) = call(
+        &app,
+        "POST",
+        "/api/sessions",
+        Some(USER_KEY),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!((status, k["user_id"].as_str()), (200, Some("key-1")), "{k}");
+    let alice = idp.token("alice", &["user"]);
+    let (status, a) = call(&app, "POST", "/api/sessions", Some(&alice), Some(json!({}))).await;
+    assert_eq!(status, 200, "{a}");
+    let impostor = idp.token("key-1", &["user"]);
+    let mut nameless = idp.claims("x", &["user"]);
+    nameless["sub"] = json!("alice");
+    nameless
+        .as_object_mut()
+        .unwrap()
+        .remove("preferred_username");
+    let nameless = idp.sign(&nameless, june_testkit::idp::KID);
+
+    for (token, victim) in [(&impostor, &k), (&nameless, &a)] {
+        // Act
+        let id = victim["session_id"].as_str().unwrap();
+        let (read, body) = call(
+            &app,
+            "GET",
+            &format!("/api/sessions/{id}"),
+            Some(token),
+            None,
+        )
+        .await;
+        let (list, _) = call(&app, "GET", "/api/sessions", Some(token), None).await;
+
+        // Assert
+        assert_eq!(read, 401, "{body}");
+        assert_eq!(body["code"], "unauthenticated");
+        assert_eq!(list, 401);
+    }
+    let (status, _) = call(
+        &app,
+        "GET",
+        &format!("/api/sessions/{}", k["session_id"].as_str().unwrap()),
+        Some(USER_KEY),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "the key's own user still reads it");
 }

@@ -23,7 +23,8 @@ pub struct OidcConfig {
     pub issuer: String,
     /// The `aud` to require.
     pub audience: String,
-    /// Claim holding the identity (dotted path); `sub` when absent from the token.
+    /// Claim holding the identity (dotted path). A token without it is refused: falling back
+    /// to `sub` would let one user's `sub` name another user's `preferred_username`.
     pub identity_claim: String,
     /// Claim holding the roles (dotted path to an array), e.g. `realm_access.roles`.
     pub roles_claim: String,
@@ -66,6 +67,29 @@ const ALLOWED: &[Algorithm] = &[
 
 fn claim<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(claims, |v, key| v.get(key))
+}
+
+/// The owner name the token carries in `name`. Refused: a missing, empty or non-string claim
+/// (no fallback to `sub`), control characters, and the `key-<n>` names of API-key users, which
+/// a token must not take over when both auth modes are on.
+fn identity(claims: &Value, name: &str) -> Result<String, AuthError> {
+    let id = claim(claims, name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            AuthError::Invalid(format!("the token has no {name:?} claim to name its user"))
+        })?;
+    if id.chars().any(char::is_control) {
+        return Err(AuthError::Invalid(
+            "the identity contains control characters".into(),
+        ));
+    }
+    if june_domain::is_api_key_identity(id) {
+        return Err(AuthError::Invalid(format!(
+            "identity {id:?} is reserved for API keys"
+        )));
+    }
+    Ok(id.to_owned())
 }
 
 impl Oidc {
@@ -178,12 +202,7 @@ impl Authenticator for Oidc {
         let claims = jsonwebtoken::decode::<Value>(bearer, &key, &validation)
             .map_err(|e| AuthError::Invalid(e.to_string()))?
             .claims;
-        let id = claim(&claims, &self.config.identity_claim)
-            .or_else(|| claims.get("sub"))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| AuthError::Invalid("the token carries no identity".into()))?
-            .to_owned();
+        let id = identity(&claims, &self.config.identity_claim)?;
         let roles = claim(&claims, &self.config.roles_claim)
             .and_then(Value::as_array)
             .map(|a| {
@@ -197,5 +216,65 @@ impl Authenticator for Oidc {
             roles,
             kind: PrincipalKind::User,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn invalid(r: Result<String, AuthError>) -> String {
+        match r {
+            Err(AuthError::Invalid(why)) => why,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_identity_comes_from_the_configured_claim_only() {
+        let claims = json!({"sub": "uuid-1", "preferred_username": "alice",
+            "user": {"name": "bob"}});
+        assert_eq!(identity(&claims, "preferred_username").unwrap(), "alice");
+        assert_eq!(identity(&claims, "user.name").unwrap(), "bob");
+        assert_eq!(identity(&claims, "sub").unwrap(), "uuid-1");
+    }
+
+    /// A `sub` fallback would let one user's `sub` equal another user's name.
+    #[test]
+    fn a_token_without_the_identity_claim_is_refused_not_named_by_sub() {
+        for claims in [
+            json!({"sub": "alice"}),
+            json!({"sub": "alice", "preferred_username": ""}),
+            json!({"sub": "alice", "preferred_username": 7}),
+            json!({"sub": "alice", "preferred_username": null}),
+        ] {
+            let why = invalid(identity(&claims, "preferred_username"));
+            assert!(why.contains("preferred_username"), "{why}");
+        }
+    }
+
+    #[test]
+    fn api_key_names_and_control_characters_are_refused() {
+        for name in ["key-1", "key-3", "key-007"] {
+            let why = invalid(identity(
+                &json!({ "preferred_username": name }),
+                "preferred_username",
+            ));
+            assert!(why.contains("reserved for API keys"), "{why}");
+        }
+        for name in ["alice\n", "a\u{0}b", "\u{1b}[31mroot"] {
+            invalid(identity(
+                &json!({ "preferred_username": name }),
+                "preferred_username",
+            ));
+        }
+        for name in ["key-alice", "keyring-1", "monkey-1"] {
+            assert_eq!(
+                identity(&json!({ "preferred_username": name }), "preferred_username").unwrap(),
+                name
+            );
+        }
     }
 }

@@ -182,6 +182,27 @@ async fn unsigned_and_hmac_with_the_public_key_tokens_are_refused() {
     refused(oidc.authenticate("not.a.jwt").await);
 }
 
+/// Issue #14 item 9: identities must not collide across auth sources.
+#[tokio::test]
+async fn tokens_naming_an_api_key_user_or_lacking_the_identity_claim_are_refused() {
+    let idp = FakeIdp::start().await;
+    let oidc = oidc(&idp, Duration::ZERO);
+    refused(oidc.authenticate(&idp.token("key-1", &[])).await);
+    let mut nameless = idp.claims("alice", &[]);
+    nameless
+        .as_object_mut()
+        .unwrap()
+        .remove("preferred_username");
+    refused(oidc.authenticate(&idp.sign(&nameless, KID)).await);
+    assert_eq!(
+        oidc.authenticate(&idp.token("key-alice", &[]))
+            .await
+            .unwrap()
+            .id,
+        "key-alice"
+    );
+}
+
 /// Minimal base64url without padding, to hand-craft an unsigned token.
 mod base64_like {
     pub fn encode(bytes: &[u8]) -> String {
