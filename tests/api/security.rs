@@ -3,68 +3,16 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use june_testkit::FakeIdp;
 use serde_json::{Value, json};
-use wiremock::matchers::path;
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{TestApp, spawn_app_with};
 
-const PRIVATE: &[u8] = include_bytes!("../../crates/auth/tests/fixtures/test-rsa.pem");
 const SERVICE_KEY: &str = "svc-key-0123456789abcdef";
 const ADMIN_KEY: &str = "adm-key-0123456789abcdef";
+const USER_KEY: &str = "usr-key-0123456789abcdef";
 
-struct Idp {
-    server: MockServer,
-}
-
-impl Idp {
-    async fn start() -> Idp {
-        let server = MockServer::start().await;
-        Mock::given(path("/realms/june/.well-known/openid-configuration"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "jwks_uri": format!("{}/realms/june/certs", server.uri()),
-            })))
-            .mount(&server)
-            .await;
-        june_auth::install_crypto_provider();
-        let mut jwk = Jwk::from_encoding_key(
-            &EncodingKey::from_rsa_pem(PRIVATE).unwrap(),
-            Algorithm::RS256,
-        )
-        .unwrap();
-        jwk.common.key_id = Some("k1".into());
-        Mock::given(path("/realms/june/certs"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(JwkSet { keys: vec![jwk] }))
-            .mount(&server)
-            .await;
-        Idp { server }
-    }
-
-    fn issuer(&self) -> String {
-        format!("{}/realms/june", self.server.uri())
-    }
-
-    fn token(&self, user: &str, roles: &[&str]) -> String {
-        let now = chrono::Utc::now().timestamp();
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some("k1".into());
-        let claims = json!({
-            "iss": self.issuer(), "aud": "june-orchestrator", "sub": format!("uuid-{user}"),
-            "preferred_username": user, "realm_access": {"roles": roles},
-            "iat": now, "exp": now + 300,
-        });
-        jsonwebtoken::encode(
-            &header,
-            &claims,
-            &EncodingKey::from_rsa_pem(PRIVATE).unwrap(),
-        )
-        .unwrap()
-    }
-}
-
-async fn secured(idp: &Idp, extra: &[(&str, &str)]) -> TestApp {
+async fn secured(idp: &FakeIdp, extra: &[(&str, &str)]) -> TestApp {
     let issuer = idp.issuer();
     let keys = format!("{SERVICE_KEY}:service,{ADMIN_KEY}:admin");
     let mut env = vec![
@@ -96,7 +44,7 @@ async fn call(
 
 #[tokio::test]
 async fn without_valid_credentials_every_api_route_is_401() {
-    let idp = Idp::start().await;
+    let idp = FakeIdp::start().await;
     let app = secured(&idp, &[]).await;
     for (method, path) in [
         ("POST", "/api/sessions"),
@@ -130,7 +78,7 @@ async fn without_valid_credentials_every_api_route_is_401() {
 
 #[tokio::test]
 async fn users_see_and_change_only_their_own_sessions_and_admins_see_all() {
-    let idp = Idp::start().await;
+    let idp = FakeIdp::start().await;
     let app = secured(&idp, &[]).await;
     let (alice, bob, admin) = (
         idp.token("alice", &["user"]),
@@ -214,7 +162,7 @@ async fn users_see_and_change_only_their_own_sessions_and_admins_see_all() {
 
 #[tokio::test]
 async fn token_routes_mint_only_for_the_caller() {
-    let idp = Idp::start().await;
+    let idp = FakeIdp::start().await;
     let app = secured(&idp, &[]).await;
     let alice = idp.token("alice", &[]);
     // A user gets a join token only for a live session of theirs…
@@ -287,7 +235,7 @@ async fn token_routes_mint_only_for_the_caller() {
 
 #[tokio::test]
 async fn the_rate_limit_trips_with_retry_after_and_recovers() {
-    let idp = Idp::start().await;
+    let idp = FakeIdp::start().await;
     let app = secured(
         &idp,
         &[
@@ -327,7 +275,7 @@ async fn the_rate_limit_trips_with_retry_after_and_recovers() {
 
 #[tokio::test]
 async fn responses_carry_security_headers() {
-    let idp = Idp::start().await;
+    let idp = FakeIdp::start().await;
     let app = secured(&idp, &[]).await;
     let resp = app.client.get(app.url("/healthz")).send().await.unwrap();
     for (name, value) in [
@@ -359,7 +307,7 @@ async fn no_secret_or_token_reaches_the_logs() {
     let sink = logs.clone();
     june_orchestrator::telemetry::init("debug", true, move || sink.clone());
 
-    let idp = Idp::start().await;
+    let idp = FakeIdp::start().await;
     let app = secured(
         &idp,
         &[
@@ -444,4 +392,112 @@ async fn no_secret_or_token_reaches_the_logs() {
             &secret[..12]
         );
     }
+}
+
+/// Issue #14 item 7: tokens with made-up key ids, each forcing a JWKS fetch from a slow
+/// identity provider, used to hold up every valid user behind that fetch.
+#[tokio::test]
+async fn a_valid_user_is_answered_promptly_while_random_key_ids_wait_on_a_slow_idp() {
+    // Arrange: refetches allowed at any time, each taking 2 s; alice's key is cached.
+    let idp = FakeIdp::slow(Duration::from_secs(2)).await;
+    let app = secured(&idp, &[("JUNE__AUTH__JWKS_REFRESH_FLOOR_SECS", "0")]).await;
+    let alice = idp.token("alice", &["user"]);
+    let (status, _) = call(&app, "GET", "/api/sessions", Some(&alice), None).await;
+    assert_eq!(status, 200);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attackers: Vec<_> = (0..4)
+        .map(|n| {
+            let (client, url, stop) = (app.client.clone(), app.url("/api/sessions"), stop.clone());
+            let token = idp.sign(&idp.claims("mallory", &[]), &format!("made-up-{n}"));
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let resp = client.get(&url).bearer_auth(&token).send().await.unwrap();
+                    assert_eq!(resp.status(), 401);
+                }
+            })
+        })
+        .collect();
+    while idp.key_fetches().await < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Act: alice calls while a refetch is in flight.
+    let answered = tokio::time::timeout(
+        Duration::from_secs(1),
+        call(&app, "GET", "/api/sessions", Some(&alice), None),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(answered.expect("alice is not kept waiting").0, 200);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for attacker in attackers {
+        attacker.await.unwrap();
+    }
+}
+
+/// Issue #14 item 9: with both auth modes on, an OIDC token named `key-1` used to read the
+/// sessions of API-key user `key-1`, and a token without `preferred_username` was named by
+/// its `sub`, which can be another user's name.
+#[tokio::test]
+async fn oidc_tokens_cannot_take_an_api_key_name_or_fall_back_to_sub() {
+    // Arrange: API-key user key-1 and OIDC user alice each own a session.
+    let idp = FakeIdp::start().await;
+    let issuer = idp.issuer();
+    let keys = format!("{USER_KEY}:user,{SERVICE_KEY}:service");
+    let app = spawn_app_with(&[
+        ("AUTH_MODE", "api_key,oidc"),
+        ("API_KEYS", keys.as_str()),
+        ("OIDC_ISSUER", issuer.as_str()),
+        ("OIDC_AUDIENCE", "june-orchestrator"),
+    ])
+    .await;
+    let (status, k) = call(
+        &app,
+        "POST",
+        "/api/sessions",
+        Some(USER_KEY),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!((status, k["user_id"].as_str()), (200, Some("key-1")), "{k}");
+    let alice = idp.token("alice", &["user"]);
+    let (status, a) = call(&app, "POST", "/api/sessions", Some(&alice), Some(json!({}))).await;
+    assert_eq!(status, 200, "{a}");
+    let impostor = idp.token("key-1", &["user"]);
+    let mut nameless = idp.claims("x", &["user"]);
+    nameless["sub"] = json!("alice");
+    nameless
+        .as_object_mut()
+        .unwrap()
+        .remove("preferred_username");
+    let nameless = idp.sign(&nameless, june_testkit::idp::KID);
+
+    for (token, victim) in [(&impostor, &k), (&nameless, &a)] {
+        // Act
+        let id = victim["session_id"].as_str().unwrap();
+        let (read, body) = call(
+            &app,
+            "GET",
+            &format!("/api/sessions/{id}"),
+            Some(token),
+            None,
+        )
+        .await;
+        let (list, _) = call(&app, "GET", "/api/sessions", Some(token), None).await;
+
+        // Assert
+        assert_eq!(read, 401, "{body}");
+        assert_eq!(body["code"], "unauthenticated");
+        assert_eq!(list, 401);
+    }
+    let (status, _) = call(
+        &app,
+        "GET",
+        &format!("/api/sessions/{}", k["session_id"].as_str().unwrap()),
+        Some(USER_KEY),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "the key's own user still reads it");
 }

@@ -98,6 +98,9 @@ pub struct AuthSettings {
     pub roles_claim: String,
     /// Clock skew allowed.
     pub leeway_secs: u64,
+    /// Shortest time between two fetches of the identity provider's keys (tokens naming an
+    /// unknown key id ask for one, and anyone can mint those).
+    pub jwks_refresh_floor_secs: u64,
 }
 
 impl AuthSettings {

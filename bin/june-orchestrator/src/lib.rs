@@ -79,7 +79,7 @@ fn authenticator(settings: &Settings) -> Result<Option<Arc<dyn Authenticator>>, 
                     identity_claim: auth.identity_claim.clone(),
                     roles_claim: auth.roles_claim.clone(),
                     leeway: Duration::from_secs(auth.leeway_secs),
-                    refresh_floor: Duration::from_secs(30),
+                    refresh_floor: Duration::from_secs(auth.jwks_refresh_floor_secs),
                 },
             ))),
             _ => {}

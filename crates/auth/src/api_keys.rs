@@ -6,7 +6,8 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 /// Keys and their roles. A `service` key acts for any user; any other role is a user whose
-/// identity is the key's name (`key-<n>`), with that role.
+/// identity is the key's name (`key-<n>`, a namespace OIDC identities may not take), with
+/// that role.
 pub struct ApiKeys {
     keys: Vec<(SecretString, String)>,
 }
@@ -62,7 +63,7 @@ impl Authenticator for ApiKeys {
         }
         let (i, role) = found.ok_or_else(|| AuthError::Invalid("unknown API key".into()))?;
         Ok(Principal {
-            id: format!("key-{}", i + 1),
+            id: june_domain::api_key_identity(i + 1),
             roles: vec![role.clone()],
             kind: if role == "service" {
                 PrincipalKind::Service

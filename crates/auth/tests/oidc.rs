@@ -1,17 +1,14 @@
-//! OIDC verification against a wiremock identity provider and a test RSA key.
+//! OIDC verification against a fake identity provider (wiremock) and a test RSA key.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use june_auth::{Oidc, OidcConfig};
 use june_domain::{AuthError, Authenticator};
+use june_testkit::FakeIdp;
+use june_testkit::idp::{KID, PUBLIC_PEM};
 use serde_json::json;
-use wiremock::matchers::path;
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-const PRIVATE: &[u8] = include_bytes!("fixtures/test-rsa.pem");
-const PUBLIC: &[u8] = include_bytes!("fixtures/test-rsa.pub.pem");
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -20,97 +17,39 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-struct Idp {
-    server: MockServer,
-}
-
-impl Idp {
-    async fn start(kid: &str) -> Idp {
-        june_auth::install_crypto_provider();
-        let server = MockServer::start().await;
-        Mock::given(path("/realms/june/.well-known/openid-configuration"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "issuer": format!("{}/realms/june", server.uri()),
-                "jwks_uri": format!("{}/realms/june/certs", server.uri()),
-            })))
-            .mount(&server)
-            .await;
-        let mut jwk = Jwk::from_encoding_key(
-            &EncodingKey::from_rsa_pem(PRIVATE).unwrap(),
-            Algorithm::RS256,
-        )
-        .unwrap();
-        jwk.common.key_id = Some(kid.to_owned());
-        Mock::given(path("/realms/june/certs"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(JwkSet { keys: vec![jwk] }))
-            .mount(&server)
-            .await;
-        Idp { server }
-    }
-
-    fn issuer(&self) -> String {
-        format!("{}/realms/june", self.server.uri())
-    }
-
-    fn oidc(&self) -> Oidc {
-        Oidc::new(
-            june_ai_adapters::http_client(Duration::from_secs(2)).unwrap(),
-            OidcConfig {
-                issuer: self.issuer(),
-                audience: "june-orchestrator".into(),
-                identity_claim: "preferred_username".into(),
-                roles_claim: "realm_access.roles".into(),
-                leeway: Duration::from_secs(30),
-                refresh_floor: Duration::from_millis(0),
-            },
-        )
-    }
-
-    fn claims(&self) -> serde_json::Value {
-        json!({
-            "iss": self.issuer(),
-            "aud": "june-orchestrator",
-            "sub": "3f2a-uuid",
-            "preferred_username": "alice",
-            "realm_access": {"roles": ["user", "admin"]},
-            "iat": now(),
-            "nbf": now() - 5,
-            "exp": now() + 300,
-        })
-    }
-
-    async fn key_fetches(&self) -> usize {
-        self.server
-            .received_requests()
-            .await
-            .unwrap()
-            .iter()
-            .filter(|r| r.url.path().ends_with("/certs"))
-            .count()
+fn config(issuer: String, refresh_floor: Duration) -> OidcConfig {
+    OidcConfig {
+        issuer,
+        audience: june_testkit::idp::AUDIENCE.into(),
+        identity_claim: "preferred_username".into(),
+        roles_claim: "realm_access.roles".into(),
+        leeway: Duration::from_secs(30),
+        refresh_floor,
     }
 }
 
-fn sign(claims: &serde_json::Value, kid: &str) -> String {
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(kid.to_owned());
-    jsonwebtoken::encode(
-        &header,
-        claims,
-        &EncodingKey::from_rsa_pem(PRIVATE).unwrap(),
+/// A verifier of `idp`'s tokens that may refetch keys every `refresh_floor`.
+fn oidc(idp: &FakeIdp, refresh_floor: Duration) -> Oidc {
+    Oidc::new(
+        june_ai_adapters::http_client(Duration::from_secs(2)).unwrap(),
+        config(idp.issuer(), refresh_floor),
     )
-    .unwrap()
 }
 
 fn refused(r: Result<june_domain::Principal, AuthError>) {
     assert!(matches!(r, Err(AuthError::Invalid(_))), "{r:?}");
 }
 
+/// A token whose header names a key id nobody published (anyone can mint one).
+fn random_kid_token(idp: &FakeIdp, n: usize) -> String {
+    idp.sign(&idp.claims("mallory", &[]), &format!("made-up-{n}"))
+}
+
 #[tokio::test]
 async fn a_valid_token_gives_the_identity_and_roles() {
-    let idp = Idp::start("k1").await;
-    let p = idp
-        .oidc()
-        .authenticate(&sign(&idp.claims(), "k1"))
+    let idp = FakeIdp::start().await;
+    let p = oidc(&idp, Duration::ZERO)
+        .authenticate(&idp.token("alice", &["user", "admin"]))
         .await
         .unwrap();
     assert_eq!(p.id, "alice");
@@ -120,29 +59,29 @@ async fn a_valid_token_gives_the_identity_and_roles() {
 
 #[tokio::test]
 async fn expired_wrong_audience_and_wrong_issuer_tokens_are_refused() {
-    let idp = Idp::start("k1").await;
-    let oidc = idp.oidc();
-    let mut expired = idp.claims();
+    let idp = FakeIdp::start().await;
+    let oidc = oidc(&idp, Duration::ZERO);
+    let mut expired = idp.claims("alice", &[]);
     expired["exp"] = json!(now() - 120);
-    refused(oidc.authenticate(&sign(&expired, "k1")).await);
-    let mut aud = idp.claims();
+    refused(oidc.authenticate(&idp.sign(&expired, KID)).await);
+    let mut aud = idp.claims("alice", &[]);
     aud["aud"] = json!("someone-else");
-    refused(oidc.authenticate(&sign(&aud, "k1")).await);
-    let mut iss = idp.claims();
+    refused(oidc.authenticate(&idp.sign(&aud, KID)).await);
+    let mut iss = idp.claims("alice", &[]);
     iss["iss"] = json!("https://evil.example.com/realms/june");
-    refused(oidc.authenticate(&sign(&iss, "k1")).await);
+    refused(oidc.authenticate(&idp.sign(&iss, KID)).await);
 }
 
 #[tokio::test]
 async fn an_unknown_key_id_triggers_one_refresh_then_is_refused() {
-    let idp = Idp::start("k1").await;
-    let oidc = idp.oidc();
-    oidc.authenticate(&sign(&idp.claims(), "k1")).await.unwrap();
+    let idp = FakeIdp::start().await;
+    let oidc = oidc(&idp, Duration::ZERO);
+    oidc.authenticate(&idp.token("alice", &[])).await.unwrap();
     assert_eq!(idp.key_fetches().await, 1, "keys are cached");
-    oidc.authenticate(&sign(&idp.claims(), "k1")).await.unwrap();
+    oidc.authenticate(&idp.token("alice", &[])).await.unwrap();
     assert_eq!(idp.key_fetches().await, 1);
     refused(
-        oidc.authenticate(&sign(&idp.claims(), "rotated-away"))
+        oidc.authenticate(&idp.sign(&idp.claims("alice", &[]), "rotated-away"))
             .await,
     );
     assert_eq!(
@@ -152,10 +91,77 @@ async fn an_unknown_key_id_triggers_one_refresh_then_is_refused() {
     );
 }
 
+/// Issue #14 item 7: the fetch for an unknown kid used to hold the cache's write lock, so
+/// every valid user waited on the slow identity provider too.
+#[tokio::test]
+async fn a_cached_key_is_answered_while_an_unknown_kid_waits_on_a_slow_fetch() {
+    // Arrange: keys cached, then every fetch takes 3 s.
+    let delay = Duration::from_secs(3);
+    let idp = FakeIdp::slow(delay).await;
+    let oidc = Arc::new(oidc(&idp, Duration::ZERO));
+    oidc.authenticate(&idp.token("alice", &[])).await.unwrap();
+    let stranger = {
+        let (oidc, token) = (oidc.clone(), random_kid_token(&idp, 1));
+        tokio::spawn(async move { oidc.authenticate(&token).await })
+    };
+    while idp.key_fetches().await < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Act: a known kid while the refetch is in flight.
+    let known = tokio::time::timeout(
+        Duration::from_secs(1),
+        oidc.authenticate(&idp.token("alice", &[])),
+    )
+    .await;
+
+    // Assert: answered well before the fetch could end, which is still running.
+    assert_eq!(known.expect("not kept waiting").unwrap().id, "alice");
+    assert!(!stranger.is_finished(), "the unknown kid is still waiting");
+    refused(stranger.await.unwrap());
+}
+
+#[tokio::test]
+async fn concurrent_unknown_kids_share_one_fetch() {
+    // Arrange: an empty cache and a slow provider, so all requests overlap the first fetch.
+    let idp = FakeIdp::slow(Duration::from_millis(500)).await;
+    let oidc = Arc::new(oidc(&idp, Duration::ZERO));
+
+    // Act
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let (oidc, token) = (oidc.clone(), random_kid_token(&idp, n));
+            tokio::spawn(async move { oidc.authenticate(&token).await })
+        })
+        .collect();
+    for task in tasks {
+        refused(task.await.unwrap());
+    }
+
+    // Assert
+    assert_eq!(idp.key_fetches().await, 1);
+}
+
+#[tokio::test]
+async fn a_failing_provider_is_asked_once_per_refresh_floor() {
+    // Arrange
+    let idp = FakeIdp::failing().await;
+    let oidc = oidc(&idp, Duration::from_secs(30));
+
+    // Act: ten tokens in a row, well within the floor.
+    for n in 0..10 {
+        let r = oidc.authenticate(&random_kid_token(&idp, n)).await;
+        // Assert: the provider's failure is reported, not a verdict on the token.
+        assert!(matches!(r, Err(AuthError::Unavailable(_))), "{r:?}");
+    }
+    assert_eq!(idp.key_fetches().await, 1);
+}
+
 #[tokio::test]
 async fn unsigned_and_hmac_with_the_public_key_tokens_are_refused() {
-    let idp = Idp::start("k1").await;
-    let oidc = idp.oidc();
+    let idp = FakeIdp::start().await;
+    let oidc = oidc(&idp, Duration::ZERO);
+    let claims = idp.claims("alice", &[]);
     let b64 = |v: serde_json::Value| {
         use base64_like::encode;
         encode(v.to_string().as_bytes())
@@ -163,17 +169,38 @@ async fn unsigned_and_hmac_with_the_public_key_tokens_are_refused() {
     // alg: none
     let none = format!(
         "{}.{}.",
-        b64(json!({"alg": "none", "typ": "JWT", "kid": "k1"})),
-        b64(idp.claims())
+        b64(json!({"alg": "none", "typ": "JWT", "kid": KID})),
+        b64(claims.clone())
     );
     refused(oidc.authenticate(&none).await);
     // HS256 keyed with the public key (the classic confusion attack).
     let mut header = Header::new(Algorithm::HS256);
-    header.kid = Some("k1".into());
+    header.kid = Some(KID.into());
     let confused =
-        jsonwebtoken::encode(&header, &idp.claims(), &EncodingKey::from_secret(PUBLIC)).unwrap();
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(PUBLIC_PEM)).unwrap();
     refused(oidc.authenticate(&confused).await);
     refused(oidc.authenticate("not.a.jwt").await);
+}
+
+/// Issue #14 item 9: identities must not collide across auth sources.
+#[tokio::test]
+async fn tokens_naming_an_api_key_user_or_lacking_the_identity_claim_are_refused() {
+    let idp = FakeIdp::start().await;
+    let oidc = oidc(&idp, Duration::ZERO);
+    refused(oidc.authenticate(&idp.token("key-1", &[])).await);
+    let mut nameless = idp.claims("alice", &[]);
+    nameless
+        .as_object_mut()
+        .unwrap()
+        .remove("preferred_username");
+    refused(oidc.authenticate(&idp.sign(&nameless, KID)).await);
+    assert_eq!(
+        oidc.authenticate(&idp.token("key-alice", &[]))
+            .await
+            .unwrap()
+            .id,
+        "key-alice"
+    );
 }
 
 /// Minimal base64url without padding, to hand-craft an unsigned token.
@@ -198,18 +225,11 @@ mod base64_like {
 
 #[tokio::test]
 async fn an_unreachable_identity_provider_is_unavailable_not_invalid() {
-    let idp = Idp::start("k1").await;
-    let token = sign(&idp.claims(), "k1");
+    let idp = FakeIdp::start().await;
+    let token = idp.token("alice", &[]);
     let down = Oidc::new(
         june_ai_adapters::http_client(Duration::from_millis(300)).unwrap(),
-        OidcConfig {
-            issuer: "http://127.0.0.1:9/realms/june".into(),
-            audience: "june-orchestrator".into(),
-            identity_claim: "preferred_username".into(),
-            roles_claim: "realm_access.roles".into(),
-            leeway: Duration::from_secs(30),
-            refresh_floor: Duration::ZERO,
-        },
+        config("http://127.0.0.1:9/realms/june".into(), Duration::ZERO),
     );
     assert!(matches!(
         down.authenticate(&token).await,

@@ -51,6 +51,20 @@ impl Principal {
     }
 }
 
+/// The identity of the API key at `position` (1-based) in `API_KEYS`. API keys own the
+/// `key-<n>` namespace: no other source may produce such an identity, or a token could read
+/// a key user's sessions (see [`is_api_key_identity`]).
+pub fn api_key_identity(position: usize) -> String {
+    format!("key-{position}")
+}
+
+/// Whether `id` lies in the namespace reserved for API keys (`key-` and digits only), which
+/// other authenticators must refuse.
+pub fn is_api_key_identity(id: &str) -> bool {
+    id.strip_prefix("key-")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Why credentials were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -98,5 +112,16 @@ mod tests {
         assert!(svc.may_act_as("bob"));
         assert!(Principal::anonymous().may_act_as("anyone"));
         assert!(!Principal::anonymous().is_authenticated());
+    }
+
+    #[test]
+    fn only_key_and_digits_is_the_api_key_namespace() {
+        assert!(is_api_key_identity(&api_key_identity(3)));
+        assert!(is_api_key_identity("key-01"));
+        for other in [
+            "key-", "key-1a", "keys-1", "Key-1", "key-1 ", "alice", "key-١",
+        ] {
+            assert!(!is_api_key_identity(other), "{other:?}");
+        }
     }
 }

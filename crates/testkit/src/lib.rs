@@ -14,13 +14,17 @@
 //!   `not_found`; ListParticipants of an unknown room is an empty list;
 //! - JSON replies use snake_case keys, as the OSS server's Twirp handlers do (unlike the
 //!   real server, default values are omitted).
+//!
+//! [`FakeIdp`] is an OIDC identity provider (discovery + JWKS) that signs test tokens.
 
 pub mod drip;
+pub mod idp;
 mod livekit;
 pub mod proxy;
 pub mod recorder;
 pub mod webhook;
 
+pub use idp::FakeIdp;
 pub use livekit::{Call, Failure, LiveKitDouble};
 
 /// A plain HTTP client for tests. reqwest as built in this workspace (through `livekit-api`)
