@@ -52,7 +52,7 @@ fn legacy_response(
 }
 
 /// `POST /token` and `POST /livekit/token`: `{roomName, participantName, metadata?}`.
-#[utoipa::path(post, path = "/token", tag = "tokens", request_body = LegacyTokenRequest, responses((status = 200, body = LegacyTokenResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(post, path = "/token", tag = "tokens", request_body = LegacyTokenRequest, responses((status = 200, body = LegacyTokenResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, description = "Not a live session of the caller's (users only)", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn participant_token(
     state: web::Data<AppState>,
     Caller(caller): Caller,
