@@ -342,6 +342,25 @@ async fn legacy_token_routes_say_which_fields_are_missing_with_400() {
 }
 
 #[actix_web::test]
+async fn legacy_token_bodies_that_name_nothing_usable_are_400_too() {
+    let bodies = [
+        json!({"roomName": "r", "participantName": "   "}),
+        json!({"roomName": true, "participantName": "p"}),
+        json!(["r", "p"]),
+        json!("r"),
+    ];
+    for bad in bodies {
+        let (status, body, _) = call(
+            state(MockSessionStore::new(), MockRoomService::new()),
+            TestRequest::post().uri("/token").set_json(&bad),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}");
+        assert_eq!(body["code"], "missing_fields", "{bad}");
+    }
+}
+
+#[actix_web::test]
 async fn a_numeric_participant_name_is_accepted_and_stringified() {
     let (status, body, _) = call(
         state(MockSessionStore::new(), MockRoomService::new()),

@@ -3,13 +3,17 @@
 
 mod ai;
 mod events;
+mod lenient;
 mod sessions;
 mod tokens;
+mod voice;
 
 pub use ai::*;
 pub use events::*;
+pub use lenient::Lenient;
 pub use sessions::*;
 pub use tokens::*;
+pub use voice::*;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 

@@ -1,4 +1,6 @@
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use super::lenient::{first_of, json_text, non_blank, present, text_or_number};
 
 /// The superset answer of the legacy token routes (§2.2): every v3.0 client finds its keys.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -28,69 +30,91 @@ pub struct RoomList {
     pub rooms: Vec<RoomDto>,
 }
 
-/// `POST /token`, `/livekit/token` body (documentation; read leniently: a numeric
-/// `participantName` is accepted, `metadata` may be a string or an object).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[allow(non_snake_case, dead_code)]
+/// `POST /token`, `/livekit/token` body, read as v3.0 clients send it: a number is taken as
+/// its text, a blank string counts as missing (400 `missing_fields`), and `metadata` may be a
+/// string or an object (sent to LiveKit as its JSON text). Any other body reads as `{}`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct LegacyTokenRequest {
-    #[schema(example = "lobby")]
-    pub roomName: String,
-    #[schema(example = "zoe")]
-    pub participantName: String,
-    #[schema(value_type = Object)]
-    pub metadata: Option<serde_json::Value>,
+    /// The room to join.
+    #[serde(rename = "roomName", default, deserialize_with = "text_or_number")]
+    #[schema(value_type = String, required = true, example = "lobby")]
+    pub room_name: Option<String>,
+    /// The identity in the room; a number is taken as its text (`42` → `"42"`).
+    #[serde(
+        rename = "participantName",
+        default,
+        deserialize_with = "text_or_number"
+    )]
+    #[schema(value_type = String, required = true, example = "zoe")]
+    pub participant_name: Option<String>,
+    #[serde(default, deserialize_with = "json_text")]
+    #[schema(schema_with = string_or_object)]
+    pub metadata: String,
 }
 
-/// `POST /api/livekit/token` body (documentation).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[allow(dead_code)]
+/// `POST /api/livekit/token` body: a token for a voice bot (a hidden agent). Read like the body
+/// of `POST /token`: a number is taken as its text, a blank string counts as missing.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct ServiceTokenRequest {
-    pub service_identity: String,
+    /// The bot's identity, e.g. `june-stt`.
+    #[serde(default, deserialize_with = "text_or_number")]
+    #[schema(value_type = String, required = true, example = "june-stt")]
+    pub service_identity: Option<String>,
     /// Room; the configured default bot room when absent.
+    #[serde(default, deserialize_with = "text_or_number")]
     pub room: Option<String>,
+    /// Alias of `room`, read when `room` is absent or blank.
+    #[serde(rename = "roomName", default, deserialize_with = "text_or_number")]
+    pub room_name: Option<String>,
 }
 
-/// `POST /api/webhooks/stt` body (documentation; aliases `roomName`, `transcript`,
-/// `session_id` are accepted as the STT bots send them).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct SttTranscriptRequest {
-    /// `partial` or `final`.
-    pub event: String,
-    pub room_name: String,
-    pub participant: Option<String>,
-    pub text: String,
-    pub language: Option<String>,
-    pub confidence: Option<f32>,
-}
-
-/// `POST /api/webhooks/voice_onset` body (documentation).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct VoiceOnsetRequest {
-    pub room_name: String,
-    pub participant: Option<String>,
+impl ServiceTokenRequest {
+    /// The room the body names, under either key.
+    pub fn room(&self) -> Option<String> {
+        first_of([&self.room, &self.room_name])
+    }
 }
 
 /// A status answer (`{"status": …}` plus route-specific fields).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct StatusResponse {
     pub status: String,
 }
 
-/// `POST /api/livekit/token-source` body (LiveKit's standard token endpoint).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[allow(dead_code)]
+/// `POST /api/livekit/token-source` body (LiveKit's standard token endpoint). Read like the
+/// body of `POST /token`: a number is taken as its text, a blank string counts as missing.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct TokenSourceRequest {
     /// A live session's room; absent: a new session is created for the caller.
+    #[serde(default, deserialize_with = "text_or_number")]
     pub room_name: Option<String>,
+    /// The identity in the room; the caller's own when absent.
+    #[serde(default, deserialize_with = "text_or_number")]
     pub participant_identity: Option<String>,
+    /// Accepted as LiveKit's clients send it, and not used: the token names the identity.
+    #[serde(default, deserialize_with = "non_blank")]
     pub participant_name: Option<String>,
-    pub participant_metadata: Option<String>,
-    /// Client-side room settings; agents and limits are refused (422).
-    #[schema(value_type = Object)]
+    #[serde(default, deserialize_with = "json_text")]
+    #[schema(schema_with = string_or_object)]
+    pub participant_metadata: String,
+    /// Client-side room settings; agents and limits are refused (422), as is a value that is
+    /// not an object.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
     pub room_config: Option<serde_json::Value>,
+}
+
+/// The schema of metadata read by [`json_text`].
+fn string_or_object() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .description(Some(
+            "Participant metadata: a string as sent, or an object sent as its JSON text.",
+        ))
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .item(ObjectBuilder::new().schema_type(Type::Object))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .into()
 }
 
 /// `POST /api/livekit/token-source` answer.
@@ -98,4 +122,71 @@ pub struct TokenSourceRequest {
 pub struct TokenSourceResponse {
     pub server_url: String,
     pub participant_token: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::dto::Lenient;
+
+    fn read<T: serde::de::DeserializeOwned + Default>(body: Value) -> T {
+        serde_json::from_value::<Lenient<T>>(body).unwrap().0
+    }
+
+    #[test]
+    fn a_legacy_body_takes_numbers_as_text_and_blank_names_as_missing() {
+        let b: LegacyTokenRequest = read(json!({"roomName": " r ", "participantName": 42}));
+        assert_eq!(b.room_name.as_deref(), Some("r"));
+        assert_eq!(b.participant_name.as_deref(), Some("42"));
+        assert_eq!(b.metadata, "");
+        let b: LegacyTokenRequest = read(json!({"roomName": "r", "participantName": "  "}));
+        assert_eq!(b.participant_name, None);
+        // Any other body has no fields: the handler's 400 names both.
+        let b: LegacyTokenRequest = read(json!(["r", "p"]));
+        assert_eq!((b.room_name, b.participant_name), (None, None));
+    }
+
+    #[test]
+    fn legacy_metadata_may_be_an_object() {
+        let b: LegacyTokenRequest = read(json!({"metadata": {"lang": "en"}}));
+        assert_eq!(b.metadata, r#"{"lang":"en"}"#);
+        let b: LegacyTokenRequest = read(json!({"metadata": "plain"}));
+        assert_eq!(b.metadata, "plain");
+    }
+
+    #[test]
+    fn a_service_token_room_comes_from_room_then_room_name() {
+        let b: ServiceTokenRequest =
+            read(json!({"service_identity": 7, "room": "a", "roomName": "b"}));
+        assert_eq!(
+            (b.service_identity.as_deref(), b.room().as_deref()),
+            (Some("7"), Some("a"))
+        );
+        let b: ServiceTokenRequest = read(json!({"room": " ", "roomName": "b"}));
+        assert_eq!(b.room().as_deref(), Some("b"));
+        let b: ServiceTokenRequest = read(json!({"roomName": null}));
+        assert_eq!(b.room(), None);
+    }
+
+    #[test]
+    fn a_token_source_body_keeps_room_config_for_the_handler_to_judge() {
+        let b: TokenSourceRequest = read(json!({
+            "room_name": 12,
+            "participant_identity": " zoe ",
+            "participant_metadata": {"a": 1},
+            "room_config": "not an object",
+        }));
+        assert_eq!(b.room_name.as_deref(), Some("12"));
+        assert_eq!(b.participant_identity.as_deref(), Some("zoe"));
+        assert_eq!(b.participant_metadata, r#"{"a":1}"#);
+        assert_eq!(b.room_config, Some(json!("not an object")));
+        let b: TokenSourceRequest =
+            read(json!({"room_config": null, "participant_metadata": null}));
+        assert_eq!(
+            (b.room_config, b.participant_metadata),
+            (None, String::new())
+        );
+    }
 }

@@ -2,39 +2,15 @@
 
 use actix_web::{HttpResponse, web};
 use june_domain::Grants;
-use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::Caller;
-#[allow(unused_imports)]
-use crate::dto::*;
-use crate::dto::{LegacyTokenResponse, RoomDto, RoomList};
-use crate::error::ApiError;
-#[allow(unused_imports)]
-use crate::error::ErrorBody;
+use crate::dto::{
+    LegacyTokenRequest, LegacyTokenResponse, Lenient, RoomDto, RoomList, ServiceTokenRequest,
+    TokenSourceRequest, TokenSourceResponse,
+};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::ValidJson;
-
-/// A string field, or a number turned into one (`participantName: 42` is seen in the field).
-fn text(body: &Value, key: &str) -> Option<String> {
-    match body.get(key)? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// Metadata as LiveKit wants it: a string; an object is sent as its JSON text.
-fn metadata(body: &Value) -> String {
-    metadata_of(body, "metadata")
-}
-
-fn metadata_of(body: &Value, key: &str) -> String {
-    match body.get(key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    }
-}
 
 fn legacy_response(
     state: &AppState,
@@ -56,10 +32,9 @@ fn legacy_response(
 pub async fn participant_token(
     state: web::Data<AppState>,
     Caller(caller): Caller,
-    ValidJson(body): ValidJson<Value>,
+    ValidJson(Lenient(body)): ValidJson<Lenient<LegacyTokenRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (Some(room), Some(identity)) = (text(&body, "roomName"), text(&body, "participantName"))
-    else {
+    let (Some(room), Some(identity)) = (body.room_name, body.participant_name) else {
         return Err(ApiError::BadRequest {
             detail: "roomName and participantName are required".into(),
             code: "missing_fields",
@@ -75,12 +50,10 @@ pub async fn participant_token(
         // session and a room that is no session get the same 404, so names do not leak.
         state.sessions.live_by_room(&caller, &room).await?;
     }
-    let token = state.sessions.participant_token(
-        &room,
-        &identity,
-        &metadata(&body),
-        Grants::owner(&room),
-    )?;
+    let token =
+        state
+            .sessions
+            .participant_token(&room, &identity, &body.metadata, Grants::owner(&room))?;
     Ok(legacy_response(&state, token.jwt, room, identity))
 }
 
@@ -89,17 +62,17 @@ pub async fn participant_token(
 pub async fn service_token(
     state: web::Data<AppState>,
     caller: Caller,
-    ValidJson(body): ValidJson<Value>,
+    ValidJson(Lenient(body)): ValidJson<Lenient<ServiceTokenRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
-    let Some(identity) = text(&body, "service_identity") else {
+    let Some(identity) = body.service_identity.clone() else {
         return Err(ApiError::BadRequest {
             detail: "service_identity is required".into(),
             code: "missing_fields",
         });
     };
-    let Some(room) = text(&body, "room")
-        .or_else(|| text(&body, "roomName"))
+    let Some(room) = body
+        .room()
         .or_else(|| state.config.default_bot_room.clone())
     else {
         return Err(ApiError::BadRequest {
@@ -118,7 +91,8 @@ pub async fn service_token(
 pub async fn list_rooms(
     state: web::Data<AppState>,
     Caller(caller): Caller,
-    ValidJson(_body): ValidJson<Value>,
+    // Any JSON is accepted and nothing of it is read.
+    ValidJson(_): ValidJson<serde::de::IgnoredAny>,
 ) -> Result<HttpResponse, ApiError> {
     let mut rooms = state.sessions.rooms().await?;
     if !caller.is_admin() {
@@ -168,9 +142,9 @@ const SERVER_SIDE: &[&str] = &[
 pub async fn token_source(
     state: web::Data<AppState>,
     Caller(caller): Caller,
-    ValidJson(body): ValidJson<Value>,
+    ValidJson(Lenient(body)): ValidJson<Lenient<TokenSourceRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(config) = body.get("room_config").filter(|c| !c.is_null()) {
+    if let Some(config) = &body.room_config {
         let Some(config) = config.as_object() else {
             return Err(ApiError::invalid("room_config", "must be an object"));
         };
@@ -184,7 +158,7 @@ pub async fn token_source(
             ));
         }
     }
-    let identity = match text(&body, "participant_identity") {
+    let identity = match body.participant_identity {
         Some(id) if caller.may_act_as(&id) => id,
         Some(_) => {
             return Err(ApiError::Forbidden {
@@ -194,7 +168,7 @@ pub async fn token_source(
         None if caller.is_authenticated() => caller.id.clone(),
         None => return Err(ApiError::invalid("participant_identity", "is required")),
     };
-    let room = match text(&body, "room_name") {
+    let room = match body.room_name {
         Some(room) => state.sessions.live_by_room(&caller, &room).await?.room_name,
         None => {
             state
@@ -211,7 +185,7 @@ pub async fn token_source(
     let token = state.sessions.participant_token(
         &room,
         &identity,
-        &metadata_of(&body, "participant_metadata"),
+        &body.participant_metadata,
         Grants::owner(&room),
     )?;
     Ok(HttpResponse::Created().json(TokenSourceResponse {

@@ -6,17 +6,14 @@ use std::future::{Ready, ready};
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
-use june_domain::{Transcript, TranscriptOutcome};
+use june_domain::TranscriptOutcome;
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
+use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
-#[allow(unused_imports)]
-use crate::dto::*;
-use crate::error::ApiError;
-#[allow(unused_imports)]
-use crate::error::ErrorBody;
+use crate::dto::{Lenient, StatusResponse, SttTranscriptRequest, VoiceOnsetRequest};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::ValidJson;
 
 /// The bearer token must equal `STT_SERVICE_TOKEN`, compared in constant time.
@@ -63,51 +60,14 @@ impl FromRequest for SttBot {
     }
 }
 
-/// The first of several alias keys that holds a non-empty string.
-fn field(body: &Value, keys: &[&str]) -> Option<String> {
-    keys.iter().find_map(|k| match body.get(*k)? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        _ => None,
-    })
-}
-
-fn room(body: &Value) -> Result<String, ApiError> {
-    field(body, &["room_name", "roomName", "room"])
-        .ok_or_else(|| ApiError::invalid("room_name", "is required"))
-}
-
 /// `POST /api/webhooks/stt`
 #[utoipa::path(post, path = "/api/webhooks/stt", tag = "webhooks", request_body = SttTranscriptRequest, responses((status = 200, body = StatusResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn stt_transcript(
     state: web::Data<AppState>,
     _bot: SttBot,
-    ValidJson(body): ValidJson<Value>,
+    ValidJson(Lenient(body)): ValidJson<Lenient<SttTranscriptRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let event = field(&body, &["event", "type"]).unwrap_or_else(|| "final".into());
-    let is_final = match event.as_str() {
-        "final" => true,
-        "partial" => false,
-        _ => {
-            return Err(ApiError::invalid(
-                "event",
-                "must be \"partial\" or \"final\"",
-            ));
-        }
-    };
-    let transcript = Transcript {
-        room_name: room(&body)?,
-        participant: field(
-            &body,
-            &["participant", "session_id", "participant_identity"],
-        ),
-        text: field(&body, &["text", "transcript"]).unwrap_or_default(),
-        is_final,
-        language: field(&body, &["language"]),
-        confidence: body
-            .get("confidence")
-            .and_then(Value::as_f64)
-            .map(|c| c as f32),
-    };
+    let transcript = body.try_into_domain()?;
     match state.voice.transcript(transcript).await? {
         TranscriptOutcome::Partial => {
             Ok(HttpResponse::Ok().json(json!({ "status": "accepted", "event": "partial" })))
@@ -136,8 +96,8 @@ pub async fn stt_transcript(
 pub async fn voice_onset(
     state: web::Data<AppState>,
     _bot: SttBot,
-    ValidJson(body): ValidJson<Value>,
+    ValidJson(Lenient(body)): ValidJson<Lenient<VoiceOnsetRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let generation = state.voice.voice_onset(&room(&body)?).await?;
+    let generation = state.voice.voice_onset(&body.room()?).await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "interrupted", "turn": generation })))
 }
