@@ -113,6 +113,23 @@ pub struct ErrorBody {
     pub field: Option<String>,
 }
 
+/// What every route behind credentials (an API key or OIDC token, or the STT bot's token) can
+/// answer besides its own responses: 401 before the handler runs, and 429 when the caller's or
+/// the client address's budget is spent. Declared once; handlers list it in `responses(…)`.
+#[derive(utoipa::IntoResponses)]
+pub enum AuthResponses {
+    /// Missing or invalid credentials.
+    #[response(status = 401, description = "Missing or invalid credentials")]
+    Unauthorized(ErrorBody),
+    /// Over the request budget.
+    #[response(
+        status = 429,
+        description = "Rate limited",
+        headers(("retry-after" = u64, description = "Seconds until a request is allowed again"))
+    )]
+    RateLimited(ErrorBody),
+}
+
 impl ApiError {
     /// The stable machine code of this error.
     pub fn code(&self) -> &'static str {

@@ -43,3 +43,23 @@ fn every_public_route_is_in_the_spec() {
     }
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+#[test]
+fn every_route_behind_credentials_documents_401_and_429() {
+    let spec: serde_json::Value = serde_json::from_str(&june_http_api::openapi::json()).unwrap();
+    // No credentials here: operations, and LiveKit's signed webhooks (exempt from budgets).
+    let open = ["/", "/healthz", "/readyz", "/api/livekit-webhooks"];
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        if open.contains(&path.as_str()) {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            for status in ["401", "429"] {
+                assert!(
+                    op["responses"][status].is_object(),
+                    "{method} {path} does not list {status}"
+                );
+            }
+        }
+    }
+}

@@ -15,12 +15,8 @@ use tokio::sync::mpsc;
 use super::owned_session;
 use crate::AppState;
 use crate::auth::Caller;
-#[allow(unused_imports)]
-use crate::dto::*;
-use crate::dto::{ChatRequestDto, ChatResponse, TtsPublishRequest};
-use crate::error::ApiError;
-#[allow(unused_imports)]
-use crate::error::ErrorBody;
+use crate::dto::{ChatRequestDto, ChatResponse, StatusResponse, TtsPublishRequest};
+use crate::error::{ApiError, AuthResponses, ErrorBody};
 use crate::extract::ValidJson;
 
 /// What the chat task sends to the SSE response.
@@ -52,7 +48,20 @@ fn wants_stream(req: &HttpRequest) -> bool {
 }
 
 /// `POST /api/ai/chat`, `POST /api/ai/process`
-#[utoipa::path(post, path = "/api/ai/chat", tag = "ai", request_body = ChatRequestDto, responses((status = 200, description = "JSON, or with Accept: text/event-stream an SSE stream of delta events then done", body = ChatResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/api/ai/chat",
+    tag = "ai",
+    request_body = ChatRequestDto,
+    responses(
+        (status = 200, description = "JSON, or with Accept: text/event-stream an SSE stream of delta events then done", body = ChatResponse),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 502, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn chat(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -117,7 +126,20 @@ pub async fn chat(
 }
 
 /// `POST /api/tts/publish`
-#[utoipa::path(post, path = "/api/tts/publish", tag = "ai", request_body = TtsPublishRequest, responses((status = 200, body = StatusResponse), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/api/tts/publish",
+    tag = "ai",
+    request_body = TtsPublishRequest,
+    responses(
+        (status = 200, body = StatusResponse),
+        (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 502, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn tts_publish(
     state: web::Data<AppState>,
     caller: Caller,

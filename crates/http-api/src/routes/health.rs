@@ -4,10 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::AppState;
-#[allow(unused_imports)]
-use crate::dto::*;
-#[allow(unused_imports)]
-use crate::error::ErrorBody;
+use crate::dto::StatusResponse;
 
 /// `GET /`: what this service is. Never a key or secret.
 #[utoipa::path(get, path = "/", tag = "operations", responses((status = 200, description = "Service name, version, LiveKit URL", body = Object)))]

@@ -5,15 +5,22 @@ use actix_web::{HttpResponse, web};
 use super::owned_session;
 use crate::AppState;
 use crate::auth::Caller;
-#[allow(unused_imports)]
-use crate::dto::*;
 use crate::dto::{ParticipantDto, ParticipantRemoved};
-use crate::error::ApiError;
-#[allow(unused_imports)]
-use crate::error::ErrorBody;
+use crate::error::{ApiError, AuthResponses, ErrorBody};
 
 /// `GET /api/sessions/{id}/participants`
-#[utoipa::path(get, path = "/api/sessions/{id}/participants", tag = "sessions", params(("id" = String, Path)), responses((status = 200, body = [ParticipantDto]), (status = 404, description = "No such session (or not yours)", body = ErrorBody), (status = 502, body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/api/sessions/{id}/participants",
+    tag = "sessions",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, body = [ParticipantDto]),
+        (status = 404, description = "No such session (or not yours)", body = ErrorBody),
+        (status = 502, body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn list_participants(
     state: web::Data<AppState>,
     Caller(caller): Caller,
@@ -26,7 +33,18 @@ pub async fn list_participants(
 }
 
 /// `DELETE /api/sessions/{id}/participants/{identity}`
-#[utoipa::path(delete, path = "/api/sessions/{id}/participants/{identity}", tag = "sessions", params(("id" = String, Path), ("identity" = String, Path)), responses((status = 200, body = ParticipantRemoved), (status = 404, description = "No such session or participant", body = ErrorBody), (status = 502, body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(
+    delete,
+    path = "/api/sessions/{id}/participants/{identity}",
+    tag = "sessions",
+    params(("id" = String, Path), ("identity" = String, Path)),
+    responses(
+        (status = 200, body = ParticipantRemoved),
+        (status = 404, description = "No such session or participant", body = ErrorBody),
+        (status = 502, body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn remove_participant(
     state: web::Data<AppState>,
     Caller(caller): Caller,

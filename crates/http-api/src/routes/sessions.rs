@@ -6,21 +6,30 @@ use june_domain::{NewSession, SessionStatus};
 use super::owned_session;
 use crate::AppState;
 use crate::auth::Caller;
-#[allow(unused_imports)]
-use crate::dto::*;
 use crate::dto::{
     CreateSessionRequest, GuestTokenRequest, GuestTokenResponse, HistoryCleared, HistoryResponse,
     ListSessionsQuery, SessionDeleted, SessionList, SessionResponse, decode_cursor, encode_cursor,
 };
-use crate::error::ApiError;
-#[allow(unused_imports)]
-use crate::error::ErrorBody;
+use crate::error::{ApiError, AuthResponses, ErrorBody};
 use crate::extract::{RawBody, ValidJson, parse};
 use crate::idempotency;
 use june_domain::Principal;
 
 /// `POST /api/sessions`, honouring `Idempotency-Key`.
-#[utoipa::path(post, path = "/api/sessions", tag = "sessions", request_body = CreateSessionRequest, params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h return the first response")), responses((status = 200, body = SessionResponse), (status = 409, description = "Room name used by a live session", body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, description = "LiveKit unavailable or refusing", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/api/sessions",
+    tag = "sessions",
+    request_body = CreateSessionRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h return the first response")),
+    responses(
+        (status = 200, body = SessionResponse),
+        (status = 409, description = "Room name used by a live session", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 502, description = "LiveKit unavailable or refusing", body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn create_session(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -84,7 +93,17 @@ async fn create(
 }
 
 /// `GET /api/sessions/{id}`
-#[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions", params(("id" = String, Path)), responses((status = 200, description = "The session with a freshly minted token", body = SessionResponse), (status = 404, description = "No such session (or not yours)", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/api/sessions/{id}",
+    tag = "sessions",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "The session with a freshly minted token", body = SessionResponse),
+        (status = 404, description = "No such session (or not yours)", body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn get_session(
     state: web::Data<AppState>,
     Caller(caller): Caller,
@@ -96,7 +115,17 @@ pub async fn get_session(
 }
 
 /// `GET /api/sessions?user_id=&status=&limit=&cursor=`
-#[utoipa::path(get, path = "/api/sessions", tag = "sessions", params(ListSessionsQuery), responses((status = 200, body = SessionList), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/api/sessions",
+    tag = "sessions",
+    params(ListSessionsQuery),
+    responses(
+        (status = 200, body = SessionList),
+        (status = 422, body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn list_sessions(
     state: web::Data<AppState>,
     Caller(caller): Caller,
@@ -133,7 +162,18 @@ pub async fn list_sessions(
 }
 
 /// `DELETE /api/sessions/{id}`
-#[utoipa::path(delete, path = "/api/sessions/{id}", tag = "sessions", params(("id" = String, Path)), responses((status = 200, body = SessionDeleted), (status = 404, description = "No such session (or not yours)", body = ErrorBody), (status = 502, body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(
+    delete,
+    path = "/api/sessions/{id}",
+    tag = "sessions",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, body = SessionDeleted),
+        (status = 404, description = "No such session (or not yours)", body = ErrorBody),
+        (status = 502, body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn delete_session(
     state: web::Data<AppState>,
     Caller(caller): Caller,
@@ -149,7 +189,20 @@ pub async fn delete_session(
 }
 
 /// `POST /api/sessions/{id}/guest-token`
-#[utoipa::path(post, path = "/api/sessions/{id}/guest-token", tag = "sessions", params(("id" = String, Path)), request_body = GuestTokenRequest, responses((status = 200, body = GuestTokenResponse), (status = 404, description = "No such session (or not yours)", body = ErrorBody), (status = 409, description = "Session over", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/api/sessions/{id}/guest-token",
+    tag = "sessions",
+    params(("id" = String, Path)),
+    request_body = GuestTokenRequest,
+    responses(
+        (status = 200, body = GuestTokenResponse),
+        (status = 404, description = "No such session (or not yours)", body = ErrorBody),
+        (status = 409, description = "Session over", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn create_guest_token(
     state: web::Data<AppState>,
     Caller(caller): Caller,
@@ -178,7 +231,17 @@ pub async fn create_guest_token(
 }
 
 /// `GET /api/sessions/{id}/history`
-#[utoipa::path(get, path = "/api/sessions/{id}/history", tag = "sessions", params(("id" = String, Path)), responses((status = 200, body = HistoryResponse), (status = 404, description = "No such session (or not yours)", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/api/sessions/{id}/history",
+    tag = "sessions",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, body = HistoryResponse),
+        (status = 404, description = "No such session (or not yours)", body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn get_history(
     state: web::Data<AppState>,
     Caller(caller): Caller,
@@ -193,7 +256,17 @@ pub async fn get_history(
 }
 
 /// `DELETE /api/sessions/{id}/history`
-#[utoipa::path(delete, path = "/api/sessions/{id}/history", tag = "sessions", params(("id" = String, Path)), responses((status = 200, body = HistoryCleared), (status = 404, description = "No such session (or not yours)", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(
+    delete,
+    path = "/api/sessions/{id}/history",
+    tag = "sessions",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, body = HistoryCleared),
+        (status = 404, description = "No such session (or not yours)", body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn clear_history(
     state: web::Data<AppState>,
     Caller(caller): Caller,

@@ -9,7 +9,7 @@ use crate::dto::{
     LegacyTokenRequest, LegacyTokenResponse, Lenient, RoomDto, RoomList, ServiceTokenRequest,
     TokenSourceRequest, TokenSourceResponse,
 };
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, AuthResponses, ErrorBody};
 use crate::extract::ValidJson;
 
 fn legacy_response(
@@ -28,7 +28,20 @@ fn legacy_response(
 }
 
 /// `POST /token` and `POST /livekit/token`: `{roomName, participantName, metadata?}`.
-#[utoipa::path(post, path = "/token", tag = "tokens", request_body = LegacyTokenRequest, responses((status = 200, body = LegacyTokenResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, description = "Not a live session of the caller's (users only)", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/token",
+    tag = "tokens",
+    request_body = LegacyTokenRequest,
+    responses(
+        (status = 200, body = LegacyTokenResponse),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "Not a live session of the caller's (users only)", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn participant_token(
     state: web::Data<AppState>,
     Caller(caller): Caller,
@@ -58,7 +71,18 @@ pub async fn participant_token(
 }
 
 /// `POST /api/livekit/token`: `{service_identity, room?}` for the STT/TTS bots: hidden agents.
-#[utoipa::path(post, path = "/api/livekit/token", tag = "tokens", request_body = ServiceTokenRequest, responses((status = 200, body = LegacyTokenResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/api/livekit/token",
+    tag = "tokens",
+    request_body = ServiceTokenRequest,
+    responses(
+        (status = 200, body = LegacyTokenResponse),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn service_token(
     state: web::Data<AppState>,
     caller: Caller,
@@ -87,7 +111,17 @@ pub async fn service_token(
 }
 
 /// `POST /rooms/list`: LiveKit's live rooms.
-#[utoipa::path(post, path = "/rooms/list", tag = "tokens", request_body(content = Object, description = "{}"), responses((status = 200, body = RoomList), (status = 502, body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/rooms/list",
+    tag = "tokens",
+    request_body(content = Object, description = "{}"),
+    responses(
+        (status = 200, body = RoomList),
+        (status = 502, body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn list_rooms(
     state: web::Data<AppState>,
     Caller(caller): Caller,
@@ -138,7 +172,19 @@ const SERVER_SIDE: &[&str] = &[
 /// `POST /api/livekit/token-source`: LiveKit's standard token endpoint, so a client SDK's
 /// `TokenSource.endpoint(url)` works unchanged. No room: a new session is created for the
 /// caller. A room: it must be a live session the caller may act for.
-#[utoipa::path(post, path = "/api/livekit/token-source", tag = "tokens", request_body = TokenSourceRequest, responses((status = 201, body = TokenSourceResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/api/livekit/token-source",
+    tag = "tokens",
+    request_body = TokenSourceRequest,
+    responses(
+        (status = 201, body = TokenSourceResponse),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 502, body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn token_source(
     state: web::Data<AppState>,
     Caller(caller): Caller,

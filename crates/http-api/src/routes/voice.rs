@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::dto::{Lenient, StatusResponse, SttTranscriptRequest, VoiceOnsetRequest};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, AuthResponses, ErrorBody};
 use crate::extract::ValidJson;
 
 /// The bearer token must equal `STT_SERVICE_TOKEN`, compared in constant time.
@@ -61,7 +61,19 @@ impl FromRequest for SttBot {
 }
 
 /// `POST /api/webhooks/stt`
-#[utoipa::path(post, path = "/api/webhooks/stt", tag = "webhooks", request_body = SttTranscriptRequest, responses((status = 200, body = StatusResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/api/webhooks/stt",
+    tag = "webhooks",
+    request_body = SttTranscriptRequest,
+    responses(
+        (status = 200, body = StatusResponse),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn stt_transcript(
     state: web::Data<AppState>,
     _bot: SttBot,
@@ -92,7 +104,18 @@ pub async fn stt_transcript(
 }
 
 /// `POST /api/webhooks/voice_onset`
-#[utoipa::path(post, path = "/api/webhooks/voice_onset", tag = "webhooks", request_body = VoiceOnsetRequest, responses((status = 200, body = StatusResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(
+    post,
+    path = "/api/webhooks/voice_onset",
+    tag = "webhooks",
+    request_body = VoiceOnsetRequest,
+    responses(
+        (status = 200, body = StatusResponse),
+        (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn voice_onset(
     state: web::Data<AppState>,
     _bot: SttBot,

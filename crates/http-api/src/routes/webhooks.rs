@@ -9,12 +9,10 @@ use serde_json::json;
 use super::owned_session;
 use crate::AppState;
 use crate::auth::Caller;
-#[allow(unused_imports)]
-use crate::dto::*;
-use crate::dto::{EventList, EventsQuery, decode_event_cursor, encode_event_cursor};
-use crate::error::ApiError;
-#[allow(unused_imports)]
-use crate::error::ErrorBody;
+use crate::dto::{
+    EventList, EventsQuery, StatusResponse, decode_event_cursor, encode_event_cursor,
+};
+use crate::error::{ApiError, AuthResponses, ErrorBody};
 use crate::extract::RawBody;
 
 /// LiveKit sends `application/webhook+json`; some proxies and SDK test tools send JSON.
@@ -69,7 +67,18 @@ pub async fn livekit_webhook(
 }
 
 /// `GET /api/sessions/{id}/events?limit=&cursor=`
-#[utoipa::path(get, path = "/api/sessions/{id}/events", tag = "sessions", params(("id" = String, Path), EventsQuery), responses((status = 200, body = EventList), (status = 404, description = "No such session (or not yours)", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/api/sessions/{id}/events",
+    tag = "sessions",
+    params(("id" = String, Path), EventsQuery),
+    responses(
+        (status = 200, body = EventList),
+        (status = 404, description = "No such session (or not yours)", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        AuthResponses,
+    ),
+)]
 pub async fn list_events(
     state: web::Data<AppState>,
     Caller(caller): Caller,
