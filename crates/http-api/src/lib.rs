@@ -116,66 +116,84 @@ fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
 }
 
-/// Registers every route. Trailing-slash forms are handled by `NormalizePath` in [`app`].
+/// Declares the API's routes once. Each line registers its handlers on its path and on its
+/// legacy aliases (`"/token" | "/livekit/token"`), and puts the handlers' `#[utoipa::path]`
+/// operations into the spec ([`Operations`], merged by [`openapi::ApiDoc`]): a handler cannot
+/// be served undocumented or documented unserved. Aliases are served and left out of the spec
+/// on purpose (docs/compat.md lists them). A path may name a function that adjusts its
+/// resources (`, webhook_limits`). The annotations' own `path` and method must match the
+/// line: a test compares the spec with [`OPERATIONS`].
+macro_rules! api {
+    ($(
+        $path:literal $(| $alias:literal)* $(, $adjust:ident)?
+            => [$($method:ident: $($handler:ident)::+),+ $(,)?];
+    )*) => {
+        fn api_routes(cfg: &mut web::ServiceConfig) {
+            $(
+                for path in [$path $(, $alias)*] {
+                    let r = resource(path)$(.route(web::$method().to($($handler)::+)))+;
+                    $(let r = $adjust(r);)?
+                    cfg.service(r);
+                }
+            )*
+        }
+
+        /// Every `(method, path)` the API serves and the spec documents.
+        pub const OPERATIONS: &[(&str, &str)] = &[$($((stringify!($method), $path),)+)*];
+
+        /// The legacy aliases as `(alias, path)`: served like `path`, not in the spec.
+        pub const ALIASES: &[(&str, &str)] = &[$($(($alias, $path),)*)*];
+
+        /// The operations of the handlers the route table registers: the paths of the spec.
+        #[derive(utoipa::OpenApi)]
+        #[openapi(paths($($($($handler)::+,)+)*))]
+        pub struct Operations;
+    };
+}
+
+api! {
+    "/" => [get: health::service_info];
+    "/healthz" => [get: health::healthz];
+    "/readyz" => [get: health::readyz];
+    "/api/sessions" => [post: sessions::create_session, get: sessions::list_sessions];
+    "/api/sessions/{id}" => [get: sessions::get_session, delete: sessions::delete_session];
+    "/api/sessions/{id}/participants" => [get: participants::list_participants];
+    "/api/sessions/{id}/participants/{identity}" => [delete: participants::remove_participant];
+    "/api/sessions/{id}/guest-token" => [post: sessions::create_guest_token];
+    "/api/sessions/{id}/history" => [get: sessions::get_history, delete: sessions::clear_history];
+    "/api/sessions/{id}/events" => [get: webhooks::list_events];
+    "/api/livekit-webhooks", webhook_limits => [post: webhooks::livekit_webhook];
+    "/api/webhooks/stt" => [post: voice::stt_transcript];
+    "/api/webhooks/voice_onset" => [post: voice::voice_onset];
+    "/api/ai/chat" | "/api/ai/process" => [post: ai::chat];
+    "/api/tts/publish" => [post: ai::tts_publish];
+    "/token" | "/livekit/token" => [post: tokens::participant_token];
+    "/api/livekit/token" => [post: tokens::service_token];
+    "/api/livekit/token-source" => [post: tokens::token_source];
+    "/rooms/list" => [post: tokens::list_rooms];
+}
+
+/// A signed event is never refused for its size under 1 MiB (full-room events).
+fn webhook_limits(r: actix_web::Resource) -> actix_web::Resource {
+    r.app_data(web::PayloadConfig::new(WEBHOOK_BODY_LIMIT))
+        .app_data(BodyLimit(WEBHOOK_BODY_LIMIT))
+}
+
+/// Registers every route: the API's (the `api!` table), then the metrics, the spec and its UI.
+/// Trailing-slash forms are handled by `NormalizePath` in [`app`].
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/").route(web::get().to(health::service_info)))
-        .service(resource("/healthz").route(web::get().to(health::healthz)))
-        .service(resource("/readyz").route(web::get().to(health::readyz)))
-        .service(
-            resource("/api/sessions")
-                .route(web::post().to(sessions::create_session))
-                .route(web::get().to(sessions::list_sessions)),
-        )
-        .service(
-            resource("/api/sessions/{id}")
-                .route(web::get().to(sessions::get_session))
-                .route(web::delete().to(sessions::delete_session)),
-        )
-        .service(
-            resource("/api/sessions/{id}/participants")
-                .route(web::get().to(participants::list_participants)),
-        )
-        .service(
-            resource("/api/sessions/{id}/participants/{identity}")
-                .route(web::delete().to(participants::remove_participant)),
-        )
-        .service(
-            resource("/api/sessions/{id}/guest-token")
-                .route(web::post().to(sessions::create_guest_token)),
-        )
-        .service(
-            resource("/api/sessions/{id}/history")
-                .route(web::get().to(sessions::get_history))
-                .route(web::delete().to(sessions::clear_history)),
-        )
-        .service(resource("/api/sessions/{id}/events").route(web::get().to(webhooks::list_events)))
-        .service(
-            resource("/api/livekit-webhooks")
-                // A signed event is never refused for its size under 1 MiB (full-room events).
-                .app_data(web::PayloadConfig::new(WEBHOOK_BODY_LIMIT))
-                .app_data(BodyLimit(WEBHOOK_BODY_LIMIT))
-                .route(web::post().to(webhooks::livekit_webhook)),
-        )
-        .service(resource("/api/webhooks/stt").route(web::post().to(voice::stt_transcript)))
-        .service(resource("/api/webhooks/voice_onset").route(web::post().to(voice::voice_onset)))
-        .service(resource("/metrics").route(web::get().to(crate::metrics::render)))
+    api_routes(cfg);
+    cfg.service(resource("/metrics").route(web::get().to(crate::metrics::render)))
         .service(resource("/openapi.json").route(web::get().to(openapi_json)))
         // `/docs/` is trimmed to `/docs` by NormalizePath: send both to the UI's page.
         .service(resource("/docs").route(web::get().to(docs_home)))
-        .service(
-            utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", {
+        .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url(
+            "/api-docs/openapi.json",
+            {
                 use utoipa::OpenApi;
                 crate::openapi::ApiDoc::openapi()
-            }),
-        )
-        .service(resource("/api/ai/chat").route(web::post().to(ai::chat)))
-        .service(resource("/api/ai/process").route(web::post().to(ai::chat)))
-        .service(resource("/api/tts/publish").route(web::post().to(ai::tts_publish)))
-        .service(resource("/token").route(web::post().to(tokens::participant_token)))
-        .service(resource("/livekit/token").route(web::post().to(tokens::participant_token)))
-        .service(resource("/api/livekit/token").route(web::post().to(tokens::service_token)))
-        .service(resource("/api/livekit/token-source").route(web::post().to(tokens::token_source)))
-        .service(resource("/rooms/list").route(web::post().to(tokens::list_rooms)));
+            },
+        ));
 }
 
 /// The whole application: state, routes, JSON errors for bad queries and unknown routes,

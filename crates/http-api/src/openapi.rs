@@ -1,12 +1,9 @@
-//! The OpenAPI document, collected from the handlers' `#[utoipa::path]` annotations. The
-//! committed copy (`openapi/openapi.json`) is compared with it by a test.
+//! The OpenAPI document: the operations of the handlers the route table registers
+//! ([`crate::Operations`]) and the schemas they use, with the API's info and security. The committed
+//! copy (`openapi/openapi.json`) is compared with it by a test.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-
-use crate::dto::*;
-use crate::error::ErrorBody;
-use crate::routes::{ai, health, participants, sessions, tokens, voice, webhooks};
 
 /// The whole API.
 #[derive(OpenApi)]
@@ -18,25 +15,7 @@ use crate::routes::{ai, health, participants, sessions, tokens, voice, webhooks}
             `/api/ai/process`, trailing-slash forms) are listed in docs/compat.md.",
         license(name = "Apache-2.0")
     ),
-    paths(
-        sessions::create_session, sessions::list_sessions, sessions::get_session,
-        sessions::delete_session, sessions::create_guest_token, sessions::get_history,
-        sessions::clear_history, participants::list_participants,
-        participants::remove_participant, webhooks::list_events, webhooks::livekit_webhook,
-        tokens::participant_token, tokens::service_token, tokens::token_source,
-        tokens::list_rooms, ai::chat,
-        ai::tts_publish, voice::stt_transcript, voice::voice_onset, health::service_info,
-        health::healthz, health::readyz,
-    ),
-    components(schemas(
-        ErrorBody, CreateSessionRequest, SessionResponse, SessionSummary, SessionList,
-        SessionDeleted, ParticipantDto, TrackDto, ParticipantRemoved, GuestTokenRequest,
-        GuestTokenResponse, HistoryEntryDto, HistoryResponse, HistoryCleared, EventDto,
-        EventList, LegacyTokenRequest, LegacyTokenResponse, ServiceTokenRequest, RoomDto,
-        RoomList, TokenSourceRequest, TokenSourceResponse, ChatRequestDto, ChatResponse, TtsPublishRequest, SttTranscriptRequest,
-        VoiceOnsetRequest, StatusResponse,
-    )),
-    modifiers(&BearerAuth),
+    modifiers(&Routes, &BearerAuth),
     security(("bearer" = [])),
     tags(
         (name = "sessions", description = "Sessions: rooms, tokens, participants, history, events"),
@@ -47,6 +26,16 @@ use crate::routes::{ai, health, participants, sessions, tokens, voice, webhooks}
     )
 )]
 pub struct ApiDoc;
+
+/// The paths and the schemas they use: every operation of the route table
+/// ([`crate::Operations`]), none other.
+struct Routes;
+
+impl Modify for Routes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.merge(crate::Operations::openapi());
+    }
+}
 
 /// Bearer credentials: an API key or an OIDC access token (when `AUTH_MODE` is not `none`).
 struct BearerAuth;

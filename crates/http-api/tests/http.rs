@@ -305,6 +305,55 @@ async fn unknown_routes_are_json_404_and_wrong_methods_json_405() {
 }
 
 #[actix_web::test]
+async fn every_documented_operation_and_alias_is_served() {
+    let mut store = MockSessionStore::new();
+    store.expect_ping().returning(|| Ok(()));
+    let mut rooms = MockRoomService::new();
+    rooms.expect_list_rooms().returning(|_| Ok(vec![]));
+    let mut st = state(store, rooms);
+    // Every caller is refused before a handler runs: what is tested here is the routing.
+    st.auth = Some(Arc::new(june_domain::MockAuthenticator::new()));
+    let svc = test::init_service(app(st)).await;
+    let aliases = june_http_api::ALIASES.iter().flat_map(|(alias, path)| {
+        june_http_api::OPERATIONS
+            .iter()
+            .filter(move |(_, p)| p == path)
+            .map(move |(method, _)| (*method, *alias))
+    });
+    let spec: Value = serde_json::from_str(&june_http_api::openapi::json()).unwrap();
+    let documented = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| (method.clone(), path.clone()))
+        });
+    let all: Vec<(String, String)> = documented
+        .chain(aliases.map(|(m, p)| (m.to_owned(), p.to_owned())))
+        .collect();
+    assert!(all.len() > june_http_api::OPERATIONS.len());
+    for (method, path) in all {
+        let uri = path
+            .replace("{id}", "0b9f3c2e-6a57-4f4e-9d7c-1f0a3c5e7b21")
+            .replace("{identity}", "zoe");
+        let req = TestRequest::default()
+            .method(method.to_uppercase().parse().unwrap())
+            .uri(&uri)
+            .to_request();
+        let resp = test::call_service(&svc, req).await;
+        let status = resp.status();
+        let body: Value = serde_json::from_slice(&test::read_body(resp).await).unwrap_or_default();
+        assert!(
+            status != StatusCode::METHOD_NOT_ALLOWED && body["code"] != "not_found",
+            "{method} {path} is documented but not served: {status} {body}"
+        );
+    }
+}
+
+#[actix_web::test]
 async fn the_request_id_is_echoed_or_made_up() {
     let st = state(MockSessionStore::new(), MockRoomService::new());
     let (_, _, headers) = call(

@@ -63,3 +63,42 @@ fn every_route_behind_credentials_documents_401_and_429() {
         }
     }
 }
+
+#[test]
+fn the_spec_lists_exactly_the_operations_the_route_table_registers() {
+    use std::collections::BTreeSet;
+
+    let spec: serde_json::Value = serde_json::from_str(&june_http_api::openapi::json()).unwrap();
+    let documented: BTreeSet<(String, String)> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| (method.clone(), path.clone()))
+        })
+        .collect();
+    let registered: BTreeSet<(String, String)> = june_http_api::OPERATIONS
+        .iter()
+        .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
+        .collect();
+    assert_eq!(
+        documented, registered,
+        "an annotation's path or method differs from its line in the route table (lib.rs)"
+    );
+    assert_eq!(
+        registered.len(),
+        june_http_api::OPERATIONS.len(),
+        "a route is declared twice"
+    );
+    // Aliases are served, and left out of the spec on purpose (docs/compat.md).
+    for (alias, path) in june_http_api::ALIASES {
+        assert!(
+            spec["paths"][path].is_object(),
+            "{alias} aliases {path}, which is not documented"
+        );
+        assert!(spec["paths"][alias].is_null(), "{alias} is in the spec");
+    }
+}
