@@ -110,3 +110,76 @@ async fn health_checks_call_healthz() {
         Err(SpeechError::Unreachable(_))
     ));
 }
+
+#[tokio::test]
+async fn a_service_that_serves_only_health_is_healthy() {
+    // The Chatterbox and XTTS revisions of june-tts serve `/health`, not `/healthz`.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/health"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "healthy"})))
+        .expect(2)
+        .mount(&server)
+        .await;
+    tts(&server.uri(), Duration::from_secs(1))
+        .health()
+        .await
+        .unwrap();
+    HttpSttClient::new(http_client(Duration::from_secs(1)).unwrap(), &server.uri())
+        .health()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_200_that_says_status_error_is_a_failure() {
+    // june-tts "FIXED" (CosyVoice) answers a failed synthesis with 200 {"status":"error"}.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/tts/synthesize"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"status": "error", "message": "model not loaded"})),
+        )
+        .mount(&server)
+        .await;
+    match tts(&server.uri(), Duration::from_secs(1))
+        .synthesize(&speech())
+        .await
+    {
+        Err(SpeechError::Failed { status, detail }) => {
+            assert_eq!(status, 200);
+            assert_eq!(detail, "model not loaded");
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn text_over_1000_characters_goes_as_several_requests_in_order() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/tts/synthesize"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "ok"})))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let mut long = speech();
+    long.text = "word ".repeat(500);
+    tts(&server.uri(), Duration::from_secs(1))
+        .synthesize(&long)
+        .await
+        .unwrap();
+    let sent: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            body["text"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(sent.iter().all(|t| t.chars().count() <= 1000));
+    assert_eq!(sent.join(" "), long.text.trim());
+}
