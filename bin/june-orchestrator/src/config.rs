@@ -11,6 +11,18 @@ use serde::Deserialize;
 
 const DEFAULTS: &str = include_str!("defaults.toml");
 
+/// `JUNE_COMPAT=v3`: a drop-in for the June stack that runs v3.x today (design §8.1). Its
+/// bots share the room `ozzu-main`, post transcripts without credentials, and use rooms no
+/// session created. The secure defaults stay the defaults.
+pub const COMPAT_V3: &str = r#"
+[livekit]
+default_bot_room = "ozzu-main"
+[stt]
+auth = "none"
+[voice]
+adopt_rooms = true
+"#;
+
 /// The v3.0 environment names and the setting each one fills.
 pub const LEGACY_ENV: &[(&str, &str)] = &[
     ("LIVEKIT_API_KEY", "livekit.api_key"),
@@ -30,6 +42,7 @@ pub const LEGACY_ENV: &[(&str, &str)] = &[
     ("TTS_SERVICE_URL", "tts.url"),
     ("SERVICE_AUTH_TOKEN", "tts.service_token"),
     ("STT_SERVICE_URL", "stt.url"),
+    ("STT_WEBHOOK_AUTH", "stt.auth"),
     ("STT_SERVICE_TOKEN", "voice.stt_token"),
     ("STT_AGENT_NAME", "voice.stt_agent_name"),
     ("TTS_AGENT_NAME", "voice.tts_agent_name"),
@@ -79,6 +92,9 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Request budgets.
     pub rate_limit: RateLimitSettings,
+    /// The compatibility profile in force (`JUNE_COMPAT`), for the start-up log.
+    #[serde(skip)]
+    pub compat: Option<&'static str>,
 }
 
 /// Authentication settings.
@@ -138,6 +154,8 @@ pub struct VoiceSettings {
     pub public_url: String,
     /// Bearer token of the STT bot.
     pub stt_token: SecretString,
+    /// Adopt rooms that LiveKit has and no session owns (room sessions).
+    pub adopt_rooms: bool,
     /// Finals below this confidence are skipped.
     pub min_confidence: f32,
     /// A repeated final within this window is skipped.
@@ -194,6 +212,8 @@ pub struct TtsSettings {
 pub struct SttSettings {
     /// Base URL; empty means not configured.
     pub url: String,
+    /// `bearer` or `none`: how transcripts are authenticated.
+    pub auth: String,
 }
 
 /// Reaper settings.
@@ -241,6 +261,8 @@ pub struct LiveKitSettings {
     pub readiness_timeout_ms: u64,
     /// Default room of bot tokens.
     pub default_bot_room: String,
+    /// Comma-separated identities that get bot grants besides the agent names.
+    pub bot_identities: String,
 }
 
 /// Session policy settings.
@@ -349,6 +371,25 @@ impl Settings {
         }
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        // A compatibility profile sits right above the defaults: every setting it turns on
+        // is still overridden by the file and the environment.
+        match env
+            .get("JUNE_COMPAT")
+            .map(|v| v.trim().to_ascii_lowercase())
+        {
+            None => {}
+            Some(v) if v.is_empty() || v == "none" => {}
+            Some(v) if v == "v3" => {
+                builder =
+                    builder.add_source(config::File::from_str(COMPAT_V3, config::FileFormat::Toml));
+            }
+            Some(other) => {
+                return Err(invalid(
+                    "JUNE_COMPAT",
+                    format!("{other:?} is not a compatibility profile (expected v3)"),
+                ));
+            }
+        }
         if let Some(path) = file {
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
         }
@@ -368,11 +409,19 @@ impl Settings {
             )
             .build()
             .map_err(|e| ConfigError::Load(e.to_string()))?;
-        let settings: Settings = serde_path_to_error::deserialize(built).map_err(|e| {
+        let compat = match env
+            .get("JUNE_COMPAT")
+            .map(|v| v.trim().to_ascii_lowercase())
+        {
+            Some(v) if v == "v3" => Some("v3"),
+            _ => None,
+        };
+        let mut settings: Settings = serde_path_to_error::deserialize(built).map_err(|e| {
             let setting = e.path().to_string();
             let reason = e.into_inner().to_string();
             invalid(&setting, reason)
         })?;
+        settings.compat = compat;
         settings.validate()?;
         Ok(settings)
     }
@@ -421,6 +470,12 @@ impl Settings {
                     "profile {:?} needs a real LiveKit key and secret, not the dev pair",
                     self.profile
                 ),
+            ));
+        }
+        if !matches!(self.stt.auth.as_str(), "bearer" | "none") {
+            return Err(invalid(
+                "stt.auth",
+                "must be \"bearer\" or \"none\" (STT_WEBHOOK_AUTH)",
             ));
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
@@ -537,6 +592,45 @@ mod tests {
         assert_eq!(s.livekit_api_url(), "http://localhost:7880");
         assert_eq!(s.server.port, 8080);
         assert_eq!(s.database.url.expose_secret(), "sqlite://data/june.db");
+    }
+
+    #[test]
+    fn the_secure_defaults_stay_without_a_compat_profile() {
+        let s = Settings::load(&env(&[]), None).unwrap();
+        assert_eq!(s.stt.auth, "bearer");
+        assert!(!s.voice.adopt_rooms);
+        assert_eq!(s.livekit.default_bot_room, "");
+        assert_eq!(s.compat, None);
+    }
+
+    #[test]
+    fn june_compat_v3_turns_on_the_drop_in_settings_each_still_overridable() {
+        let s = Settings::load(&env(&[("JUNE_COMPAT", "v3")]), None).unwrap();
+        assert_eq!(s.compat, Some("v3"));
+        assert_eq!(s.livekit.default_bot_room, "ozzu-main");
+        assert_eq!(s.stt.auth, "none");
+        assert!(s.voice.adopt_rooms);
+        let s = Settings::load(
+            &env(&[
+                ("JUNE_COMPAT", "v3"),
+                ("STT_WEBHOOK_AUTH", "bearer"),
+                ("JUNE__VOICE__ADOPT_ROOMS", "false"),
+                ("JUNE__LIVEKIT__DEFAULT_BOT_ROOM", "lobby"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.stt.auth, "bearer");
+        assert!(!s.voice.adopt_rooms);
+        assert_eq!(s.livekit.default_bot_room, "lobby");
+    }
+
+    #[test]
+    fn an_unknown_compat_profile_or_stt_auth_stops_start_up_naming_it() {
+        let err = Settings::load(&env(&[("JUNE_COMPAT", "v2")]), None).unwrap_err();
+        assert!(err.to_string().contains("JUNE_COMPAT"), "{err}");
+        let err = Settings::load(&env(&[("STT_WEBHOOK_AUTH", "basic")]), None).unwrap_err();
+        assert!(err.to_string().contains("stt.auth"), "{err}");
     }
 
     #[test]
