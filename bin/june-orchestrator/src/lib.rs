@@ -321,6 +321,7 @@ impl Application {
                 cors_allow_origins: settings.cors_origins(),
                 version: env!("CARGO_PKG_VERSION"),
                 stt_token: non_empty(&settings.voice.stt_token),
+                stt_auth: june_http_api::SttAuth::parse(&settings.stt.auth).unwrap_or_default(),
             },
         };
 

@@ -63,6 +63,8 @@ pub struct Transcript {
     pub language: Option<String>,
     /// Recognition confidence, 0–1, if known.
     pub confidence: Option<f32>,
+    /// The bot's id of this transcript, if it sends one: a resend carries the same id.
+    pub transcript_id: Option<String>,
 }
 
 /// A turn ready to run (started by a final transcript).
@@ -322,9 +324,19 @@ impl VoiceService {
             return Ok(TranscriptOutcome::Skipped("low_confidence"));
         }
         let now = self.clock.now();
+        // A resend is known by its transcript id when the bot sends one (an id names one
+        // utterance, so it is a resend however late it comes: a day is the bound), else by
+        // its text within the window. The store keeps either as the last final's text.
+        let (key, window) = match &t.transcript_id {
+            Some(id) => (
+                format!("transcript_id:{id}"),
+                self.config.duplicate_window.max(chrono::Duration::days(1)),
+            ),
+            None => (text.to_owned(), self.config.duplicate_window),
+        };
         if !self
             .sessions
-            .note_final(session.id, text, now, self.config.duplicate_window)
+            .note_final(session.id, &key, now, window)
             .await?
         {
             return Ok(TranscriptOutcome::Skipped("duplicate"));

@@ -16,6 +16,8 @@ pub mod middleware;
 pub mod openapi;
 pub mod routes;
 
+pub use routes::voice::SttAuth;
+
 use std::time::Duration;
 
 use actix_cors::Cors;
@@ -48,6 +50,8 @@ pub struct ApiConfig {
     pub version: &'static str,
     /// Bearer token the STT bot must send (`STT_SERVICE_TOKEN`); `None` refuses transcripts.
     pub stt_token: Option<secrecy::SecretString>,
+    /// How the STT routes authenticate (`stt.auth`): the bearer token, or nothing at all.
+    pub stt_auth: routes::voice::SttAuth,
 }
 
 /// Everything a handler can reach.

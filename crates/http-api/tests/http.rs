@@ -96,6 +96,7 @@ fn state_with(
             cors_allow_origins: vec!["*".into()],
             version: "test",
             stt_token: None,
+            stt_auth: june_http_api::SttAuth::Bearer,
         },
     }
 }

@@ -55,6 +55,11 @@ pub(crate) fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f32>, D::
     Ok(Value::deserialize(d)?.as_f64().map(|n| n as f32))
 }
 
+/// A JSON boolean; anything else reads as absent (`"partial": "yes"` says nothing).
+pub(crate) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(Value::deserialize(d)?.as_bool())
+}
+
 /// Any JSON but `null`, kept as it is for the handler to judge (`room_config`).
 pub(crate) fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Ok(Some(Value::deserialize(d)?).filter(|v| !v.is_null()))
@@ -83,6 +88,8 @@ mod tests {
         score: Option<f32>,
         #[serde(default, deserialize_with = "present")]
         config: Option<Value>,
+        #[serde(default, deserialize_with = "flag")]
+        on: Option<bool>,
     }
 
     fn read(body: Value) -> Fields {
@@ -130,6 +137,15 @@ mod tests {
         assert_eq!(read(json!({"score": "high"})).score, None);
         assert_eq!(read(json!({"config": null})).config, None);
         assert_eq!(read(json!({"config": "x"})).config, Some(json!("x")));
+    }
+
+    #[test]
+    fn a_flag_is_a_json_boolean_and_nothing_else() {
+        assert_eq!(read(json!({"on": true})).on, Some(true));
+        assert_eq!(read(json!({"on": false})).on, Some(false));
+        for other in [json!("true"), json!(1), json!(null), json!([true])] {
+            assert_eq!(read(json!({ "on": other })).on, None, "{other}");
+        }
     }
 
     #[test]

@@ -41,7 +41,8 @@ fn optional<E: std::fmt::Display>(
 
 /// `GET /readyz`: 200 when the store and LiveKit both answer within the readiness timeout.
 /// The language model is reported as configured or not (no call is made); TTS and STT are
-/// checked but only ever "degraded" a ready service.
+/// checked but only ever "degraded" a ready service. `stt_auth` says how transcripts are
+/// authenticated (`none`: anyone may post them; never a reason to be unready).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready, with per-dependency checks", body = Object), (status = 503, description = "Not ready", body = Object)))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let timeout = state.config.readiness_timeout;
@@ -66,6 +67,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
+        "stt_auth": state.config.stt_auth.as_str(),
         "checks": {
             "store": store,
             "livekit": livekit,

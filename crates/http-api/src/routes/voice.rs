@@ -1,12 +1,13 @@
 //! `POST /api/webhooks/stt` (transcripts from the STT bot) and `POST /api/webhooks/voice_onset`
-//! (barge-in), both with `Authorization: Bearer <STT_SERVICE_TOKEN>`.
+//! (barge-in), both with `Authorization: Bearer <STT_SERVICE_TOKEN>` unless `stt.auth` is
+//! `none` (June's STT bots send no credentials; design §8.1).
 
 use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
-use june_domain::TranscriptOutcome;
+use june_domain::{SessionError, Transcript, TranscriptOutcome};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -15,6 +16,36 @@ use crate::AppState;
 use crate::dto::{Lenient, StatusResponse, SttTranscriptRequest, VoiceOnsetRequest};
 use crate::error::{ApiError, AuthResponses, ErrorBody};
 use crate::extract::ValidJson;
+
+/// How the STT routes authenticate their caller (`stt.auth`, `STT_WEBHOOK_AUTH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SttAuth {
+    /// `Authorization: Bearer <STT_SERVICE_TOKEN>` (the default).
+    #[default]
+    Bearer,
+    /// Nothing is checked: any caller, with any `Authorization` header or none, is the STT
+    /// bot. For June's STT bots, which send no credentials (`JUNE_COMPAT=v3`).
+    None,
+}
+
+impl SttAuth {
+    /// `bearer` or `none`; anything else is `None`.
+    pub fn parse(value: &str) -> Option<SttAuth> {
+        match value {
+            "bearer" => Some(SttAuth::Bearer),
+            "none" => Some(SttAuth::None),
+            _ => None,
+        }
+    }
+
+    /// The setting's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SttAuth::Bearer => "bearer",
+            SttAuth::None => "none",
+        }
+    }
+}
 
 /// The bearer token must equal `STT_SERVICE_TOKEN`, compared in constant time.
 fn authorize(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
@@ -43,7 +74,8 @@ fn authorize(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
 
 /// The STT bot, authenticated by its bearer token. As an extractor placed before the body it
 /// answers 401 before a byte of the body is parsed: a caller without the token learns nothing
-/// about what the route accepts.
+/// about what the route accepts. With `stt.auth = none` every caller passes, whatever
+/// `Authorization` it sends: there is nothing to check it against.
 pub struct SttBot;
 
 impl FromRequest for SttBot {
@@ -54,7 +86,10 @@ impl FromRequest for SttBot {
         ready(
             req.app_data::<web::Data<AppState>>()
                 .ok_or_else(|| ApiError::Internal("no application state".into()))
-                .and_then(|state| authorize(state, req))
+                .and_then(|state| match state.config.stt_auth {
+                    SttAuth::Bearer => authorize(state, req),
+                    SttAuth::None => Ok(()),
+                })
                 .map(|()| SttBot),
         )
     }
@@ -80,7 +115,11 @@ pub async fn stt_transcript(
     ValidJson(Lenient(body)): ValidJson<Lenient<SttTranscriptRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let transcript = body.try_into_domain()?;
-    match state.voice.transcript(transcript).await? {
+    let outcome = match state.voice.transcript(transcript.clone()).await {
+        Err(SessionError::NotFound) => return unknown_room(&state, transcript).await,
+        other => other?,
+    };
+    match outcome {
         TranscriptOutcome::Partial => {
             Ok(HttpResponse::Ok().json(json!({ "status": "accepted", "event": "partial" })))
         }
@@ -103,6 +142,25 @@ pub async fn stt_transcript(
     }
 }
 
+/// A transcript for a room no live session owns: the one place that decides what happens
+/// to it.
+///
+/// A partial answers `200 {"status":"skipped","reason":"unknown_room"}`: the newest june-stt
+/// posts every partial and logs any other status as an error, and a partial starts nothing
+/// anyway. A final is `404 session_not_found`.
+///
+/// Room adoption (`voice.adopt_rooms`, design §8.1) plugs in here: when it is on and LiveKit
+/// has the room, create a room session for it and hand the final to
+/// `state.voice.transcript` again, instead of the 404.
+async fn unknown_room(_state: &AppState, transcript: Transcript) -> Result<HttpResponse, ApiError> {
+    if !transcript.is_final {
+        return Ok(
+            HttpResponse::Ok().json(json!({ "status": "skipped", "reason": "unknown_room" }))
+        );
+    }
+    Err(ApiError::Session(SessionError::NotFound))
+}
+
 /// `POST /api/webhooks/voice_onset`
 #[utoipa::path(
     post,
@@ -123,4 +181,20 @@ pub async fn voice_onset(
 ) -> Result<HttpResponse, ApiError> {
     let generation = state.voice.voice_onset(&body.room()?).await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "interrupted", "turn": generation })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stt_auth_reads_its_two_values_and_defaults_to_bearer() {
+        assert_eq!(SttAuth::parse("bearer"), Some(SttAuth::Bearer));
+        assert_eq!(SttAuth::parse("none"), Some(SttAuth::None));
+        assert_eq!(SttAuth::parse("Bearer"), None);
+        assert_eq!(SttAuth::default(), SttAuth::Bearer);
+        for auth in [SttAuth::Bearer, SttAuth::None] {
+            assert_eq!(SttAuth::parse(auth.as_str()), Some(auth));
+        }
+    }
 }
