@@ -570,6 +570,45 @@ impl Settings {
             .map(str::to_owned)
             .collect()
     }
+
+    /// The start-up line of a compatibility profile: what `JUNE_COMPAT` turns on, with the
+    /// values in force after the file and the environment (each may override it). `None`
+    /// without a profile.
+    pub fn compat_summary(&self) -> Option<String> {
+        let profile = self.compat?;
+        let room = &self.livekit.default_bot_room;
+        Some(format!(
+            "JUNE_COMPAT={profile}: livekit.default_bot_room={}, stt.auth={}, voice.adopt_rooms={}",
+            if room.is_empty() {
+                "(none)".to_owned()
+            } else {
+                format!("{room:?}")
+            },
+            self.stt.auth,
+            self.voice.adopt_rooms,
+        ))
+    }
+
+    /// Logs the drop-in settings at start-up: the compatibility profile, and a warning for
+    /// each setting that opens something the secure defaults keep shut.
+    pub fn log_drop_in(&self) {
+        if let Some(line) = self.compat_summary() {
+            tracing::info!("{line}");
+        }
+        if self.stt.auth == "none" {
+            tracing::warn!(
+                "stt.auth=none (STT_WEBHOOK_AUTH): /api/webhooks/stt and /api/webhooks/voice_onset \
+                 accept requests without credentials; anyone who can reach them can start and \
+                 interrupt turns"
+            );
+        }
+        if self.voice.adopt_rooms {
+            tracing::warn!(
+                "voice.adopt_rooms=true, but room adoption is not implemented yet: a final \
+                 transcript for a room no session owns answers 404"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -623,6 +662,30 @@ mod tests {
         assert_eq!(s.stt.auth, "bearer");
         assert!(!s.voice.adopt_rooms);
         assert_eq!(s.livekit.default_bot_room, "lobby");
+    }
+
+    #[test]
+    fn the_compat_line_names_what_it_turned_on_with_the_values_in_force() {
+        let s = Settings::load(&env(&[]), None).unwrap();
+        assert_eq!(s.compat_summary(), None);
+        let s = Settings::load(&env(&[("JUNE_COMPAT", "v3")]), None).unwrap();
+        assert_eq!(
+            s.compat_summary().unwrap(),
+            r#"JUNE_COMPAT=v3: livekit.default_bot_room="ozzu-main", stt.auth=none, voice.adopt_rooms=true"#
+        );
+        let s = Settings::load(
+            &env(&[
+                ("JUNE_COMPAT", "V3"),
+                ("STT_WEBHOOK_AUTH", "bearer"),
+                ("JUNE__LIVEKIT__DEFAULT_BOT_ROOM", ""),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            s.compat_summary().unwrap(),
+            "JUNE_COMPAT=v3: livekit.default_bot_room=(none), stt.auth=bearer, voice.adopt_rooms=true"
+        );
     }
 
     #[test]

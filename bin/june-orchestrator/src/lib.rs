@@ -324,6 +324,7 @@ impl Application {
                 stt_auth: june_http_api::SttAuth::parse(&settings.stt.auth).unwrap_or_default(),
             },
         };
+        settings.log_drop_in();
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         if state.auth.is_none() && !is_loopback(&settings.server.host) {
