@@ -825,7 +825,14 @@ fn routes(id: &str, room: &str) -> Vec<Route> {
     ];
     let guest = &["guest_name", "session_id", "ttl_seconds", "can_publish"];
     let chat = &["session_id", "text", "language", "speak"];
-    let legacy = &["roomName", "participantName", "metadata"];
+    let legacy = &[
+        "roomName",
+        "participantName",
+        "metadata",
+        "room",
+        "identity",
+        "service_identity",
+    ];
     let stt = &[
         "event",
         "type",
@@ -839,6 +846,14 @@ fn routes(id: &str, room: &str) -> Vec<Route> {
         "confidence",
         "timestamp",
         "segments",
+        "partial",
+        "is_partial",
+        "user_id",
+        "participant_identity",
+        "final_text",
+        "content",
+        "transcript_id",
+        "audio_data",
     ];
     let new_session = json!({"user_id": "alice"});
     let guest_ok = json!({"guest_name": "g"});
@@ -890,7 +905,13 @@ fn routes(id: &str, room: &str) -> Vec<Route> {
             "POST",
             "/api/livekit/token".into(),
             Api,
-            &["service_identity", "room", "roomName"],
+            &[
+                "service_identity",
+                "participantName",
+                "identity",
+                "room",
+                "roomName",
+            ],
             json!({"service_identity": "june-stt", "room": room}),
         ),
         Route::new(

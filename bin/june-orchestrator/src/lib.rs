@@ -322,6 +322,11 @@ impl Application {
                 version: env!("CARGO_PKG_VERSION"),
                 stt_token: non_empty(&settings.voice.stt_token),
                 stt_auth: june_http_api::SttAuth::parse(&settings.stt.auth).unwrap_or_default(),
+                bots: june_http_api::BotIdentities::new(
+                    &v.stt_agent_name,
+                    &v.tts_agent_name,
+                    &lk.bot_identities,
+                ),
             },
         };
         settings.log_drop_in();

@@ -16,6 +16,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod routes;
 
+pub use routes::tokens::BotIdentities;
 pub use routes::voice::SttAuth;
 
 use std::time::Duration;
@@ -52,6 +53,9 @@ pub struct ApiConfig {
     pub stt_token: Option<secrecy::SecretString>,
     /// How the STT routes authenticate (`stt.auth`): the bearer token, or nothing at all.
     pub stt_auth: routes::voice::SttAuth,
+    /// The identities the token routes give bot grants (`agent`, and `hidden` for the STT
+    /// bot); every other identity gets a participant's.
+    pub bots: routes::tokens::BotIdentities,
 }
 
 /// Everything a handler can reach.

@@ -97,6 +97,7 @@ fn state_with(
             version: "test",
             stt_token: None,
             stt_auth: june_http_api::SttAuth::Bearer,
+            bots: june_http_api::BotIdentities::new("june-stt", "june-tts", ""),
         },
     }
 }

@@ -33,13 +33,21 @@ pub struct RoomList {
 /// `POST /token`, `/livekit/token` body, read as v3.0 clients send it: a number is taken as
 /// its text, a blank string counts as missing (400 `missing_fields`), and `metadata` may be a
 /// string or an object (sent to LiveKit as its JSON text). Any other body reads as `{}`.
+/// LiveKitApp sends `{room, identity}`: `room` is read when `roomName` is absent, `identity`
+/// when `participantName` is. A body with `service_identity` and neither participant key is
+/// a bot's, minted as by `POST /api/livekit/token`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct LegacyTokenRequest {
-    /// The room to join.
+    /// The room to join (or under `room`).
     #[serde(rename = "roomName", default, deserialize_with = "text_or_number")]
     #[schema(value_type = String, required = true, example = "lobby")]
     pub room_name: Option<String>,
-    /// The identity in the room; a number is taken as its text (`42` → `"42"`).
+    /// Alias of `roomName`.
+    #[serde(default, deserialize_with = "text_or_number")]
+    #[schema(value_type = Option<String>)]
+    pub room: Option<String>,
+    /// The identity in the room (or under `identity`); a number is taken as its text
+    /// (`42` → `"42"`).
     #[serde(
         rename = "participantName",
         default,
@@ -47,20 +55,54 @@ pub struct LegacyTokenRequest {
     )]
     #[schema(value_type = String, required = true, example = "zoe")]
     pub participant_name: Option<String>,
+    /// Alias of `participantName`.
+    #[serde(default, deserialize_with = "text_or_number")]
+    #[schema(value_type = Option<String>)]
+    pub identity: Option<String>,
+    /// A bot's identity, read only when neither `participantName` nor `identity` is given:
+    /// then the body is handled as by `POST /api/livekit/token` (the room may be absent).
+    #[serde(default, deserialize_with = "text_or_number")]
+    #[schema(value_type = Option<String>, example = "june-tts")]
+    pub service_identity: Option<String>,
     #[serde(default, deserialize_with = "json_text")]
     #[schema(schema_with = string_or_object)]
     pub metadata: String,
 }
 
-/// `POST /api/livekit/token` body: a token for a voice bot (a hidden agent). Read like the body
-/// of `POST /token`: a number is taken as its text, a blank string counts as missing.
+impl LegacyTokenRequest {
+    /// The room, under `roomName` or `room`.
+    pub fn room(&self) -> Option<String> {
+        first_of([&self.room_name, &self.room])
+    }
+
+    /// The participant's identity, under `participantName` or `identity`.
+    pub fn identity(&self) -> Option<String> {
+        first_of([&self.participant_name, &self.identity])
+    }
+}
+
+/// `POST /api/livekit/token` body: a token for a voice bot. Read like the body of
+/// `POST /token`: a number is taken as its text, a blank string counts as missing.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct ServiceTokenRequest {
-    /// The bot's identity, e.g. `june-stt`.
+    /// The identity, e.g. `june-stt` (or under `participantName` or `identity`). A configured
+    /// bot gets bot grants; any other identity a participant's token.
     #[serde(default, deserialize_with = "text_or_number")]
     #[schema(value_type = String, required = true, example = "june-stt")]
     pub service_identity: Option<String>,
-    /// Room; the configured default bot room when absent.
+    /// Alias of `service_identity` (june-tts sends `{roomName, participantName}` here).
+    #[serde(
+        rename = "participantName",
+        default,
+        deserialize_with = "text_or_number"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub participant_name: Option<String>,
+    /// Alias of `service_identity`.
+    #[serde(default, deserialize_with = "text_or_number")]
+    #[schema(value_type = Option<String>)]
+    pub identity: Option<String>,
+    /// Room; `livekit.default_bot_room` when absent (400 when that is not set either).
     #[serde(default, deserialize_with = "text_or_number")]
     pub room: Option<String>,
     /// Alias of `room`, read when `room` is absent or blank.
@@ -72,6 +114,15 @@ impl ServiceTokenRequest {
     /// The room the body names, under either key.
     pub fn room(&self) -> Option<String> {
         first_of([&self.room, &self.room_name])
+    }
+
+    /// The identity, under `service_identity`, `participantName` or `identity`.
+    pub fn identity(&self) -> Option<String> {
+        first_of([
+            &self.service_identity,
+            &self.participant_name,
+            &self.identity,
+        ])
     }
 }
 
@@ -168,6 +219,62 @@ mod tests {
         assert_eq!(b.room().as_deref(), Some("b"));
         let b: ServiceTokenRequest = read(json!({"roomName": null}));
         assert_eq!(b.room(), None);
+    }
+
+    #[test]
+    fn a_legacy_body_may_name_room_and_identity_and_the_v3_keys_win() {
+        // LiveKitApp @3c520ed
+        let b: LegacyTokenRequest = read(json!({"room": "r", "identity": "user-12"}));
+        assert_eq!(
+            (b.room().as_deref(), b.identity().as_deref()),
+            (Some("r"), Some("user-12"))
+        );
+        let b: LegacyTokenRequest = read(json!({
+            "roomName": "a", "room": "b", "participantName": "p", "identity": "q"
+        }));
+        assert_eq!(
+            (b.room().as_deref(), b.identity().as_deref()),
+            (Some("a"), Some("p"))
+        );
+        let b: LegacyTokenRequest =
+            read(json!({"roomName": " ", "room": 7, "participantName": "", "identity": " q "}));
+        assert_eq!(
+            (b.room().as_deref(), b.identity().as_deref()),
+            (Some("7"), Some("q"))
+        );
+        let b: LegacyTokenRequest = read(json!({"roomName": "r"}));
+        assert_eq!(b.identity(), None);
+    }
+
+    #[test]
+    fn a_legacy_body_keeps_a_service_identity_for_the_handler() {
+        // june-tts @a868a65 posts only this to /livekit/token.
+        let b: LegacyTokenRequest = read(json!({"service_identity": "june-tts"}));
+        assert_eq!(b.service_identity.as_deref(), Some("june-tts"));
+        assert_eq!((b.room(), b.identity()), (None, None));
+        let b: LegacyTokenRequest = read(json!({"service_identity": " "}));
+        assert_eq!(b.service_identity, None);
+    }
+
+    #[test]
+    fn a_service_identity_may_come_as_participant_name_or_identity() {
+        // june-tts @449986b posts {roomName, participantName} to /api/livekit/token.
+        let b: ServiceTokenRequest =
+            read(json!({"roomName": "ozzu-main", "participantName": "cosyvoice2-tts"}));
+        assert_eq!(
+            (b.identity().as_deref(), b.room().as_deref()),
+            (Some("cosyvoice2-tts"), Some("ozzu-main"))
+        );
+        let b: ServiceTokenRequest = read(json!({"identity": 5}));
+        assert_eq!(b.identity().as_deref(), Some("5"));
+        let b: ServiceTokenRequest = read(json!({
+            "service_identity": "a", "participantName": "b", "identity": "c"
+        }));
+        assert_eq!(b.identity().as_deref(), Some("a"));
+        let b: ServiceTokenRequest = read(json!({"service_identity": "", "identity": "c"}));
+        assert_eq!(b.identity().as_deref(), Some("c"));
+        let b: ServiceTokenRequest = read(json!({"room": "r"}));
+        assert_eq!(b.identity(), None);
     }
 
     #[test]
