@@ -3,6 +3,7 @@
 
 mod ai;
 mod clients;
+mod clients_compat;
 mod conformance;
 mod hardening;
 mod helpers;
