@@ -10,6 +10,7 @@
 4. Nothing holds a literal secret: no Secret objects with data, no env `value` for a
    secret-looking name, no secret-looking keys with values in config files.
 5. The Dockerfile's COPY sources exist and its binary is the one Cargo builds.
+6. The prod overlay does not use the v3 drop-in profile (JUNE_COMPAT, stt.auth=none).
 """
 
 import copy
@@ -173,6 +174,17 @@ def main():
     env = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
     if "DATABASE_URL" not in env:
         fail("prod: replicas need DATABASE_URL (PostgreSQL) from the Secret")
+    # The v3 drop-in profile opens the STT routes (docs/compat.md): never in production.
+    settings = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    for (kind, _), o in prod.items():
+        if kind == "ConfigMap":
+            settings.update(o.get("data") or {})
+    if settings.get("JUNE_COMPAT") not in (None, "", "none"):
+        fail("prod: JUNE_COMPAT is set; the v3 drop-in profile is not for production")
+    if str(settings.get("STT_WEBHOOK_AUTH", "")).lower() == "none" or str(
+        settings.get("JUNE__STT__AUTH", "")
+    ).lower() == "none":
+        fail("prod: stt.auth=none lets anyone post transcripts")
 
     docker = (ROOT / "Dockerfile").read_text()
     for line in docker.splitlines():
