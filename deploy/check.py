@@ -10,7 +10,8 @@
 4. Nothing holds a literal secret: no Secret objects with data, no env `value` for a
    secret-looking name, no secret-looking keys with values in config files.
 5. The Dockerfile's COPY sources exist and its binary is the one Cargo builds.
-6. The prod overlay does not use the v3 drop-in profile (JUNE_COMPAT, stt.auth=none).
+6. The prod overlay authenticates callers (AUTH_MODE is not none) and does not use the v3
+   drop-in profile (JUNE_COMPAT, stt.auth=none).
 """
 
 import copy
@@ -179,6 +180,9 @@ def main():
     for (kind, _), o in prod.items():
         if kind == "ConfigMap":
             settings.update(o.get("data") or {})
+    # AUTH_MODE=none lets anyone create sessions and mint tokens (docs/threat-model.md).
+    if str(settings.get("AUTH_MODE") or "none").strip().lower() in ("", "none"):
+        fail("prod: AUTH_MODE is none; production must authenticate callers")
     if settings.get("JUNE_COMPAT") not in (None, "", "none"):
         fail("prod: JUNE_COMPAT is set; the v3 drop-in profile is not for production")
     if str(settings.get("STT_WEBHOOK_AUTH", "")).lower() == "none" or str(
