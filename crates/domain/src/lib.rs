@@ -53,6 +53,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+pub mod batch;
 mod conversation;
 mod events;
 mod lifecycle;
