@@ -226,14 +226,16 @@ mod tests {
         while !batcher.taken(0) {
             tokio::task::yield_now().await;
         }
-        let callers: Vec<_> = (1..=10)
-            .map(|i| {
-                let (batcher, rec) = (batcher.clone(), rec.clone());
-                tokio::spawn(async move { (i, batcher.submit(i, |b| rec.apply(b)).await) })
-            })
-            .collect();
-        while batcher.queue.lock().unwrap().items.len() < 10 {
-            tokio::task::yield_now().await;
+        let mut callers = Vec::new();
+        for i in 1..=10 {
+            let (b, rec) = (batcher.clone(), rec.clone());
+            callers.push(tokio::spawn(async move {
+                (i, b.submit(i, |items| rec.apply(items)).await)
+            }));
+            // One at a time, so the arrival order is known.
+            while batcher.queue.lock().unwrap().items.len() < i as usize {
+                tokio::task::yield_now().await;
+            }
         }
         open.send(()).unwrap();
 

@@ -10,7 +10,8 @@ use uuid::Uuid;
 use crate::events::{EventKind, LiveKitEvent, ReapReport, RecordedEvent, WebhookOutcome};
 use crate::model::{Session, SessionStatus};
 use crate::ports::{
-    Clock, EventCursor, EventStore, Presence, RoomService, SessionStore, WebhookVerifier,
+    Clock, EventCursor, EventStore, LeaseStore, Presence, PresenceStore, RoomService, SessionStore,
+    WebhookVerifier,
 };
 use crate::service::SessionError;
 
@@ -29,12 +30,32 @@ pub struct EventPage {
 /// The lease that lets one replica at a time run the reaper.
 pub const REAPER_LEASE: &str = "reaper";
 
+/// The ports [`LifecycleService`] works with.
+pub struct LifecyclePorts {
+    /// Sessions: found by room, status steps, the reaper's listing.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Who is in each room.
+    pub presence: Arc<dyn PresenceStore>,
+    /// The reaper's lease.
+    pub leases: Arc<dyn LeaseStore>,
+    /// The event log and webhook dedupe.
+    pub events: Arc<dyn EventStore>,
+    /// LiveKit rooms (the reaper deletes and lists them).
+    pub rooms: Arc<dyn RoomService>,
+    /// Checks webhook signatures.
+    pub verifier: Arc<dyn WebhookVerifier>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
 /// Webhook handling, the event log and the reaper. Cheap to clone.
 #[derive(Clone)]
 pub struct LifecycleService {
     /// Names this instance as a lease holder.
     instance: String,
     sessions: Arc<dyn SessionStore>,
+    presence: Arc<dyn PresenceStore>,
+    leases: Arc<dyn LeaseStore>,
     events: Arc<dyn EventStore>,
     rooms: Arc<dyn RoomService>,
     verifier: Arc<dyn WebhookVerifier>,
@@ -44,20 +65,16 @@ pub struct LifecycleService {
 
 impl LifecycleService {
     /// Wires the service to its adapters.
-    pub fn new(
-        sessions: Arc<dyn SessionStore>,
-        events: Arc<dyn EventStore>,
-        rooms: Arc<dyn RoomService>,
-        verifier: Arc<dyn WebhookVerifier>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(ports: LifecyclePorts) -> Self {
         LifecycleService {
             instance: Uuid::new_v4().to_string(),
-            sessions,
-            events,
-            rooms,
-            verifier,
-            clock,
+            sessions: ports.sessions,
+            presence: ports.presence,
+            leases: ports.leases,
+            events: ports.events,
+            rooms: ports.rooms,
+            verifier: ports.verifier,
+            clock: ports.clock,
             voice: None,
         }
     }
@@ -107,7 +124,7 @@ impl LifecycleService {
         events: Vec<LiveKitEvent>,
     ) -> Result<Vec<WebhookOutcome>, SessionError> {
         let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-        let seen = self.events.seen_many(&ids).await?;
+        let seen = self.events.seen(&ids).await?;
         let received_at = self.clock.now();
         let mut first = HashSet::new();
         let fresh: Vec<(usize, LiveKitEvent)> = events
@@ -161,12 +178,12 @@ impl LifecycleService {
             slots.push(slot);
         }
         if !news.is_empty() {
-            self.sessions.record_presence_many(&news).await?;
+            self.presence.record_presence(&news).await?;
         }
         let recorded = if records.is_empty() {
             Vec::new()
         } else {
-            self.events.record_many(&records).await?
+            self.events.record(&records).await?
         };
 
         let mut outcomes = vec![WebhookOutcome::Duplicate; ids.len()];
@@ -298,7 +315,7 @@ impl LifecycleService {
     ) -> Result<ReapReport, SessionError> {
         let now = self.clock.now();
         if !self
-            .sessions
+            .leases
             .try_lease(REAPER_LEASE, &self.instance, now, now + lease_for)
             .await?
         {

@@ -31,6 +31,42 @@ impl WebhookVerifier for NoVerifier {
     }
 }
 
+/// A lifecycle service on the in-memory store.
+fn on_memory(
+    store: &Arc<InMemoryStore>,
+    rooms: Arc<dyn RoomService>,
+    verifier: Arc<dyn WebhookVerifier>,
+    clock: Arc<dyn Clock>,
+) -> LifecycleService {
+    LifecycleService::new(LifecyclePorts {
+        sessions: store.clone(),
+        presence: store.clone(),
+        leases: store.clone(),
+        events: store.clone(),
+        rooms,
+        verifier,
+        clock,
+    })
+}
+
+/// A lifecycle service on mocked stores.
+fn on_mocks(
+    sessions: MockSessionStore,
+    presence: MockPresenceStore,
+    events: MockEventStore,
+    verifier: Arc<dyn WebhookVerifier>,
+) -> LifecycleService {
+    LifecycleService::new(LifecyclePorts {
+        sessions: Arc::new(sessions),
+        presence: Arc::new(presence),
+        leases: Arc::new(MockLeaseStore::new()),
+        events: Arc::new(events),
+        rooms: Arc::new(MockRoomService::new()),
+        verifier,
+        clock: Arc::new(SystemClock),
+    })
+}
+
 struct Fixture {
     store: Arc<InMemoryStore>,
     rooms: Arc<InMemoryRooms>,
@@ -59,18 +95,13 @@ fn fixture() -> Fixture {
     let sessions = SessionService::new(
         store.clone(),
         store.clone(),
+        store.clone(),
         rooms.clone(),
         Arc::new(Tokens),
         clock.clone(),
         SessionPolicy::default(),
     );
-    let lifecycle = LifecycleService::new(
-        store.clone(),
-        store.clone(),
-        rooms.clone(),
-        Arc::new(NoVerifier),
-        clock.clone(),
-    );
+    let lifecycle = on_memory(&store, rooms.clone(), Arc::new(NoVerifier), clock.clone());
     Fixture {
         store,
         rooms,
@@ -415,13 +446,7 @@ async fn the_reaper_ends_nothing_when_livekit_cannot_be_asked() {
         last_activity_at: None,
     };
     store.insert(&s).await.unwrap();
-    let lifecycle = LifecycleService::new(
-        store.clone(),
-        store.clone(),
-        Arc::new(rooms),
-        Arc::new(NoVerifier),
-        clock,
-    );
+    let lifecycle = on_memory(&store, Arc::new(rooms), Arc::new(NoVerifier), clock);
     let report = lifecycle
         .reap(Duration::seconds(30), Duration::seconds(60))
         .await
@@ -439,14 +464,13 @@ async fn receive_refuses_what_the_verifier_refuses_before_touching_the_store() {
         .expect_verify()
         .returning(|_, _| Err(WebhookError::Unauthorized("bad signature".into())));
     let mut events = MockEventStore::new();
-    events.expect_seen_many().never();
-    events.expect_record_many().never();
-    let lifecycle = LifecycleService::new(
-        Arc::new(MockSessionStore::new()),
-        Arc::new(events),
-        Arc::new(MockRoomService::new()),
+    events.expect_seen().never();
+    events.expect_record().never();
+    let lifecycle = on_mocks(
+        MockSessionStore::new(),
+        MockPresenceStore::new(),
+        events,
         Arc::new(verifier),
-        Arc::new(SystemClock),
     );
     let err = lifecycle.receive(b"{}", Some("x")).await.unwrap_err();
     assert_eq!(err.code(), "invalid_signature");
@@ -456,9 +480,8 @@ async fn receive_refuses_what_the_verifier_refuses_before_touching_the_store() {
 async fn only_the_lease_holder_reaps() {
     let f = fixture();
     let s = new_session(&f, Some(120)).await;
-    let other = LifecycleService::new(
-        f.store.clone(),
-        f.store.clone(),
+    let other = on_memory(
+        &f.store,
         f.rooms.clone(),
         Arc::new(NoVerifier),
         f.clock.clone(),
@@ -496,26 +519,19 @@ async fn a_join_to_an_active_session_writes_presence_but_no_status_step() {
     sessions
         .expect_find_by_room_sids()
         .returning(move |_| Ok(vec![found.clone()]));
-    sessions
-        .expect_record_presence_many()
+    let mut presence = MockPresenceStore::new();
+    presence
+        .expect_record_presence()
         .times(1)
         .returning(|_| Ok(()));
     // Active cannot become Active: the guarded UPDATE would change nothing, so none is sent.
     sessions.expect_advance_status().never();
     let mut events = MockEventStore::new();
+    events.expect_seen().returning(|_| Ok(Default::default()));
     events
-        .expect_seen_many()
-        .returning(|_| Ok(Default::default()));
-    events
-        .expect_record_many()
+        .expect_record()
         .returning(|e| Ok(vec![true; e.len()]));
-    let lifecycle = LifecycleService::new(
-        Arc::new(sessions),
-        Arc::new(events),
-        Arc::new(MockRoomService::new()),
-        Arc::new(NoVerifier),
-        Arc::new(SystemClock),
-    );
+    let lifecycle = on_mocks(sessions, presence, events, Arc::new(NoVerifier));
     let out = lifecycle
         .apply(event(
             "EV_J",
@@ -542,8 +558,9 @@ async fn a_batch_asks_the_store_once_per_step_and_answers_each_event_in_order() 
         .times(1)
         .withf(|sids| sids == ["RM_1".to_owned()])
         .returning(move |_| Ok(vec![found.clone()]));
-    sessions
-        .expect_record_presence_many()
+    let mut presence = MockPresenceStore::new();
+    presence
+        .expect_record_presence()
         .times(1)
         .withf(|news| {
             news.iter()
@@ -555,24 +572,18 @@ async fn a_batch_asks_the_store_once_per_step_and_answers_each_event_in_order() 
     let mut events = MockEventStore::new();
     // EV_OLD was recorded earlier; EV_B2 arrives twice in this batch.
     events
-        .expect_seen_many()
+        .expect_seen()
         .times(1)
         .returning(|_| Ok(["EV_OLD".to_owned()].into_iter().collect()));
     // EV_C lost a race with another replica at the record.
     events
-        .expect_record_many()
+        .expect_record()
         .times(1)
         .withf(|e| {
             e.iter().map(|r| r.id.as_str()).collect::<Vec<_>>() == ["EV_B1", "EV_C", "EV_B2"]
         })
         .returning(|_| Ok(vec![true, false, true]));
-    let lifecycle = LifecycleService::new(
-        Arc::new(sessions),
-        Arc::new(events),
-        Arc::new(MockRoomService::new()),
-        Arc::new(NoVerifier),
-        Arc::new(SystemClock),
-    );
+    let lifecycle = on_mocks(sessions, presence, events, Arc::new(NoVerifier));
     let person = |id: &str, kind: &str, secs: i64, who: &str| {
         event(id, kind, &s1, secs, Some((who, "STANDARD")))
     };

@@ -14,7 +14,7 @@ use crate::events::LiveKitEvent;
 use crate::model::{HistoryEntry, Role, Session, TrackKind, without_nul};
 use crate::ports::{
     AgentDispatcher, ChatModel, Clock, DeltaSink, Flow, HistoryStore, LlmError, SessionStore,
-    SpeechError, SpeechRequest, TextToSpeech,
+    SpeechError, SpeechRequest, TextToSpeech, TurnObserver, VoiceStateStore,
 };
 use crate::service::SessionError;
 
@@ -132,20 +132,6 @@ pub struct TurnReport {
     pub sentences: u32,
 }
 
-/// Where turn metrics go (Prometheus in the binary).
-pub trait TurnObserver: Send + Sync {
-    /// A partial transcript arrived.
-    fn partial(&self) {}
-    /// A turn started.
-    fn started(&self) {}
-    /// A turn ended.
-    fn finished(&self, _report: &TurnReport) {}
-}
-
-/// An observer that records nothing.
-pub struct NoObserver;
-impl TurnObserver for NoObserver {}
-
 /// Sends each complete sentence to TTS, one at a time and in order, as long as the turn is
 /// still the session's current one (checked in the shared store before every send).
 struct VoiceSink<'a> {
@@ -163,7 +149,12 @@ struct VoiceSink<'a> {
 impl VoiceSink<'_> {
     /// Sends one sentence; false once the turn must stop.
     async fn say(&mut self, sentence: String) -> bool {
-        match self.svc.sessions.current_turn(self.turn.session.id).await {
+        match self
+            .svc
+            .voice_state
+            .current_turn(self.turn.session.id)
+            .await
+        {
             Ok(g) if g == self.turn.generation => {}
             Ok(_) => {
                 self.cancelled = true;
@@ -214,6 +205,7 @@ impl DeltaSink for VoiceSink<'_> {
 #[derive(Clone)]
 pub struct VoiceService {
     sessions: Arc<dyn SessionStore>,
+    voice_state: Arc<dyn VoiceStateStore>,
     history: Arc<dyn HistoryStore>,
     llm: Option<Arc<dyn ChatModel>>,
     tts: Option<Arc<dyn TextToSpeech>>,
@@ -226,8 +218,10 @@ pub struct VoiceService {
 
 /// Builder arguments of [`VoiceService`].
 pub struct VoicePorts {
-    /// Sessions (turn generations, dispatch claims).
+    /// Sessions (found by room name).
     pub sessions: Arc<dyn SessionStore>,
+    /// Turn generations, dispatch claims, transcript dedupe.
+    pub voice_state: Arc<dyn VoiceStateStore>,
     /// History.
     pub history: Arc<dyn HistoryStore>,
     /// The language model, if configured.
@@ -247,6 +241,7 @@ impl VoiceService {
     pub fn new(ports: VoicePorts, policy: ConversationPolicy, config: VoiceConfig) -> Self {
         VoiceService {
             sessions: ports.sessions,
+            voice_state: ports.voice_state,
             history: ports.history,
             llm: ports.llm,
             tts: ports.tts,
@@ -281,7 +276,11 @@ impl VoiceService {
         let Some(dispatcher) = &self.dispatcher else {
             return Ok(false);
         };
-        if !self.sessions.claim_dispatch(s.id, self.clock.now()).await? {
+        if !self
+            .voice_state
+            .claim_dispatch(s.id, self.clock.now())
+            .await?
+        {
             return Ok(false);
         }
         let metadata = serde_json::json!({
@@ -292,7 +291,7 @@ impl VoiceService {
         .to_string();
         for agent in [&self.config.stt_agent, &self.config.tts_agent] {
             if let Err(e) = dispatcher.dispatch(&s.room_name, agent, &metadata).await {
-                self.sessions.release_dispatch(s.id).await?;
+                self.voice_state.release_dispatch(s.id).await?;
                 return Err(e.into());
             }
         }
@@ -323,13 +322,13 @@ impl VoiceService {
         }
         let now = self.clock.now();
         if !self
-            .sessions
+            .voice_state
             .note_final(session.id, text, now, self.config.duplicate_window)
             .await?
         {
             return Ok(TranscriptOutcome::Skipped("duplicate"));
         }
-        let generation = self.sessions.next_turn(session.id).await?;
+        let generation = self.voice_state.next_turn(session.id).await?;
         Ok(TranscriptOutcome::Turn(Box::new(PendingTurn {
             language: t
                 .language
@@ -350,7 +349,7 @@ impl VoiceService {
             .find_live_by_room(room_name)
             .await?
             .ok_or(SessionError::NotFound)?;
-        Ok(self.sessions.next_turn(session.id).await?)
+        Ok(self.voice_state.next_turn(session.id).await?)
     }
 
     /// Runs a turn to its end and reports it. Never panics, never leaves a task behind: every

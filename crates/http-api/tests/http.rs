@@ -8,8 +8,8 @@ use actix_web::test::{self, TestRequest};
 use june_domain::ports::*;
 use june_domain::{
     ConversationPolicy, ConversationPorts, ConversationService, EventKind, IssuedToken,
-    LifecycleService, LiveKitEvent, NoObserver, Room, SessionPolicy, SessionService, VoiceConfig,
-    VoicePorts, VoiceService,
+    LifecyclePorts, LifecycleService, LiveKitEvent, NoObserver, Room, SessionPolicy,
+    SessionService, VoiceConfig, VoicePorts, VoiceService,
 };
 use june_http_api::{ApiConfig, AppState, app};
 use serde_json::{Value, json};
@@ -42,17 +42,24 @@ fn state_with(
 ) -> AppState {
     let store = Arc::new(store);
     let rooms = Arc::new(rooms);
-    let lifecycle = LifecycleService::new(
-        store.clone(),
-        Arc::new(events),
-        rooms.clone(),
-        Arc::new(verifier),
-        Arc::new(SystemClock),
-    );
+    let lifecycle = LifecycleService::new(LifecyclePorts {
+        sessions: store.clone(),
+        presence: Arc::new(MockPresenceStore::new()),
+        leases: Arc::new(MockLeaseStore::new()),
+        events: Arc::new(events),
+        rooms: rooms.clone(),
+        verifier: Arc::new(verifier),
+        clock: Arc::new(SystemClock),
+    });
+    // The store answers readiness pings; it has no pool.
+    let mut health = MockStoreHealth::new();
+    health.expect_ping().returning(|| Ok(()));
+    health.expect_pool_stats().returning(|| None);
     AppState {
         sessions: SessionService::new(
             store.clone(),
             Arc::new(MockHistoryStore::new()),
+            Arc::new(health),
             rooms.clone(),
             Arc::new(tokens()),
             Arc::new(SystemClock),
@@ -66,6 +73,7 @@ fn state_with(
         voice: VoiceService::new(
             VoicePorts {
                 sessions: Arc::new(MockSessionStore::new()),
+                voice_state: Arc::new(MockVoiceStateStore::new()),
                 history: Arc::new(MockHistoryStore::new()),
                 llm: None,
                 tts: None,
@@ -379,8 +387,7 @@ async fn listing_rejects_an_unknown_status_and_a_forged_cursor() {
 
 #[actix_web::test]
 async fn readyz_is_503_naming_livekit_when_it_fails_and_healthz_stays_200() {
-    let mut store = MockSessionStore::new();
-    store.expect_ping().returning(|| Ok(()));
+    let store = MockSessionStore::new();
     let mut rooms = MockRoomService::new();
     rooms.expect_list_rooms().returning(|_| {
         Err(RoomError::Unavailable {
@@ -442,16 +449,16 @@ async fn a_verified_webhook_is_received_and_a_repeat_is_a_duplicate() {
     let mut events = MockEventStore::new();
     let mut seen = mockall::Sequence::new();
     events
-        .expect_seen_many()
+        .expect_seen()
         .times(1)
         .in_sequence(&mut seen)
         .returning(|_| Ok(Default::default()));
     events
-        .expect_record_many()
+        .expect_record()
         .times(1)
         .returning(|e| Ok(vec![true; e.len()]));
     events
-        .expect_seen_many()
+        .expect_seen()
         .times(1)
         .in_sequence(&mut seen)
         .returning(|ids| Ok(ids.iter().cloned().collect()));
