@@ -300,7 +300,6 @@ impl Application {
         });
         let state = AppState {
             sessions,
-            webhooks: june_http_api::intake::WebhookIntake::start(lifecycle.clone()),
             lifecycle,
             conversation,
             idempotency: stores.idempotency.clone(),

@@ -223,7 +223,7 @@ mod tests {
             let (batcher, rec) = (batcher.clone(), rec.clone());
             tokio::spawn(async move { batcher.submit(0, |b| rec.apply(b)).await })
         };
-        while !batcher.taken(0) {
+        while batcher.queue.lock().unwrap().next_seq == 0 || !batcher.taken(0) {
             tokio::task::yield_now().await;
         }
         let mut callers = Vec::new();

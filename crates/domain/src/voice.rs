@@ -65,6 +65,18 @@ pub struct Transcript {
     pub confidence: Option<f32>,
 }
 
+/// The voice bots to send into a session's room: claimed by [`VoiceService::claim_bots`]
+/// while a webhook is applied, run by [`VoiceService::dispatch_bots`] after it is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotDispatch {
+    /// The session whose dispatch was claimed.
+    pub session_id: Uuid,
+    /// Its room.
+    pub room_name: String,
+    /// Its language, passed to the bots.
+    pub language: String,
+}
+
 /// A turn ready to run (started by a final transcript).
 #[derive(Debug, Clone)]
 pub struct PendingTurn {
@@ -254,13 +266,15 @@ impl VoiceService {
     }
 
     /// On `track_published`: the first audio track of a non-bot participant in a voice
-    /// session dispatches the STT and TTS agents, once per session whichever replica sees it.
-    /// A failed dispatch gives the claim back and fails (so LiveKit's retry tries again).
-    pub async fn on_track_published(
+    /// session claims the dispatch of the STT and TTS agents, once per session whichever
+    /// replica sees it, and returns the order for [`VoiceService::dispatch_bots`]. Only the
+    /// claim is made here (one store write), so a webhook batch never waits on LiveKit's
+    /// agent dispatch; the caller runs the order after answering.
+    pub async fn claim_bots(
         &self,
         s: &Session,
         event: &LiveKitEvent,
-    ) -> Result<bool, SessionError> {
+    ) -> Result<Option<BotDispatch>, SessionError> {
         let is_audio = event
             .track
             .as_ref()
@@ -270,33 +284,57 @@ impl VoiceService {
                 && p.identity != self.config.stt_agent
                 && p.identity != self.config.tts_agent
         });
-        if !s.voice || !s.status.is_live() || !is_audio || !from_person {
-            return Ok(false);
+        if !s.voice || !s.status.is_live() || !is_audio || !from_person || self.dispatcher.is_none()
+        {
+            return Ok(None);
         }
-        let Some(dispatcher) = &self.dispatcher else {
-            return Ok(false);
-        };
         if !self
             .voice_state
             .claim_dispatch(s.id, self.clock.now())
             .await?
         {
-            return Ok(false);
+            return Ok(None);
         }
+        Ok(Some(BotDispatch {
+            session_id: s.id,
+            room_name: s.room_name.clone(),
+            language: s.language.clone(),
+        }))
+    }
+
+    /// Gives back a claim whose order will not run (the batch that made it failed).
+    pub(crate) async fn unclaim_bots(&self, order: &BotDispatch) {
+        if let Err(e) = self.voice_state.release_dispatch(order.session_id).await {
+            tracing::warn!(session_id = %order.session_id, error = %e, "could not give a bot dispatch claim back");
+        }
+    }
+
+    /// Dispatches the STT and TTS agents of a claimed session (see
+    /// [`VoiceService::claim_bots`]). A failed dispatch gives the claim back, so a later
+    /// `track_published` tries again, and fails.
+    #[tracing::instrument(skip_all, fields(session_id = %order.session_id))]
+    pub async fn dispatch_bots(&self, order: BotDispatch) -> Result<(), SessionError> {
+        let Some(dispatcher) = &self.dispatcher else {
+            self.unclaim_bots(&order).await;
+            return Ok(());
+        };
         let metadata = serde_json::json!({
-            "session_id": s.id,
-            "language": s.language,
+            "session_id": order.session_id,
+            "language": order.language,
             "orchestrator_url": self.config.orchestrator_url,
         })
         .to_string();
         for agent in [&self.config.stt_agent, &self.config.tts_agent] {
-            if let Err(e) = dispatcher.dispatch(&s.room_name, agent, &metadata).await {
-                self.voice_state.release_dispatch(s.id).await?;
+            if let Err(e) = dispatcher
+                .dispatch(&order.room_name, agent, &metadata)
+                .await
+            {
+                self.voice_state.release_dispatch(order.session_id).await?;
                 return Err(e.into());
             }
         }
-        tracing::info!(session_id = %s.id, room = %s.room_name, "voice bots dispatched");
-        Ok(true)
+        tracing::info!(room = %order.room_name, "voice bots dispatched");
+        Ok(())
     }
 
     /// A transcript from the STT bot. A final that passes the checks starts a new turn

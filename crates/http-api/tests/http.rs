@@ -65,7 +65,6 @@ fn state_with(
             Arc::new(SystemClock),
             SessionPolicy::default(),
         ),
-        webhooks: june_http_api::intake::WebhookIntake::start(lifecycle.clone()),
         lifecycle,
         idempotency: Arc::new(MockIdempotencyStore::new()),
         auth: None,
@@ -558,4 +557,111 @@ async fn a_panicking_handler_answers_500_json_and_releases_its_idempotency_key()
         !body["detail"].as_str().unwrap().contains("a bug deep"),
         "the panic's text stays in the log: {body}"
     );
+}
+
+/// An agent dispatcher that does not answer until its gate opens, and reports each agent
+/// it dispatched.
+struct GatedDispatcher {
+    gate: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    done: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+#[async_trait::async_trait]
+impl AgentDispatcher for GatedDispatcher {
+    async fn dispatch(&self, _: &str, agent: &str, _: &str) -> Result<String, RoomError> {
+        if let Some(gate) = self.gate.lock().await.take() {
+            let _ = gate.await;
+        }
+        let _ = self.done.send(agent.to_owned());
+        Ok(format!("AD_{agent}"))
+    }
+}
+
+/// LiveKit's agent dispatch (two calls, up to 5 s each) runs after the webhook is
+/// answered: a dispatcher that has not answered yet does not hold the delivery up.
+#[actix_web::test]
+async fn a_slow_bot_dispatch_does_not_delay_the_webhook_answer() {
+    // Arrange: a voice session in memory, and a microphone track published in its room.
+    let store = Arc::new(june_domain::memory::InMemoryStore::default());
+    let now = chrono::Utc::now();
+    let session = june_domain::Session {
+        id: uuid::Uuid::new_v4(),
+        user_id: "vic".into(),
+        room_name: "room-vic".into(),
+        livekit_room_sid: "RM_vic".into(),
+        status: june_domain::SessionStatus::Active,
+        language: "en".into(),
+        metadata: Default::default(),
+        voice: true,
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+        updated_at: now,
+        ended_at: None,
+        participant_count: 1,
+        last_activity_at: None,
+    };
+    store.insert(&session).await.unwrap();
+    let microphone = LiveKitEvent {
+        id: "EV_mic".into(),
+        kind: EventKind::parse("track_published"),
+        created_at: Some(now),
+        room_name: Some(session.room_name.clone()),
+        room_sid: Some(session.livekit_room_sid.clone()),
+        participant: Some(june_domain::EventParticipant {
+            identity: "vic".into(),
+            sid: "PA_vic".into(),
+            kind: "STANDARD".into(),
+        }),
+        track: Some(june_domain::EventTrack {
+            sid: "TR_mic".into(),
+            kind: june_domain::TrackKind::Audio,
+            source: "microphone".into(),
+        }),
+        payload: json!({"event": "track_published"}),
+    };
+    let (open, gate) = tokio::sync::oneshot::channel();
+    let (done, mut dispatched) = tokio::sync::mpsc::unbounded_channel();
+    let voice = VoiceService::new(
+        VoicePorts {
+            sessions: store.clone(),
+            voice_state: store.clone(),
+            history: store.clone(),
+            llm: None,
+            tts: None,
+            dispatcher: Some(Arc::new(GatedDispatcher {
+                gate: tokio::sync::Mutex::new(Some(gate)),
+                done,
+            })),
+            clock: Arc::new(SystemClock),
+            observer: Arc::new(NoObserver),
+        },
+        ConversationPolicy::default(),
+        VoiceConfig::default(),
+    );
+    let mut st = state(MockSessionStore::new(), MockRoomService::new());
+    st.voice = voice.clone();
+    st.lifecycle = LifecycleService::new(LifecyclePorts {
+        sessions: store.clone(),
+        presence: store.clone(),
+        leases: store.clone(),
+        events: store.clone(),
+        rooms: Arc::new(MockRoomService::new()),
+        verifier: Arc::new(verifier_returning(Ok(microphone))),
+        clock: Arc::new(SystemClock),
+    })
+    .with_voice(voice);
+
+    // Act: the delivery is answered while the dispatcher still waits on its gate.
+    let (status, body, _) = call(st, webhook("{}")).await;
+
+    // Assert
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"status": "received", "event": "track_published"})
+    );
+    assert!(dispatched.try_recv().is_err(), "nothing dispatched yet");
+    open.send(()).unwrap();
+    assert_eq!(dispatched.recv().await.as_deref(), Some("june-stt"));
+    assert_eq!(dispatched.recv().await.as_deref(), Some("june-tts"));
 }
