@@ -20,7 +20,6 @@ use june_domain::ports::{
 
 use crate::bounded::{Abandonments, Bounded};
 
-mod batch;
 mod bounded;
 mod conns;
 mod postgres;
