@@ -295,6 +295,13 @@ async fn the_bots_are_dispatched_once_even_if_track_published_comes_twice_or_to_
     for (status, _) in futures_util::future::join_all(deliveries).await {
         assert_eq!(status, 200);
     }
+    // The claim was settled before the answers; the dispatch itself runs after them.
+    for _ in 0..200 {
+        if a.lk.dispatches().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let dispatches = a.lk.dispatches();
     let agents: Vec<&str> = dispatches.iter().map(|d| d.agent_name.as_str()).collect();
     assert_eq!(agents, ["june-stt", "june-tts"]);

@@ -343,7 +343,7 @@ async fn concurrent_deliveries_are_applied_together_and_each_gets_its_own_answer
     let app = spawn_app().await;
     let (id, room) = session_with_room(&app, "alice").await;
     // 30 people join at once, each join delivered twice (LiveKit retries), all in flight
-    // together, so the intake applies them in batches.
+    // together, so the domain applies them in batches.
     let joins: Vec<proto::WebhookEvent> = (0..30)
         .map(|i| {
             let who = proto::ParticipantInfo {

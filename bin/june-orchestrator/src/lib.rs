@@ -18,8 +18,8 @@ use june_auth::{ApiKeys, Chain, Oidc, OidcConfig};
 use june_domain::Authenticator;
 use june_domain::ports::{ChatModel, SpeechToText, SystemClock, TextToSpeech};
 use june_domain::{
-    ConversationPolicy, ConversationPorts, ConversationService, LifecycleService, SessionPolicy,
-    SessionService, VoiceConfig, VoicePorts, VoiceService,
+    ConversationPolicy, ConversationPorts, ConversationService, LifecyclePorts, LifecycleService,
+    SessionPolicy, SessionService, VoiceConfig, VoicePorts, VoiceService,
 };
 use june_http_api::auth::{Rate, RateLimits};
 use june_http_api::{ApiConfig, AppState};
@@ -235,6 +235,7 @@ impl Application {
         let sessions = SessionService::new(
             stores.sessions.clone(),
             stores.history.clone(),
+            stores.health.clone(),
             rooms.clone(),
             Arc::new(tokens),
             Arc::new(SystemClock),
@@ -256,6 +257,7 @@ impl Application {
         let voice = VoiceService::new(
             VoicePorts {
                 sessions: stores.sessions.clone(),
+                voice_state: stores.voice.clone(),
                 history: stores.history.clone(),
                 llm: ai.llm,
                 tts: ai.tts,
@@ -279,13 +281,15 @@ impl Application {
             },
         );
         june_http_api::metrics::handle();
-        let lifecycle = LifecycleService::new(
-            stores.sessions,
-            stores.events,
+        let lifecycle = LifecycleService::new(LifecyclePorts {
+            sessions: stores.sessions,
+            presence: stores.presence,
+            leases: stores.leases,
+            events: stores.events,
             rooms,
-            Arc::new(verifier),
-            Arc::new(SystemClock),
-        )
+            verifier: Arc::new(verifier),
+            clock: Arc::new(SystemClock),
+        })
         .with_voice(voice.clone());
         let reaper = settings.reaper.enabled.then(|| {
             spawn_reaper(
@@ -296,7 +300,6 @@ impl Application {
         });
         let state = AppState {
             sessions,
-            webhooks: june_http_api::intake::WebhookIntake::start(lifecycle.clone()),
             lifecycle,
             conversation,
             idempotency: stores.idempotency.clone(),

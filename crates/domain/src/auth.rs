@@ -1,7 +1,6 @@
 //! Who is calling, and what they may touch. Verifying credentials is an adapter's job
-//! (API keys, OIDC); deciding what a principal may do is the domain's.
-
-use async_trait::async_trait;
+//! (API keys, OIDC) behind the [`Authenticator`](crate::ports::Authenticator) port;
+//! deciding what a principal may do is the domain's.
 
 /// How a principal was established.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,28 +62,6 @@ pub fn api_key_identity(position: usize) -> String {
 pub fn is_api_key_identity(id: &str) -> bool {
     id.strip_prefix("key-")
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// Why credentials were refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    /// No credentials were sent.
-    #[error("authentication required")]
-    Missing,
-    /// The credentials are wrong, expired, or not for us.
-    #[error("invalid credentials: {0}")]
-    Invalid(String),
-    /// The identity provider could not be reached to check them.
-    #[error("the identity provider is unavailable: {0}")]
-    Unavailable(String),
-}
-
-/// Turns a bearer credential into a principal.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
-#[async_trait]
-pub trait Authenticator: Send + Sync {
-    /// Verifies `bearer` (the part after `Bearer `).
-    async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError>;
 }
 
 #[cfg(test)]

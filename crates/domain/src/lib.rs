@@ -29,7 +29,7 @@
 //! let store = Arc::new(InMemoryStore::default());
 //! let rooms = Arc::new(InMemoryRooms::default());
 //! let sessions = SessionService::new(
-//!     store.clone(), store, rooms, Arc::new(PlainTokens), Arc::new(SystemClock),
+//!     store.clone(), store.clone(), store, rooms, Arc::new(PlainTokens), Arc::new(SystemClock),
 //!     SessionPolicy::default(),
 //! );
 //!
@@ -53,6 +53,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+pub mod batch;
 mod conversation;
 mod events;
 mod lifecycle;
@@ -71,6 +72,9 @@ pub use model::*;
 pub use policy::*;
 pub use service::*;
 pub use voice::*;
+
+// Ports that used to live at the crate root, where downstream code still names them.
+pub use ports::{AuthError, Authenticator, NoObserver, TurnObserver};
 
 #[cfg(test)]
 mod conversation_tests;

@@ -7,12 +7,35 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use uuid::Uuid;
 
+use crate::batch::{BatchError, Batcher};
 use crate::events::{EventKind, LiveKitEvent, ReapReport, RecordedEvent, WebhookOutcome};
 use crate::model::{Session, SessionStatus};
 use crate::ports::{
-    Clock, EventCursor, EventStore, Presence, RoomService, SessionStore, WebhookVerifier,
+    Clock, EventCursor, EventStore, LeaseStore, Presence, PresenceStore, RoomService, SessionStore,
+    StoreError, WebhookVerifier,
 };
 use crate::service::SessionError;
+use crate::voice::BotDispatch;
+
+/// Most webhook deliveries applied as one batch.
+pub const WEBHOOK_BATCH: usize = 64;
+
+/// Deliveries that may wait for a batch; more are answered 503 at once (LiveKit retries).
+const WEBHOOK_QUEUE: usize = 4 * WEBHOOK_BATCH;
+
+/// Webhook batches applied at once: while one batch writes, the next one reads.
+const WEBHOOK_LANES: usize = 2;
+
+/// What one webhook delivery came to, and the work it leaves for after the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookReceipt {
+    /// Received or duplicate.
+    pub outcome: WebhookOutcome,
+    /// Voice bots this delivery claimed: the caller runs
+    /// [`VoiceService::dispatch_bots`](crate::VoiceService::dispatch_bots) with it after
+    /// answering (LiveKit's agent dispatch is slow; no delivery waits for it).
+    pub dispatch: Option<BotDispatch>,
+}
 
 /// Live sessions one reaper pass looks at, at most (the rest wait for the next pass).
 pub const REAP_BATCH: u32 = 1000;
@@ -29,85 +52,143 @@ pub struct EventPage {
 /// The lease that lets one replica at a time run the reaper.
 pub const REAPER_LEASE: &str = "reaper";
 
+/// The ports [`LifecycleService`] works with.
+pub struct LifecyclePorts {
+    /// Sessions: found by room, status steps, the reaper's listing.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Who is in each room.
+    pub presence: Arc<dyn PresenceStore>,
+    /// The reaper's lease.
+    pub leases: Arc<dyn LeaseStore>,
+    /// The event log and webhook dedupe.
+    pub events: Arc<dyn EventStore>,
+    /// LiveKit rooms (the reaper deletes and lists them).
+    pub rooms: Arc<dyn RoomService>,
+    /// Checks webhook signatures.
+    pub verifier: Arc<dyn WebhookVerifier>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
 /// Webhook handling, the event log and the reaper. Cheap to clone.
 #[derive(Clone)]
 pub struct LifecycleService {
     /// Names this instance as a lease holder.
     instance: String,
     sessions: Arc<dyn SessionStore>,
+    presence: Arc<dyn PresenceStore>,
+    leases: Arc<dyn LeaseStore>,
     events: Arc<dyn EventStore>,
     rooms: Arc<dyn RoomService>,
     verifier: Arc<dyn WebhookVerifier>,
     clock: Arc<dyn Clock>,
     voice: Option<crate::voice::VoiceService>,
+    /// Deliveries in flight, applied together (see [`LifecycleService::receive`]).
+    batches: Arc<Batcher<LiveKitEvent, Result<WebhookReceipt, SessionError>>>,
 }
 
 impl LifecycleService {
     /// Wires the service to its adapters.
-    pub fn new(
-        sessions: Arc<dyn SessionStore>,
-        events: Arc<dyn EventStore>,
-        rooms: Arc<dyn RoomService>,
-        verifier: Arc<dyn WebhookVerifier>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(ports: LifecyclePorts) -> Self {
         LifecycleService {
             instance: Uuid::new_v4().to_string(),
-            sessions,
-            events,
-            rooms,
-            verifier,
-            clock,
+            sessions: ports.sessions,
+            presence: ports.presence,
+            leases: ports.leases,
+            events: ports.events,
+            rooms: ports.rooms,
+            verifier: ports.verifier,
+            clock: ports.clock,
             voice: None,
+            batches: Arc::new(Batcher::new(WEBHOOK_BATCH, WEBHOOK_QUEUE, WEBHOOK_LANES)),
         }
     }
 
-    /// Lets `track_published` events dispatch the voice bots.
+    /// Lets `track_published` events claim the voice bots' dispatch.
     pub fn with_voice(mut self, voice: crate::voice::VoiceService) -> Self {
         self.voice = Some(voice);
         self
     }
 
-    /// Verifies a webhook delivery and applies it. The signature is checked before anything
-    /// is read or stored; a duplicate id changes nothing.
+    /// A LiveKit webhook delivery: verifies it, then applies it. The signature is checked
+    /// before anything is read or stored; a duplicate id changes nothing.
+    ///
+    /// Deliveries that arrive while others are being applied wait and are applied together
+    /// as the next batch (one store call per step for the whole batch; see
+    /// [`crate::batch`]), yet each gets its own answer: if a batch fails, its events are
+    /// applied one by one. Bot dispatch is only claimed here; the receipt carries the order.
     #[tracing::instrument(skip_all)]
     pub async fn receive(
         &self,
         body: &[u8],
         authorization: Option<&str>,
-    ) -> Result<WebhookOutcome, SessionError> {
-        let event = self.verify(body, authorization)?;
-        self.apply(event).await
+    ) -> Result<WebhookReceipt, SessionError> {
+        let event = self.verifier.verify(body, authorization)?.without_nul();
+        tracing::debug!(event = %event.kind.as_str(), event_id = %event.id, "webhook verified");
+        match self
+            .batches
+            .submit(event, |events| self.apply_or_each(events))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e @ (BatchError::Full | BatchError::Abandoned)) => {
+                Err(SessionError::Store(StoreError::Unavailable(Box::new(e))))
+            }
+        }
     }
 
-    /// Checks a delivery's signature and parses it, touching nothing.
-    pub fn verify(
+    /// Applies a batch; if it fails (nothing of it was recorded), applies its events one by
+    /// one, so one bad event (or a store blip) answers for itself and the others still land.
+    async fn apply_or_each(
         &self,
-        body: &[u8],
-        authorization: Option<&str>,
-    ) -> Result<LiveKitEvent, SessionError> {
-        Ok(self.verifier.verify(body, authorization)?.without_nul())
+        events: Vec<LiveKitEvent>,
+    ) -> Vec<Result<WebhookReceipt, SessionError>> {
+        if events.len() > 1 {
+            tracing::debug!(events = events.len(), "applying a webhook batch");
+        }
+        match self.apply_batch(events.clone()).await {
+            Ok(receipts) => receipts.into_iter().map(Ok).collect(),
+            Err(e) if events.len() == 1 => vec![Err(e)],
+            Err(_) => {
+                let mut answers = Vec::with_capacity(events.len());
+                for event in events {
+                    let alone = self.apply_batch(vec![event]).await;
+                    answers.push(alone.map(|mut r| r.remove(0)));
+                }
+                answers
+            }
+        }
     }
 
-    /// Applies one verified event (see [`LifecycleService::apply_batch`]).
-    #[tracing::instrument(skip_all, fields(event = %event.kind.as_str(), event_id = %event.id))]
-    pub async fn apply(&self, event: LiveKitEvent) -> Result<WebhookOutcome, SessionError> {
-        let mut outcomes = self.apply_batch(vec![event]).await?;
-        Ok(outcomes.pop().unwrap_or(WebhookOutcome::Duplicate))
-    }
-
-    /// Applies verified events, one outcome per event in order: status, presence, then the
+    /// Applies verified events, one receipt per event in order: status, presence, then the
     /// record. Effects come first and are idempotent, so a failure before the record lets
     /// LiveKit's retry finish the job, and a replica racing us on the same id only repeats
     /// what is already true. A batch asks the store once per step (dedupe, sessions,
-    /// presence, record) instead of once per event; on an error nothing was recorded, and
-    /// the caller may apply the events one by one to give each its own answer.
-    pub async fn apply_batch(
+    /// presence, record) instead of once per event; on an error nothing was recorded and
+    /// the bot dispatches it claimed are given back.
+    pub(crate) async fn apply_batch(
         &self,
         events: Vec<LiveKitEvent>,
-    ) -> Result<Vec<WebhookOutcome>, SessionError> {
+    ) -> Result<Vec<WebhookReceipt>, SessionError> {
+        let mut claimed = Vec::new();
+        let applied = self.apply_claiming(events, &mut claimed).await;
+        if applied.is_err()
+            && let Some(voice) = &self.voice
+        {
+            for (_, order) in &claimed {
+                voice.unclaim_bots(order).await;
+            }
+        }
+        applied
+    }
+
+    async fn apply_claiming(
+        &self,
+        events: Vec<LiveKitEvent>,
+        claimed: &mut Vec<(usize, BotDispatch)>,
+    ) -> Result<Vec<WebhookReceipt>, SessionError> {
         let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-        let seen = self.events.seen_many(&ids).await?;
+        let seen = self.events.seen(&ids).await?;
         let received_at = self.clock.now();
         let mut first = HashSet::new();
         let fresh: Vec<(usize, LiveKitEvent)> = events
@@ -143,7 +224,9 @@ impl LifecycleService {
                 None => self.live_session_named(&event, at).await?,
             };
             if let Some(s) = &session {
-                news.extend(self.effects(s, &event, at).await?);
+                let (presence, dispatch) = self.effects(s, &event, at).await?;
+                news.extend(presence);
+                claimed.extend(dispatch.map(|d| (slot, d)));
             } else {
                 tracing::debug!(room = ?event.room_name, "webhook for a room no session owns");
             }
@@ -161,24 +244,34 @@ impl LifecycleService {
             slots.push(slot);
         }
         if !news.is_empty() {
-            self.sessions.record_presence_many(&news).await?;
+            self.presence.record_presence(&news).await?;
         }
         let recorded = if records.is_empty() {
             Vec::new()
         } else {
-            self.events.record_many(&records).await?
+            self.events.record(&records).await?
         };
 
-        let mut outcomes = vec![WebhookOutcome::Duplicate; ids.len()];
+        let mut receipts = vec![
+            WebhookReceipt {
+                outcome: WebhookOutcome::Duplicate,
+                dispatch: None,
+            };
+            ids.len()
+        ];
         for ((slot, record), new) in slots.into_iter().zip(records).zip(recorded) {
             if new {
-                outcomes[slot] = WebhookOutcome::Received {
+                receipts[slot].outcome = WebhookOutcome::Received {
                     event: record.event,
                     session_id: record.session_id,
                 };
             }
         }
-        Ok(outcomes)
+        // A claim won is ours to run, even if another replica recorded the event first.
+        for (slot, order) in claimed.drain(..) {
+            receipts[slot].dispatch = Some(order);
+        }
+        Ok(receipts)
     }
 
     /// The live session of the event's room name, for an event whose room sid matched no
@@ -196,14 +289,15 @@ impl LifecycleService {
         Ok(live.filter(|s| at >= whole_seconds(s.created_at)))
     }
 
-    /// Status steps and side effects of an event; its presence news, if any, is returned
-    /// for the caller to write with the rest of its batch.
+    /// Status steps and side effects of an event; its presence news and its claimed bot
+    /// dispatch, if any, are returned for the caller to write (and run) with the rest of
+    /// its batch.
     async fn effects(
         &self,
         s: &Session,
         event: &LiveKitEvent,
         at: DateTime<Utc>,
-    ) -> Result<Option<Presence>, SessionError> {
+    ) -> Result<(Option<Presence>, Option<BotDispatch>), SessionError> {
         let news = |present: bool| {
             event
                 .participant
@@ -219,25 +313,25 @@ impl LifecycleService {
         Ok(match event.kind {
             EventKind::RoomStarted => {
                 self.step(s, SessionStatus::Active, at).await?;
-                None
+                (None, None)
             }
             EventKind::RoomFinished => {
                 self.step(s, SessionStatus::Ended, at).await?;
-                None
+                (None, None)
             }
             EventKind::ParticipantJoined => {
                 self.step(s, SessionStatus::Active, at).await?;
-                news(true)
+                (news(true), None)
             }
-            EventKind::ParticipantLeft | EventKind::ParticipantConnectionAborted => news(false),
-            EventKind::TrackPublished => {
-                if let Some(voice) = &self.voice {
-                    voice.on_track_published(s, event).await?;
-                }
-                None
+            EventKind::ParticipantLeft | EventKind::ParticipantConnectionAborted => {
+                (news(false), None)
             }
+            EventKind::TrackPublished => match &self.voice {
+                Some(voice) => (None, voice.claim_bots(s, event).await?),
+                None => (None, None),
+            },
             // Recorded for the event log; no lifecycle change.
-            EventKind::TrackUnpublished | EventKind::Other(_) => None,
+            EventKind::TrackUnpublished | EventKind::Other(_) => (None, None),
         })
     }
 
@@ -298,7 +392,7 @@ impl LifecycleService {
     ) -> Result<ReapReport, SessionError> {
         let now = self.clock.now();
         if !self
-            .sessions
+            .leases
             .try_lease(REAPER_LEASE, &self.instance, now, now + lease_for)
             .await?
         {

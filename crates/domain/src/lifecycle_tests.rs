@@ -23,7 +23,7 @@ impl Clock for FakeClock {
     }
 }
 
-/// Verifies nothing: these tests feed events that are already verified through `apply`.
+/// Verifies nothing: for services whose tests send no webhooks.
 struct NoVerifier;
 impl WebhookVerifier for NoVerifier {
     fn verify(&self, _: &[u8], _: Option<&str>) -> Result<LiveKitEvent, WebhookError> {
@@ -31,7 +31,79 @@ impl WebhookVerifier for NoVerifier {
     }
 }
 
+/// "Verifies" a delivery whose body is the id of an event handed to it before, so tests
+/// send webhooks through [`LifecycleService::receive`], the path production takes.
+#[derive(Default)]
+struct Deliveries(Mutex<std::collections::HashMap<String, LiveKitEvent>>);
+
+impl Deliveries {
+    /// The body to deliver for `event`.
+    fn body(&self, event: LiveKitEvent) -> Vec<u8> {
+        let id = event.id.clone();
+        self.0.lock().unwrap().insert(id.clone(), event);
+        id.into_bytes()
+    }
+}
+
+impl WebhookVerifier for Deliveries {
+    fn verify(&self, body: &[u8], _: Option<&str>) -> Result<LiveKitEvent, WebhookError> {
+        let id = String::from_utf8_lossy(body);
+        self.0
+            .lock()
+            .unwrap()
+            .get(id.as_ref())
+            .cloned()
+            .ok_or_else(|| WebhookError::Unauthorized("not handed to the test verifier".into()))
+    }
+}
+
+/// A verifier that accepts every delivery as `event`.
+fn always(event: LiveKitEvent) -> Arc<dyn WebhookVerifier> {
+    let mut verifier = MockWebhookVerifier::new();
+    verifier
+        .expect_verify()
+        .returning(move |_, _| Ok(event.clone()));
+    Arc::new(verifier)
+}
+
+/// A lifecycle service on the in-memory store.
+fn on_memory(
+    store: &Arc<InMemoryStore>,
+    rooms: Arc<dyn RoomService>,
+    verifier: Arc<dyn WebhookVerifier>,
+    clock: Arc<dyn Clock>,
+) -> LifecycleService {
+    LifecycleService::new(LifecyclePorts {
+        sessions: store.clone(),
+        presence: store.clone(),
+        leases: store.clone(),
+        events: store.clone(),
+        rooms,
+        verifier,
+        clock,
+    })
+}
+
+/// A lifecycle service on mocked stores.
+fn on_mocks(
+    sessions: MockSessionStore,
+    presence: MockPresenceStore,
+    events: MockEventStore,
+    verifier: Arc<dyn WebhookVerifier>,
+) -> LifecycleService {
+    LifecycleService::new(LifecyclePorts {
+        sessions: Arc::new(sessions),
+        presence: Arc::new(presence),
+        leases: Arc::new(MockLeaseStore::new()),
+        events: Arc::new(events),
+        rooms: Arc::new(MockRoomService::new()),
+        verifier,
+        clock: Arc::new(SystemClock),
+    })
+}
+
 struct Fixture {
+    deliveries: Arc<Deliveries>,
     store: Arc<InMemoryStore>,
     rooms: Arc<InMemoryRooms>,
     clock: Arc<FakeClock>,
@@ -59,24 +131,30 @@ fn fixture() -> Fixture {
     let sessions = SessionService::new(
         store.clone(),
         store.clone(),
+        store.clone(),
         rooms.clone(),
         Arc::new(Tokens),
         clock.clone(),
         SessionPolicy::default(),
     );
-    let lifecycle = LifecycleService::new(
-        store.clone(),
-        store.clone(),
-        rooms.clone(),
-        Arc::new(NoVerifier),
-        clock.clone(),
-    );
+    let deliveries = Arc::new(Deliveries::default());
+    let lifecycle = on_memory(&store, rooms.clone(), deliveries.clone(), clock.clone());
     Fixture {
+        deliveries,
         store,
         rooms,
         clock,
         sessions,
         lifecycle,
+    }
+}
+
+impl Fixture {
+    /// Delivers `event` as LiveKit would, through the production path.
+    async fn deliver(&self, event: LiveKitEvent) -> Result<WebhookOutcome, SessionError> {
+        let body = self.deliveries.body(event);
+        let receipt = self.lifecycle.receive(&body, Some("signed")).await?;
+        Ok(receipt.outcome)
     }
 }
 
@@ -120,8 +198,7 @@ async fn room_started_makes_a_session_active_and_room_finished_ends_it() {
     let f = fixture();
     let s = new_session(&f, None).await;
     let out = f
-        .lifecycle
-        .apply(event("EV_1", "room_started", &s, 1, None))
+        .deliver(event("EV_1", "room_started", &s, 1, None))
         .await
         .unwrap();
     assert_eq!(
@@ -135,8 +212,7 @@ async fn room_started_makes_a_session_active_and_room_finished_ends_it() {
         f.store.get(s.id).await.unwrap().status,
         SessionStatus::Active
     );
-    f.lifecycle
-        .apply(event("EV_2", "room_finished", &s, 9, None))
+    f.deliver(event("EV_2", "room_finished", &s, 9, None))
         .await
         .unwrap();
     let ended = f.store.get(s.id).await.unwrap();
@@ -148,24 +224,21 @@ async fn room_started_makes_a_session_active_and_room_finished_ends_it() {
 async fn a_late_room_started_never_reopens_a_finished_session() {
     let f = fixture();
     let s = new_session(&f, None).await;
-    f.lifecycle
-        .apply(event("EV_f", "room_finished", &s, 10, None))
+    f.deliver(event("EV_f", "room_finished", &s, 10, None))
         .await
         .unwrap();
-    f.lifecycle
-        .apply(event("EV_s", "room_started", &s, 1, None))
+    f.deliver(event("EV_s", "room_started", &s, 1, None))
         .await
         .unwrap();
-    f.lifecycle
-        .apply(event(
-            "EV_j",
-            "participant_joined",
-            &s,
-            2,
-            Some(("bob", "STANDARD")),
-        ))
-        .await
-        .unwrap();
+    f.deliver(event(
+        "EV_j",
+        "participant_joined",
+        &s,
+        2,
+        Some(("bob", "STANDARD")),
+    ))
+    .await
+    .unwrap();
     assert_eq!(
         f.store.get(s.id).await.unwrap().status,
         SessionStatus::Ended
@@ -183,22 +256,18 @@ async fn a_duplicate_event_id_changes_nothing() {
         1,
         Some(("bob", "STANDARD")),
     );
-    f.lifecycle.apply(joined.clone()).await.unwrap();
-    f.lifecycle
-        .apply(event(
-            "EV_left",
-            "participant_left",
-            &s,
-            2,
-            Some(("bob", "STANDARD")),
-        ))
-        .await
-        .unwrap();
+    f.deliver(joined.clone()).await.unwrap();
+    f.deliver(event(
+        "EV_left",
+        "participant_left",
+        &s,
+        2,
+        Some(("bob", "STANDARD")),
+    ))
+    .await
+    .unwrap();
     // The replayed join must not put bob back.
-    assert_eq!(
-        f.lifecycle.apply(joined).await.unwrap(),
-        WebhookOutcome::Duplicate
-    );
+    assert_eq!(f.deliver(joined).await.unwrap(), WebhookOutcome::Duplicate);
     assert_eq!(f.store.get(s.id).await.unwrap().participant_count, 0);
     let log = f.lifecycle.events(s.id, None, None).await.unwrap();
     assert_eq!(log.events.len(), 2);
@@ -209,46 +278,42 @@ async fn presence_follows_livekits_clock_not_arrival_order_and_ignores_agents() 
     let f = fixture();
     let s = new_session(&f, None).await;
     // bob left at 20 s, but the join at 10 s arrives after it.
-    f.lifecycle
-        .apply(event(
-            "EV_a",
-            "participant_left",
-            &s,
-            20,
-            Some(("bob", "STANDARD")),
-        ))
-        .await
-        .unwrap();
-    f.lifecycle
-        .apply(event(
-            "EV_b",
-            "participant_joined",
-            &s,
-            10,
-            Some(("bob", "STANDARD")),
-        ))
-        .await
-        .unwrap();
-    f.lifecycle
-        .apply(event(
-            "EV_c",
-            "participant_joined",
-            &s,
-            15,
-            Some(("carol", "STANDARD")),
-        ))
-        .await
-        .unwrap();
-    f.lifecycle
-        .apply(event(
-            "EV_d",
-            "participant_joined",
-            &s,
-            16,
-            Some(("june-stt", "AGENT")),
-        ))
-        .await
-        .unwrap();
+    f.deliver(event(
+        "EV_a",
+        "participant_left",
+        &s,
+        20,
+        Some(("bob", "STANDARD")),
+    ))
+    .await
+    .unwrap();
+    f.deliver(event(
+        "EV_b",
+        "participant_joined",
+        &s,
+        10,
+        Some(("bob", "STANDARD")),
+    ))
+    .await
+    .unwrap();
+    f.deliver(event(
+        "EV_c",
+        "participant_joined",
+        &s,
+        15,
+        Some(("carol", "STANDARD")),
+    ))
+    .await
+    .unwrap();
+    f.deliver(event(
+        "EV_d",
+        "participant_joined",
+        &s,
+        16,
+        Some(("june-stt", "AGENT")),
+    ))
+    .await
+    .unwrap();
     let now = f.store.get(s.id).await.unwrap();
     assert_eq!(now.participant_count, 1, "only carol is here");
     assert_eq!(now.last_activity_at, Some(t0() + Duration::seconds(20)));
@@ -262,7 +327,7 @@ async fn events_for_unknown_rooms_and_unknown_names_are_recorded_not_refused() {
     let mut stray = event("EV_x", "egress_started", &s, 1, None);
     stray.room_name = Some("someone-elses-room".into());
     stray.room_sid = Some("RM_other".into());
-    let out = f.lifecycle.apply(stray).await.unwrap();
+    let out = f.deliver(stray).await.unwrap();
     assert_eq!(
         out,
         WebhookOutcome::Received {
@@ -272,7 +337,7 @@ async fn events_for_unknown_rooms_and_unknown_names_are_recorded_not_refused() {
     );
     let unknown = event("EV_y", "brand_new_event", &s, 2, None);
     assert!(matches!(
-        f.lifecycle.apply(unknown).await.unwrap(),
+        f.deliver(unknown).await.unwrap(),
         WebhookOutcome::Received {
             session_id: Some(_),
             ..
@@ -290,7 +355,7 @@ async fn a_stale_event_for_an_earlier_room_of_the_same_name_does_not_touch_a_new
     let s = new_session(&f, None).await;
     let mut stale = event("EV_old", "room_finished", &s, -3600, None);
     stale.room_sid = Some("RM_previous_incarnation".into());
-    f.lifecycle.apply(stale).await.unwrap();
+    f.deliver(stale).await.unwrap();
     assert_eq!(
         f.store.get(s.id).await.unwrap().status,
         SessionStatus::Created
@@ -302,8 +367,7 @@ async fn the_event_log_pages_newest_first() {
     let f = fixture();
     let s = new_session(&f, None).await;
     for i in 0..5 {
-        f.lifecycle
-            .apply(event(&format!("EV_{i}"), "track_published", &s, i, None))
+        f.deliver(event(&format!("EV_{i}"), "track_published", &s, i, None))
             .await
             .unwrap();
     }
@@ -415,13 +479,7 @@ async fn the_reaper_ends_nothing_when_livekit_cannot_be_asked() {
         last_activity_at: None,
     };
     store.insert(&s).await.unwrap();
-    let lifecycle = LifecycleService::new(
-        store.clone(),
-        store.clone(),
-        Arc::new(rooms),
-        Arc::new(NoVerifier),
-        clock,
-    );
+    let lifecycle = on_memory(&store, Arc::new(rooms), Arc::new(NoVerifier), clock);
     let report = lifecycle
         .reap(Duration::seconds(30), Duration::seconds(60))
         .await
@@ -439,14 +497,13 @@ async fn receive_refuses_what_the_verifier_refuses_before_touching_the_store() {
         .expect_verify()
         .returning(|_, _| Err(WebhookError::Unauthorized("bad signature".into())));
     let mut events = MockEventStore::new();
-    events.expect_seen_many().never();
-    events.expect_record_many().never();
-    let lifecycle = LifecycleService::new(
-        Arc::new(MockSessionStore::new()),
-        Arc::new(events),
-        Arc::new(MockRoomService::new()),
+    events.expect_seen().never();
+    events.expect_record().never();
+    let lifecycle = on_mocks(
+        MockSessionStore::new(),
+        MockPresenceStore::new(),
+        events,
         Arc::new(verifier),
-        Arc::new(SystemClock),
     );
     let err = lifecycle.receive(b"{}", Some("x")).await.unwrap_err();
     assert_eq!(err.code(), "invalid_signature");
@@ -456,9 +513,8 @@ async fn receive_refuses_what_the_verifier_refuses_before_touching_the_store() {
 async fn only_the_lease_holder_reaps() {
     let f = fixture();
     let s = new_session(&f, Some(120)).await;
-    let other = LifecycleService::new(
-        f.store.clone(),
-        f.store.clone(),
+    let other = on_memory(
+        &f.store,
         f.rooms.clone(),
         Arc::new(NoVerifier),
         f.clock.clone(),
@@ -496,37 +552,28 @@ async fn a_join_to_an_active_session_writes_presence_but_no_status_step() {
     sessions
         .expect_find_by_room_sids()
         .returning(move |_| Ok(vec![found.clone()]));
-    sessions
-        .expect_record_presence_many()
+    let mut presence = MockPresenceStore::new();
+    presence
+        .expect_record_presence()
         .times(1)
         .returning(|_| Ok(()));
     // Active cannot become Active: the guarded UPDATE would change nothing, so none is sent.
     sessions.expect_advance_status().never();
     let mut events = MockEventStore::new();
+    events.expect_seen().returning(|_| Ok(Default::default()));
     events
-        .expect_seen_many()
-        .returning(|_| Ok(Default::default()));
-    events
-        .expect_record_many()
+        .expect_record()
         .returning(|e| Ok(vec![true; e.len()]));
-    let lifecycle = LifecycleService::new(
-        Arc::new(sessions),
-        Arc::new(events),
-        Arc::new(MockRoomService::new()),
-        Arc::new(NoVerifier),
-        Arc::new(SystemClock),
+    let joined = event(
+        "EV_J",
+        "participant_joined",
+        &active,
+        5,
+        Some(("bob", "STANDARD")),
     );
-    let out = lifecycle
-        .apply(event(
-            "EV_J",
-            "participant_joined",
-            &active,
-            5,
-            Some(("bob", "STANDARD")),
-        ))
-        .await
-        .unwrap();
-    assert!(matches!(out, WebhookOutcome::Received { .. }));
+    let lifecycle = on_mocks(sessions, presence, events, always(joined));
+    let out = lifecycle.receive(b"{}", Some("signed")).await.unwrap();
+    assert!(matches!(out.outcome, WebhookOutcome::Received { .. }));
 }
 
 #[tokio::test]
@@ -542,8 +589,9 @@ async fn a_batch_asks_the_store_once_per_step_and_answers_each_event_in_order() 
         .times(1)
         .withf(|sids| sids == ["RM_1".to_owned()])
         .returning(move |_| Ok(vec![found.clone()]));
-    sessions
-        .expect_record_presence_many()
+    let mut presence = MockPresenceStore::new();
+    presence
+        .expect_record_presence()
         .times(1)
         .withf(|news| {
             news.iter()
@@ -555,24 +603,18 @@ async fn a_batch_asks_the_store_once_per_step_and_answers_each_event_in_order() 
     let mut events = MockEventStore::new();
     // EV_OLD was recorded earlier; EV_B2 arrives twice in this batch.
     events
-        .expect_seen_many()
+        .expect_seen()
         .times(1)
         .returning(|_| Ok(["EV_OLD".to_owned()].into_iter().collect()));
     // EV_C lost a race with another replica at the record.
     events
-        .expect_record_many()
+        .expect_record()
         .times(1)
         .withf(|e| {
             e.iter().map(|r| r.id.as_str()).collect::<Vec<_>>() == ["EV_B1", "EV_C", "EV_B2"]
         })
         .returning(|_| Ok(vec![true, false, true]));
-    let lifecycle = LifecycleService::new(
-        Arc::new(sessions),
-        Arc::new(events),
-        Arc::new(MockRoomService::new()),
-        Arc::new(NoVerifier),
-        Arc::new(SystemClock),
-    );
+    let lifecycle = on_mocks(sessions, presence, events, Arc::new(NoVerifier));
     let person = |id: &str, kind: &str, secs: i64, who: &str| {
         event(id, kind, &s1, secs, Some((who, "STANDARD")))
     };
@@ -588,7 +630,7 @@ async fn a_batch_asks_the_store_once_per_step_and_answers_each_event_in_order() 
         session_id: Some(s1.id),
     };
     assert_eq!(
-        lifecycle.apply_batch(batch).await.unwrap(),
+        outcomes(lifecycle.apply_batch(batch).await.unwrap()),
         vec![
             received("participant_joined"),
             WebhookOutcome::Duplicate,
@@ -628,7 +670,7 @@ async fn a_batch_on_the_in_memory_store_counts_people_like_single_events() {
         ),
         event("EV_5", "participant_left", &s, 4, Some(("bob", "STANDARD"))),
     ];
-    let outcomes = f.lifecycle.apply_batch(batch).await.unwrap();
+    let outcomes = outcomes(f.lifecycle.apply_batch(batch).await.unwrap());
     assert!(
         outcomes
             .iter()
@@ -639,15 +681,128 @@ async fn a_batch_on_the_in_memory_store_counts_people_like_single_events() {
     assert_eq!(now.participant_count, 1);
     // The same deliveries again change nothing.
     let again = f
-        .lifecycle
-        .apply_batch(vec![event(
+        .deliver(event(
             "EV_5",
             "participant_left",
             &s,
             4,
             Some(("bob", "STANDARD")),
-        )])
+        ))
         .await
         .unwrap();
-    assert_eq!(again, vec![WebhookOutcome::Duplicate]);
+    assert_eq!(again, WebhookOutcome::Duplicate);
+}
+
+fn outcomes(receipts: Vec<WebhookReceipt>) -> Vec<WebhookOutcome> {
+    receipts.into_iter().map(|r| r.outcome).collect()
+}
+
+/// Counts agent dispatches (the bots' dispatch is LiveKit's AgentDispatchService).
+#[derive(Default)]
+struct CountingDispatcher(std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl AgentDispatcher for CountingDispatcher {
+    async fn dispatch(&self, _: &str, agent: &str, _: &str) -> Result<String, RoomError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(format!("AD_{agent}"))
+    }
+}
+
+fn voice_on(store: &Arc<InMemoryStore>, dispatcher: Arc<dyn AgentDispatcher>) -> VoiceService {
+    VoiceService::new(
+        VoicePorts {
+            sessions: store.clone(),
+            voice_state: store.clone(),
+            history: store.clone(),
+            llm: None,
+            tts: None,
+            dispatcher: Some(dispatcher),
+            clock: Arc::new(SystemClock),
+            observer: Arc::new(NoObserver),
+        },
+        ConversationPolicy::default(),
+        VoiceConfig::default(),
+    )
+}
+
+fn microphone(id: &str, s: &Session, who: &str) -> LiveKitEvent {
+    LiveKitEvent {
+        track: Some(EventTrack {
+            sid: "TR_mic".into(),
+            kind: TrackKind::Audio,
+            source: "microphone".into(),
+        }),
+        ..event(id, "track_published", s, 3, Some((who, "STANDARD")))
+    }
+}
+
+async fn voice_session(f: &Fixture) -> Session {
+    f.sessions
+        .create(NewSession {
+            user_id: "vic".into(),
+            voice: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .session
+}
+
+/// The webhook only claims the bots; the dispatch (slow: LiveKit, two agents) is the
+/// caller's to run after answering, once per session.
+#[tokio::test]
+async fn a_microphone_in_a_voice_session_claims_the_bots_and_leaves_the_dispatch_to_the_caller() {
+    let mut f = fixture();
+    let dispatcher = Arc::new(CountingDispatcher::default());
+    let voice = voice_on(&f.store, dispatcher.clone());
+    f.lifecycle = f.lifecycle.clone().with_voice(voice.clone());
+    let s = voice_session(&f).await;
+
+    let body = f.deliveries.body(microphone("EV_m1", &s, "vic"));
+    let receipt = f.lifecycle.receive(&body, Some("signed")).await.unwrap();
+
+    let order = receipt
+        .dispatch
+        .expect("the first microphone claims the bots");
+    assert_eq!(order.session_id, s.id);
+    assert_eq!(order.room_name, s.room_name);
+    assert_eq!(dispatcher.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let again = f.deliveries.body(microphone("EV_m2", &s, "vic"));
+    let second = f.lifecycle.receive(&again, Some("signed")).await.unwrap();
+    assert_eq!(second.dispatch, None, "claimed once per session");
+
+    voice.dispatch_bots(order).await.unwrap();
+    assert_eq!(dispatcher.0.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_batch_that_fails_gives_its_bot_claims_back() {
+    let store = Arc::new(InMemoryStore::default());
+    let f = fixture();
+    let s = voice_session(&f).await;
+    store.insert(&s).await.unwrap();
+    let mut events = MockEventStore::new();
+    events.expect_seen().returning(|_| Ok(Default::default()));
+    events
+        .expect_record()
+        .returning(|_| Err(StoreError::Unavailable("down".into())));
+    let lifecycle = LifecycleService::new(LifecyclePorts {
+        sessions: store.clone(),
+        presence: store.clone(),
+        leases: store.clone(),
+        events: Arc::new(events),
+        rooms: Arc::new(MockRoomService::new()),
+        verifier: always(microphone("EV_m", &s, "vic")),
+        clock: Arc::new(SystemClock),
+    })
+    .with_voice(voice_on(&store, Arc::new(CountingDispatcher::default())));
+
+    let err = lifecycle.receive(b"{}", Some("signed")).await.unwrap_err();
+
+    assert_eq!(err.code(), "store_unavailable");
+    assert!(
+        store.claim_dispatch(s.id, Utc::now()).await.unwrap(),
+        "LiveKit's retry can claim the bots again"
+    );
 }

@@ -2,8 +2,8 @@
 //! and single-process tools. They keep the same contracts as the real adapters (live room
 //! names are unique, status only moves forward, deleting a missing room is fine).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -12,12 +12,10 @@ use uuid::Uuid;
 use crate::events::RecordedEvent;
 use crate::model::{HistoryEntry, Participant, Room, RoomSpec, Session, SessionStatus};
 use crate::ports::{
-    EventCursor, EventStore, HistoryStore, RoomError, RoomService, SessionFilter, SessionStore,
-    StoreError, Transition,
+    EventCursor, EventStore, HistoryStore, IdempotencyState, IdempotencyStore, LeaseStore,
+    Presence, PresenceStore, RoomError, RoomService, SessionFilter, SessionStore, StoreError,
+    StoreHealth, Transition, VoiceStateStore,
 };
-
-/// Whether an identity is in a session's room, and LiveKit's time of that news.
-type Presence = (bool, DateTime<Utc>);
 
 #[derive(Debug, Default, Clone)]
 struct VoiceState {
@@ -26,102 +24,82 @@ struct VoiceState {
     last_final: Option<(String, DateTime<Utc>)>,
 }
 
-/// Sessions and history in a `Mutex<HashMap>`.
+/// Everything the store holds, behind one lock so each call is atomic as a transaction is.
 #[derive(Debug, Default)]
-pub struct InMemoryStore {
-    sessions: Mutex<HashMap<Uuid, Session>>,
-    history: Mutex<HashMap<Uuid, Vec<HistoryEntry>>>,
-    presence: Mutex<HashMap<(Uuid, String), Presence>>,
-    leases: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
+struct State {
+    sessions: HashMap<Uuid, Session>,
+    history: HashMap<Uuid, Vec<HistoryEntry>>,
+    /// Per (session, identity): whether it is in the room, and LiveKit's time of that news.
+    presence: HashMap<(Uuid, String), (bool, DateTime<Utc>)>,
+    leases: HashMap<String, (String, DateTime<Utc>)>,
     /// Per session: dispatched, turn generation, last final transcript.
-    voice: Mutex<HashMap<Uuid, VoiceState>>,
-    events: Mutex<Vec<RecordedEvent>>,
+    voice: HashMap<Uuid, VoiceState>,
+    events: Vec<RecordedEvent>,
+    /// Per key: fingerprint, response once complete, when claimed.
+    idempotency: HashMap<String, (String, Option<serde_json::Value>, DateTime<Utc>)>,
 }
 
-fn poisoned<T>(_: T) -> StoreError {
-    StoreError::Unavailable("in-memory store lock poisoned".into())
+/// Every store port in memory (one `Mutex`), with the contracts of the SQL adapters: the
+/// store contract suite (june-store's `tests/contract`) runs against it too.
+#[derive(Debug, Default)]
+pub struct InMemoryStore {
+    state: Mutex<State>,
+}
+
+impl InMemoryStore {
+    fn state(&self) -> Result<MutexGuard<'_, State>, StoreError> {
+        self.state
+            .lock()
+            .map_err(|_| StoreError::Unavailable("in-memory store lock poisoned".into()))
+    }
 }
 
 #[async_trait]
 impl SessionStore for InMemoryStore {
     async fn insert(&self, session: &Session) -> Result<(), StoreError> {
-        let mut map = self.sessions.lock().map_err(poisoned)?;
-        if map.contains_key(&session.id)
-            || map
+        let mut state = self.state()?;
+        if state.sessions.contains_key(&session.id)
+            || state
+                .sessions
                 .values()
                 .any(|s| s.status.is_live() && s.room_name == session.room_name)
         {
             return Err(StoreError::Conflict(session.room_name.clone()));
         }
-        map.insert(session.id, session.clone());
+        state.sessions.insert(session.id, session.clone());
         Ok(())
     }
 
     async fn get(&self, id: Uuid) -> Result<Session, StoreError> {
-        let map = self.sessions.lock().map_err(poisoned)?;
-        map.get(&id).cloned().ok_or(StoreError::NotFound)
+        let state = self.state()?;
+        state.sessions.get(&id).cloned().ok_or(StoreError::NotFound)
     }
 
     async fn find_live_by_room(&self, room_name: &str) -> Result<Option<Session>, StoreError> {
-        let map = self.sessions.lock().map_err(poisoned)?;
-        Ok(map
+        let state = self.state()?;
+        Ok(state
+            .sessions
             .values()
             .find(|s| s.status.is_live() && s.room_name == room_name)
             .cloned())
     }
 
-    async fn find_by_room_sid(&self, room_sid: &str) -> Result<Option<Session>, StoreError> {
-        let map = self.sessions.lock().map_err(poisoned)?;
-        Ok(map
+    async fn find_by_room_sids(&self, room_sids: &[String]) -> Result<Vec<Session>, StoreError> {
+        let state = self.state()?;
+        let mut found: Vec<Session> = state
+            .sessions
             .values()
-            .filter(|s| s.livekit_room_sid == room_sid)
-            .max_by_key(|s| s.created_at)
-            .cloned())
-    }
-
-    async fn list_live(&self, limit: u32) -> Result<Vec<Session>, StoreError> {
-        let map = self.sessions.lock().map_err(poisoned)?;
-        let mut live: Vec<Session> = map
-            .values()
-            .filter(|s| s.status.is_live())
+            .filter(|s| room_sids.contains(&s.livekit_room_sid))
             .cloned()
             .collect();
-        live.sort_by_key(|s| (s.created_at, s.id));
-        live.truncate(limit as usize);
-        Ok(live)
-    }
-
-    async fn record_presence(
-        &self,
-        session_id: Uuid,
-        identity: &str,
-        present: bool,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut sessions = self.sessions.lock().map_err(poisoned)?;
-        let session = sessions.get_mut(&session_id).ok_or(StoreError::NotFound)?;
-        let mut presence = self.presence.lock().map_err(poisoned)?;
-        let entry = presence
-            .entry((session_id, identity.to_owned()))
-            .or_insert((present, at));
-        if at >= entry.1 {
-            *entry = (present, at);
-        }
-        session.participant_count = presence
-            .iter()
-            .filter(|((id, _), (here, _))| *id == session_id && *here)
-            .count() as u32;
-        session.last_activity_at = presence
-            .iter()
-            .filter(|((id, _), _)| *id == session_id)
-            .map(|(_, (_, t))| *t)
-            .max();
-        Ok(())
+        found.sort_by_key(|s| (s.created_at, s.id));
+        Ok(found)
     }
 
     async fn list(&self, filter: &SessionFilter) -> Result<Vec<Session>, StoreError> {
-        let map = self.sessions.lock().map_err(poisoned)?;
-        let mut all: Vec<Session> = map
+        let state = self.state()?;
+        let mut all: Vec<Session> = state
+            .sessions
             .values()
             .filter(|s| filter.user_id.as_ref().is_none_or(|u| &s.user_id == u))
             .filter(|s| filter.status.is_none_or(|st| s.status == st))
@@ -137,14 +115,27 @@ impl SessionStore for InMemoryStore {
         Ok(all)
     }
 
+    async fn list_live(&self, limit: u32) -> Result<Vec<Session>, StoreError> {
+        let state = self.state()?;
+        let mut live: Vec<Session> = state
+            .sessions
+            .values()
+            .filter(|s| s.status.is_live())
+            .cloned()
+            .collect();
+        live.sort_by_key(|s| (s.created_at, s.id));
+        live.truncate(limit as usize);
+        Ok(live)
+    }
+
     async fn advance_status(
         &self,
         id: Uuid,
         to: SessionStatus,
         at: DateTime<Utc>,
     ) -> Result<Transition, StoreError> {
-        let mut map = self.sessions.lock().map_err(poisoned)?;
-        let s = map.get_mut(&id).ok_or(StoreError::NotFound)?;
+        let mut state = self.state()?;
+        let s = state.sessions.get_mut(&id).ok_or(StoreError::NotFound)?;
         let changed = s.status.can_become(to);
         if changed {
             s.status = to;
@@ -158,7 +149,44 @@ impl SessionStore for InMemoryStore {
             changed,
         })
     }
+}
 
+#[async_trait]
+impl PresenceStore for InMemoryStore {
+    async fn record_presence(&self, news: &[Presence]) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        // All or nothing, as the SQL adapters' transaction.
+        if news
+            .iter()
+            .any(|n| !state.sessions.contains_key(&n.session_id))
+        {
+            return Err(StoreError::NotFound);
+        }
+        for n in news {
+            let entry = state
+                .presence
+                .entry((n.session_id, n.identity.clone()))
+                .or_insert((n.present, n.at));
+            if n.at >= entry.1 {
+                *entry = (n.present, n.at);
+            }
+        }
+        let touched: HashSet<Uuid> = news.iter().map(|n| n.session_id).collect();
+        for id in touched {
+            let mine = || state.presence.iter().filter(move |((s, _), _)| *s == id);
+            let count = mine().filter(|(_, (here, _))| *here).count() as u32;
+            let last = mine().map(|(_, (_, t))| *t).max();
+            if let Some(session) = state.sessions.get_mut(&id) {
+                session.participant_count = count;
+                session.last_activity_at = last;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LeaseStore for InMemoryStore {
     async fn try_lease(
         &self,
         name: &str,
@@ -166,40 +194,55 @@ impl SessionStore for InMemoryStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut leases = self.leases.lock().map_err(poisoned)?;
-        match leases.get(name) {
+        let mut state = self.state()?;
+        match state.leases.get(name) {
+            // The SQL adapters: taken unless another holder's lease ends at or after `now`.
             Some((other, end)) if other != holder && *end >= now => Ok(false),
             _ => {
-                leases.insert(name.to_owned(), (holder.to_owned(), until));
+                state
+                    .leases
+                    .insert(name.to_owned(), (holder.to_owned(), until));
                 Ok(true)
             }
         }
     }
+}
 
+#[async_trait]
+impl VoiceStateStore for InMemoryStore {
     async fn claim_dispatch(&self, id: Uuid, _at: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.get(id).await?;
-        let mut voice = self.voice.lock().map_err(poisoned)?;
-        let state = voice.entry(id).or_default();
-        Ok(!std::mem::replace(&mut state.dispatched, true))
+        let mut state = self.state()?;
+        if !state.sessions.contains_key(&id) {
+            return Ok(false);
+        }
+        let voice = state.voice.entry(id).or_default();
+        Ok(!std::mem::replace(&mut voice.dispatched, true))
     }
 
     async fn release_dispatch(&self, id: Uuid) -> Result<(), StoreError> {
-        let mut voice = self.voice.lock().map_err(poisoned)?;
-        voice.entry(id).or_default().dispatched = false;
+        let mut state = self.state()?;
+        if let Some(voice) = state.voice.get_mut(&id) {
+            voice.dispatched = false;
+        }
         Ok(())
     }
 
     async fn next_turn(&self, id: Uuid) -> Result<u64, StoreError> {
-        self.get(id).await?;
-        let mut voice = self.voice.lock().map_err(poisoned)?;
-        let state = voice.entry(id).or_default();
-        state.turn += 1;
-        Ok(state.turn)
+        let mut state = self.state()?;
+        if !state.sessions.contains_key(&id) {
+            return Err(StoreError::NotFound);
+        }
+        let voice = state.voice.entry(id).or_default();
+        voice.turn += 1;
+        Ok(voice.turn)
     }
 
     async fn current_turn(&self, id: Uuid) -> Result<u64, StoreError> {
-        let voice = self.voice.lock().map_err(poisoned)?;
-        Ok(voice.get(&id).map_or(0, |v| v.turn))
+        let state = self.state()?;
+        if !state.sessions.contains_key(&id) {
+            return Err(StoreError::NotFound);
+        }
+        Ok(state.voice.get(&id).map_or(0, |v| v.turn))
     }
 
     async fn note_final(
@@ -209,61 +252,87 @@ impl SessionStore for InMemoryStore {
         at: DateTime<Utc>,
         window: chrono::Duration,
     ) -> Result<bool, StoreError> {
-        let mut voice = self.voice.lock().map_err(poisoned)?;
-        let state = voice.entry(id).or_default();
-        if let Some((last, when)) = &state.last_final
+        let mut state = self.state()?;
+        if !state.sessions.contains_key(&id) {
+            return Ok(false);
+        }
+        let voice = state.voice.entry(id).or_default();
+        if let Some((last, when)) = &voice.last_final
             && last == text
-            && at - *when <= window
+            && *when >= at - window
         {
             return Ok(false);
         }
-        state.last_final = Some((text.to_owned(), at));
+        voice.last_final = Some((text.to_owned(), at));
         Ok(true)
     }
+}
 
+#[async_trait]
+impl StoreHealth for InMemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
+        self.state().map(drop)
+    }
+
+    fn pool_stats(&self) -> Option<(u32, u32)> {
+        None
     }
 }
 
 #[async_trait]
 impl HistoryStore for InMemoryStore {
     async fn append(&self, session_id: Uuid, entry: &HistoryEntry) -> Result<(), StoreError> {
-        let mut map = self.history.lock().map_err(poisoned)?;
-        map.entry(session_id).or_default().push(entry.clone());
+        let mut state = self.state()?;
+        if !state.sessions.contains_key(&session_id) {
+            return Err(StoreError::NotFound);
+        }
+        state
+            .history
+            .entry(session_id)
+            .or_default()
+            .push(entry.clone());
         Ok(())
     }
 
     async fn recent(&self, session_id: Uuid, limit: u32) -> Result<Vec<HistoryEntry>, StoreError> {
-        let map = self.history.lock().map_err(poisoned)?;
-        let all = map.get(&session_id).map(Vec::as_slice).unwrap_or_default();
+        let state = self.state()?;
+        let all = state
+            .history
+            .get(&session_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         Ok(all[all.len().saturating_sub(limit as usize)..].to_vec())
     }
 
     async fn clear(&self, session_id: Uuid) -> Result<(), StoreError> {
-        self.history.lock().map_err(poisoned)?.remove(&session_id);
+        self.state()?.history.remove(&session_id);
         Ok(())
     }
 }
 
 #[async_trait]
 impl EventStore for InMemoryStore {
-    async fn seen(&self, event_id: &str) -> Result<bool, StoreError> {
-        Ok(self
+    async fn seen(&self, event_ids: &[String]) -> Result<HashSet<String>, StoreError> {
+        let state = self.state()?;
+        Ok(state
             .events
-            .lock()
-            .map_err(poisoned)?
             .iter()
-            .any(|e| e.id == event_id))
+            .filter(|e| event_ids.contains(&e.id))
+            .map(|e| e.id.clone())
+            .collect())
     }
 
-    async fn record(&self, event: &RecordedEvent) -> Result<bool, StoreError> {
-        let mut events = self.events.lock().map_err(poisoned)?;
-        if events.iter().any(|e| e.id == event.id) {
-            return Ok(false);
+    async fn record(&self, events: &[RecordedEvent]) -> Result<Vec<bool>, StoreError> {
+        let mut state = self.state()?;
+        let mut new = Vec::with_capacity(events.len());
+        for event in events {
+            let fresh = !state.events.iter().any(|e| e.id == event.id);
+            if fresh {
+                state.events.push(event.clone());
+            }
+            new.push(fresh);
         }
-        events.push(event.clone());
-        Ok(true)
+        Ok(new)
     }
 
     async fn list(
@@ -272,8 +341,9 @@ impl EventStore for InMemoryStore {
         limit: u32,
         after: Option<EventCursor>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let events = self.events.lock().map_err(poisoned)?;
-        let mut mine: Vec<RecordedEvent> = events
+        let state = self.state()?;
+        let mut mine: Vec<RecordedEvent> = state
+            .events
             .iter()
             .filter(|e| e.session_id == Some(session_id))
             .filter(|e| {
@@ -286,6 +356,52 @@ impl EventStore for InMemoryStore {
         mine.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         mine.truncate(limit as usize);
         Ok(mine)
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for InMemoryStore {
+    async fn begin(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        not_before: DateTime<Utc>,
+    ) -> Result<IdempotencyState, StoreError> {
+        let mut state = self.state()?;
+        if state
+            .idempotency
+            .get(key)
+            .is_some_and(|(_, _, at)| *at < not_before)
+        {
+            state.idempotency.remove(key);
+        }
+        Ok(match state.idempotency.get(key) {
+            None => {
+                state
+                    .idempotency
+                    .insert(key.to_owned(), (fingerprint.to_owned(), None, now));
+                IdempotencyState::Started
+            }
+            Some((fp, _, _)) if fp != fingerprint => IdempotencyState::Mismatch,
+            Some((_, None, _)) => IdempotencyState::InProgress,
+            Some((_, Some(response), _)) => IdempotencyState::Completed(response.clone()),
+        })
+    }
+
+    async fn complete(&self, key: &str, response: &serde_json::Value) -> Result<(), StoreError> {
+        if let Some(entry) = self.state()?.idempotency.get_mut(key) {
+            entry.1 = Some(response.clone());
+        }
+        Ok(())
+    }
+
+    async fn abandon(&self, key: &str) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        if state.idempotency.get(key).is_some_and(|e| e.1.is_none()) {
+            state.idempotency.remove(key);
+        }
+        Ok(())
     }
 }
 

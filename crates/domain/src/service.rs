@@ -12,7 +12,7 @@ use crate::policy::{
 };
 use crate::ports::{
     Clock, HistoryStore, LlmError, PageCursor, RoomError, RoomService, SessionFilter, SessionStore,
-    SpeechError, StoreError, TokenError, TokenIssuer, WebhookError,
+    SpeechError, StoreError, StoreHealth, TokenError, TokenIssuer, WebhookError,
 };
 
 /// Largest page of a session listing.
@@ -177,6 +177,7 @@ pub struct GuestToken {
 pub struct SessionService {
     store: Arc<dyn SessionStore>,
     history: Arc<dyn HistoryStore>,
+    health: Arc<dyn StoreHealth>,
     rooms: Arc<dyn RoomService>,
     tokens: Arc<dyn TokenIssuer>,
     clock: Arc<dyn Clock>,
@@ -188,6 +189,7 @@ impl SessionService {
     pub fn new(
         store: Arc<dyn SessionStore>,
         history: Arc<dyn HistoryStore>,
+        health: Arc<dyn StoreHealth>,
         rooms: Arc<dyn RoomService>,
         tokens: Arc<dyn TokenIssuer>,
         clock: Arc<dyn Clock>,
@@ -196,6 +198,7 @@ impl SessionService {
         SessionService {
             store,
             history,
+            health,
             rooms,
             tokens,
             clock,
@@ -465,12 +468,12 @@ impl SessionService {
 
     /// Connections open and idle in the store's pool, if it has one.
     pub fn store_pool(&self) -> Option<(u32, u32)> {
-        self.store.pool_stats()
+        self.health.pool_stats()
     }
 
     /// Whether the store answers (readiness).
     pub async fn check_store(&self) -> Result<(), SessionError> {
-        Ok(self.store.ping().await?)
+        Ok(self.health.ping().await?)
     }
 
     /// The rooms LiveKit has live now.

@@ -37,6 +37,7 @@ fn service(
     SessionService::new(
         Arc::new(store),
         Arc::new(MockHistoryStore::new()),
+        Arc::new(MockStoreHealth::new()),
         Arc::new(rooms),
         tokens,
         clock_at(t0()),

@@ -14,7 +14,7 @@ use crate::events::LiveKitEvent;
 use crate::model::{HistoryEntry, Role, Session, TrackKind, without_nul};
 use crate::ports::{
     AgentDispatcher, ChatModel, Clock, DeltaSink, Flow, HistoryStore, LlmError, SessionStore,
-    SpeechError, SpeechRequest, TextToSpeech,
+    SpeechError, SpeechRequest, TextToSpeech, TurnObserver, VoiceStateStore,
 };
 use crate::service::SessionError;
 
@@ -65,6 +65,18 @@ pub struct Transcript {
     pub confidence: Option<f32>,
     /// The bot's id of this transcript, if it sends one: a resend carries the same id.
     pub transcript_id: Option<String>,
+}
+
+/// The voice bots to send into a session's room: claimed by [`VoiceService::claim_bots`]
+/// while a webhook is applied, run by [`VoiceService::dispatch_bots`] after it is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotDispatch {
+    /// The session whose dispatch was claimed.
+    pub session_id: Uuid,
+    /// Its room.
+    pub room_name: String,
+    /// Its language, passed to the bots.
+    pub language: String,
 }
 
 /// A turn ready to run (started by a final transcript).
@@ -134,20 +146,6 @@ pub struct TurnReport {
     pub sentences: u32,
 }
 
-/// Where turn metrics go (Prometheus in the binary).
-pub trait TurnObserver: Send + Sync {
-    /// A partial transcript arrived.
-    fn partial(&self) {}
-    /// A turn started.
-    fn started(&self) {}
-    /// A turn ended.
-    fn finished(&self, _report: &TurnReport) {}
-}
-
-/// An observer that records nothing.
-pub struct NoObserver;
-impl TurnObserver for NoObserver {}
-
 /// Sends each complete sentence to TTS, one at a time and in order, as long as the turn is
 /// still the session's current one (checked in the shared store before every send).
 struct VoiceSink<'a> {
@@ -165,7 +163,12 @@ struct VoiceSink<'a> {
 impl VoiceSink<'_> {
     /// Sends one sentence; false once the turn must stop.
     async fn say(&mut self, sentence: String) -> bool {
-        match self.svc.sessions.current_turn(self.turn.session.id).await {
+        match self
+            .svc
+            .voice_state
+            .current_turn(self.turn.session.id)
+            .await
+        {
             Ok(g) if g == self.turn.generation => {}
             Ok(_) => {
                 self.cancelled = true;
@@ -216,6 +219,7 @@ impl DeltaSink for VoiceSink<'_> {
 #[derive(Clone)]
 pub struct VoiceService {
     sessions: Arc<dyn SessionStore>,
+    voice_state: Arc<dyn VoiceStateStore>,
     history: Arc<dyn HistoryStore>,
     llm: Option<Arc<dyn ChatModel>>,
     tts: Option<Arc<dyn TextToSpeech>>,
@@ -228,8 +232,10 @@ pub struct VoiceService {
 
 /// Builder arguments of [`VoiceService`].
 pub struct VoicePorts {
-    /// Sessions (turn generations, dispatch claims).
+    /// Sessions (found by room name).
     pub sessions: Arc<dyn SessionStore>,
+    /// Turn generations, dispatch claims, transcript dedupe.
+    pub voice_state: Arc<dyn VoiceStateStore>,
     /// History.
     pub history: Arc<dyn HistoryStore>,
     /// The language model, if configured.
@@ -249,6 +255,7 @@ impl VoiceService {
     pub fn new(ports: VoicePorts, policy: ConversationPolicy, config: VoiceConfig) -> Self {
         VoiceService {
             sessions: ports.sessions,
+            voice_state: ports.voice_state,
             history: ports.history,
             llm: ports.llm,
             tts: ports.tts,
@@ -261,13 +268,15 @@ impl VoiceService {
     }
 
     /// On `track_published`: the first audio track of a non-bot participant in a voice
-    /// session dispatches the STT and TTS agents, once per session whichever replica sees it.
-    /// A failed dispatch gives the claim back and fails (so LiveKit's retry tries again).
-    pub async fn on_track_published(
+    /// session claims the dispatch of the STT and TTS agents, once per session whichever
+    /// replica sees it, and returns the order for [`VoiceService::dispatch_bots`]. Only the
+    /// claim is made here (one store write), so a webhook batch never waits on LiveKit's
+    /// agent dispatch; the caller runs the order after answering.
+    pub async fn claim_bots(
         &self,
         s: &Session,
         event: &LiveKitEvent,
-    ) -> Result<bool, SessionError> {
+    ) -> Result<Option<BotDispatch>, SessionError> {
         let is_audio = event
             .track
             .as_ref()
@@ -277,29 +286,57 @@ impl VoiceService {
                 && p.identity != self.config.stt_agent
                 && p.identity != self.config.tts_agent
         });
-        if !s.voice || !s.status.is_live() || !is_audio || !from_person {
-            return Ok(false);
+        if !s.voice || !s.status.is_live() || !is_audio || !from_person || self.dispatcher.is_none()
+        {
+            return Ok(None);
         }
+        if !self
+            .voice_state
+            .claim_dispatch(s.id, self.clock.now())
+            .await?
+        {
+            return Ok(None);
+        }
+        Ok(Some(BotDispatch {
+            session_id: s.id,
+            room_name: s.room_name.clone(),
+            language: s.language.clone(),
+        }))
+    }
+
+    /// Gives back a claim whose order will not run (the batch that made it failed).
+    pub(crate) async fn unclaim_bots(&self, order: &BotDispatch) {
+        if let Err(e) = self.voice_state.release_dispatch(order.session_id).await {
+            tracing::warn!(session_id = %order.session_id, error = %e, "could not give a bot dispatch claim back");
+        }
+    }
+
+    /// Dispatches the STT and TTS agents of a claimed session (see
+    /// [`VoiceService::claim_bots`]). A failed dispatch gives the claim back, so a later
+    /// `track_published` tries again, and fails.
+    #[tracing::instrument(skip_all, fields(session_id = %order.session_id))]
+    pub async fn dispatch_bots(&self, order: BotDispatch) -> Result<(), SessionError> {
         let Some(dispatcher) = &self.dispatcher else {
-            return Ok(false);
+            self.unclaim_bots(&order).await;
+            return Ok(());
         };
-        if !self.sessions.claim_dispatch(s.id, self.clock.now()).await? {
-            return Ok(false);
-        }
         let metadata = serde_json::json!({
-            "session_id": s.id,
-            "language": s.language,
+            "session_id": order.session_id,
+            "language": order.language,
             "orchestrator_url": self.config.orchestrator_url,
         })
         .to_string();
         for agent in [&self.config.stt_agent, &self.config.tts_agent] {
-            if let Err(e) = dispatcher.dispatch(&s.room_name, agent, &metadata).await {
-                self.sessions.release_dispatch(s.id).await?;
+            if let Err(e) = dispatcher
+                .dispatch(&order.room_name, agent, &metadata)
+                .await
+            {
+                self.voice_state.release_dispatch(order.session_id).await?;
                 return Err(e.into());
             }
         }
-        tracing::info!(session_id = %s.id, room = %s.room_name, "voice bots dispatched");
-        Ok(true)
+        tracing::info!(room = %order.room_name, "voice bots dispatched");
+        Ok(())
     }
 
     /// A transcript from the STT bot. A final that passes the checks starts a new turn
@@ -329,19 +366,19 @@ impl VoiceService {
         // its text within the window. The store keeps either as the last final's text.
         let (key, window) = match &t.transcript_id {
             Some(id) => (
-                format!("transcript_id:{id}"),
+                format!("transcript_id:{}", without_nul(id)),
                 self.config.duplicate_window.max(chrono::Duration::days(1)),
             ),
             None => (text.to_owned(), self.config.duplicate_window),
         };
         if !self
-            .sessions
+            .voice_state
             .note_final(session.id, &key, now, window)
             .await?
         {
             return Ok(TranscriptOutcome::Skipped("duplicate"));
         }
-        let generation = self.sessions.next_turn(session.id).await?;
+        let generation = self.voice_state.next_turn(session.id).await?;
         Ok(TranscriptOutcome::Turn(Box::new(PendingTurn {
             language: t
                 .language
@@ -362,7 +399,7 @@ impl VoiceService {
             .find_live_by_room(room_name)
             .await?
             .ok_or(SessionError::NotFound)?;
-        Ok(self.sessions.next_turn(session.id).await?)
+        Ok(self.voice_state.next_turn(session.id).await?)
     }
 
     /// Runs a turn to its end and reports it. Never panics, never leaves a task behind: every

@@ -10,7 +10,6 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
-pub mod intake;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -65,8 +64,6 @@ pub struct AppState {
     pub sessions: SessionService,
     /// Webhooks, the event log, the reaper.
     pub lifecycle: LifecycleService,
-    /// Applies verified webhooks in batches (see [`intake`]).
-    pub webhooks: intake::WebhookIntake,
     /// Chat turns and speech.
     pub conversation: ConversationService,
     /// `Idempotency-Key` records.

@@ -8,8 +8,8 @@ use actix_web::test::{self, TestRequest};
 use june_domain::ports::*;
 use june_domain::{
     ConversationPolicy, ConversationPorts, ConversationService, EventKind, IssuedToken,
-    LifecycleService, LiveKitEvent, NoObserver, Room, SessionPolicy, SessionService, VoiceConfig,
-    VoicePorts, VoiceService,
+    LifecyclePorts, LifecycleService, LiveKitEvent, NoObserver, Room, SessionPolicy,
+    SessionService, VoiceConfig, VoicePorts, VoiceService,
 };
 use june_http_api::{ApiConfig, AppState, app};
 use serde_json::{Value, json};
@@ -42,23 +42,29 @@ fn state_with(
 ) -> AppState {
     let store = Arc::new(store);
     let rooms = Arc::new(rooms);
-    let lifecycle = LifecycleService::new(
-        store.clone(),
-        Arc::new(events),
-        rooms.clone(),
-        Arc::new(verifier),
-        Arc::new(SystemClock),
-    );
+    let lifecycle = LifecycleService::new(LifecyclePorts {
+        sessions: store.clone(),
+        presence: Arc::new(MockPresenceStore::new()),
+        leases: Arc::new(MockLeaseStore::new()),
+        events: Arc::new(events),
+        rooms: rooms.clone(),
+        verifier: Arc::new(verifier),
+        clock: Arc::new(SystemClock),
+    });
+    // The store answers readiness pings; it has no pool.
+    let mut health = MockStoreHealth::new();
+    health.expect_ping().returning(|| Ok(()));
+    health.expect_pool_stats().returning(|| None);
     AppState {
         sessions: SessionService::new(
             store.clone(),
             Arc::new(MockHistoryStore::new()),
+            Arc::new(health),
             rooms.clone(),
             Arc::new(tokens()),
             Arc::new(SystemClock),
             SessionPolicy::default(),
         ),
-        webhooks: june_http_api::intake::WebhookIntake::start(lifecycle.clone()),
         lifecycle,
         idempotency: Arc::new(MockIdempotencyStore::new()),
         auth: None,
@@ -66,6 +72,7 @@ fn state_with(
         voice: VoiceService::new(
             VoicePorts {
                 sessions: Arc::new(MockSessionStore::new()),
+                voice_state: Arc::new(MockVoiceStateStore::new()),
                 history: Arc::new(MockHistoryStore::new()),
                 llm: None,
                 tts: None,
@@ -308,13 +315,11 @@ async fn unknown_routes_are_json_404_and_wrong_methods_json_405() {
 
 #[actix_web::test]
 async fn every_documented_operation_and_alias_is_served() {
-    let mut store = MockSessionStore::new();
-    store.expect_ping().returning(|| Ok(()));
     let mut rooms = MockRoomService::new();
     rooms.expect_list_rooms().returning(|_| Ok(vec![]));
-    let mut st = state(store, rooms);
+    let mut st = state(MockSessionStore::new(), rooms);
     // Every caller is refused before a handler runs: what is tested here is the routing.
-    st.auth = Some(Arc::new(june_domain::MockAuthenticator::new()));
+    st.auth = Some(Arc::new(june_domain::ports::MockAuthenticator::new()));
     let svc = test::init_service(app(st)).await;
     let aliases = june_http_api::ALIASES.iter().flat_map(|(alias, path)| {
         june_http_api::OPERATIONS
@@ -449,8 +454,7 @@ async fn listing_rejects_an_unknown_status_and_a_forged_cursor() {
 
 #[actix_web::test]
 async fn readyz_is_503_naming_livekit_when_it_fails_and_healthz_stays_200() {
-    let mut store = MockSessionStore::new();
-    store.expect_ping().returning(|| Ok(()));
+    let store = MockSessionStore::new();
     let mut rooms = MockRoomService::new();
     rooms.expect_list_rooms().returning(|_| {
         Err(RoomError::Unavailable {
@@ -512,16 +516,16 @@ async fn a_verified_webhook_is_received_and_a_repeat_is_a_duplicate() {
     let mut events = MockEventStore::new();
     let mut seen = mockall::Sequence::new();
     events
-        .expect_seen_many()
+        .expect_seen()
         .times(1)
         .in_sequence(&mut seen)
         .returning(|_| Ok(Default::default()));
     events
-        .expect_record_many()
+        .expect_record()
         .times(1)
         .returning(|e| Ok(vec![true; e.len()]));
     events
-        .expect_seen_many()
+        .expect_seen()
         .times(1)
         .in_sequence(&mut seen)
         .returning(|ids| Ok(ids.iter().cloned().collect()));
@@ -621,4 +625,111 @@ async fn a_panicking_handler_answers_500_json_and_releases_its_idempotency_key()
         !body["detail"].as_str().unwrap().contains("a bug deep"),
         "the panic's text stays in the log: {body}"
     );
+}
+
+/// An agent dispatcher that does not answer until its gate opens, and reports each agent
+/// it dispatched.
+struct GatedDispatcher {
+    gate: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    done: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+#[async_trait::async_trait]
+impl AgentDispatcher for GatedDispatcher {
+    async fn dispatch(&self, _: &str, agent: &str, _: &str) -> Result<String, RoomError> {
+        if let Some(gate) = self.gate.lock().await.take() {
+            let _ = gate.await;
+        }
+        let _ = self.done.send(agent.to_owned());
+        Ok(format!("AD_{agent}"))
+    }
+}
+
+/// LiveKit's agent dispatch (two calls, up to 5 s each) runs after the webhook is
+/// answered: a dispatcher that has not answered yet does not hold the delivery up.
+#[actix_web::test]
+async fn a_slow_bot_dispatch_does_not_delay_the_webhook_answer() {
+    // Arrange: a voice session in memory, and a microphone track published in its room.
+    let store = Arc::new(june_domain::memory::InMemoryStore::default());
+    let now = chrono::Utc::now();
+    let session = june_domain::Session {
+        id: uuid::Uuid::new_v4(),
+        user_id: "vic".into(),
+        room_name: "room-vic".into(),
+        livekit_room_sid: "RM_vic".into(),
+        status: june_domain::SessionStatus::Active,
+        language: "en".into(),
+        metadata: Default::default(),
+        voice: true,
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+        updated_at: now,
+        ended_at: None,
+        participant_count: 1,
+        last_activity_at: None,
+    };
+    store.insert(&session).await.unwrap();
+    let microphone = LiveKitEvent {
+        id: "EV_mic".into(),
+        kind: EventKind::parse("track_published"),
+        created_at: Some(now),
+        room_name: Some(session.room_name.clone()),
+        room_sid: Some(session.livekit_room_sid.clone()),
+        participant: Some(june_domain::EventParticipant {
+            identity: "vic".into(),
+            sid: "PA_vic".into(),
+            kind: "STANDARD".into(),
+        }),
+        track: Some(june_domain::EventTrack {
+            sid: "TR_mic".into(),
+            kind: june_domain::TrackKind::Audio,
+            source: "microphone".into(),
+        }),
+        payload: json!({"event": "track_published"}),
+    };
+    let (open, gate) = tokio::sync::oneshot::channel();
+    let (done, mut dispatched) = tokio::sync::mpsc::unbounded_channel();
+    let voice = VoiceService::new(
+        VoicePorts {
+            sessions: store.clone(),
+            voice_state: store.clone(),
+            history: store.clone(),
+            llm: None,
+            tts: None,
+            dispatcher: Some(Arc::new(GatedDispatcher {
+                gate: tokio::sync::Mutex::new(Some(gate)),
+                done,
+            })),
+            clock: Arc::new(SystemClock),
+            observer: Arc::new(NoObserver),
+        },
+        ConversationPolicy::default(),
+        VoiceConfig::default(),
+    );
+    let mut st = state(MockSessionStore::new(), MockRoomService::new());
+    st.voice = voice.clone();
+    st.lifecycle = LifecycleService::new(LifecyclePorts {
+        sessions: store.clone(),
+        presence: store.clone(),
+        leases: store.clone(),
+        events: store.clone(),
+        rooms: Arc::new(MockRoomService::new()),
+        verifier: Arc::new(verifier_returning(Ok(microphone))),
+        clock: Arc::new(SystemClock),
+    })
+    .with_voice(voice);
+
+    // Act: the delivery is answered while the dispatcher still waits on its gate.
+    let (status, body, _) = call(st, webhook("{}")).await;
+
+    // Assert
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"status": "received", "event": "track_published"})
+    );
+    assert!(dispatched.try_recv().is_err(), "nothing dispatched yet");
+    open.send(()).unwrap();
+    assert_eq!(dispatched.recv().await.as_deref(), Some("june-stt"));
+    assert_eq!(dispatched.recv().await.as_deref(), Some("june-tts"));
 }

@@ -13,6 +13,7 @@
 //! when a call was last given up on, so the PostgreSQL pool's release hook (`postgres.rs`)
 //! can ping with a deadline then, and only then: no extra round trip on the hot path.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,8 +22,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use june_domain::ports::{
-    EventCursor, EventStore, HistoryStore, IdempotencyState, IdempotencyStore, Presence,
-    SessionFilter, SessionStore, StoreError, Transition,
+    EventCursor, EventStore, HistoryStore, IdempotencyState, IdempotencyStore, LeaseStore,
+    Presence, PresenceStore, SessionFilter, SessionStore, StoreError, StoreHealth, Transition,
+    VoiceStateStore,
 };
 use june_domain::{HistoryEntry, RecordedEvent, Session, SessionStatus};
 use tokio::time::Instant;
@@ -126,38 +128,16 @@ impl<S: SessionStore> SessionStore for Bounded<S> {
         self.call(self.inner.find_live_by_room(room_name)).await
     }
 
-    async fn find_by_room_sid(&self, room_sid: &str) -> Result<Option<Session>, StoreError> {
-        self.call(self.inner.find_by_room_sid(room_sid)).await
-    }
-
-    async fn list_live(&self, limit: u32) -> Result<Vec<Session>, StoreError> {
-        self.call(self.inner.list_live(limit)).await
-    }
-
-    async fn record_presence(
-        &self,
-        session_id: Uuid,
-        identity: &str,
-        present: bool,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.call(
-            self.inner
-                .record_presence(session_id, identity, present, at),
-        )
-        .await
-    }
-
     async fn find_by_room_sids(&self, room_sids: &[String]) -> Result<Vec<Session>, StoreError> {
         self.call(self.inner.find_by_room_sids(room_sids)).await
     }
 
-    async fn record_presence_many(&self, news: &[Presence]) -> Result<(), StoreError> {
-        self.call(self.inner.record_presence_many(news)).await
-    }
-
     async fn list(&self, filter: &SessionFilter) -> Result<Vec<Session>, StoreError> {
         self.call(SessionStore::list(&self.inner, filter)).await
+    }
+
+    async fn list_live(&self, limit: u32) -> Result<Vec<Session>, StoreError> {
+        self.call(self.inner.list_live(limit)).await
     }
 
     async fn advance_status(
@@ -168,7 +148,17 @@ impl<S: SessionStore> SessionStore for Bounded<S> {
     ) -> Result<Transition, StoreError> {
         self.call(self.inner.advance_status(id, to, at)).await
     }
+}
 
+#[async_trait]
+impl<S: PresenceStore> PresenceStore for Bounded<S> {
+    async fn record_presence(&self, news: &[Presence]) -> Result<(), StoreError> {
+        self.call(self.inner.record_presence(news)).await
+    }
+}
+
+#[async_trait]
+impl<S: LeaseStore> LeaseStore for Bounded<S> {
     async fn try_lease(
         &self,
         name: &str,
@@ -179,7 +169,10 @@ impl<S: SessionStore> SessionStore for Bounded<S> {
         self.call(self.inner.try_lease(name, holder, now, until))
             .await
     }
+}
 
+#[async_trait]
+impl<S: VoiceStateStore> VoiceStateStore for Bounded<S> {
     async fn claim_dispatch(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
         self.call(self.inner.claim_dispatch(id, at)).await
     }
@@ -205,13 +198,16 @@ impl<S: SessionStore> SessionStore for Bounded<S> {
     ) -> Result<bool, StoreError> {
         self.call(self.inner.note_final(id, text, at, window)).await
     }
+}
+
+#[async_trait]
+impl<S: StoreHealth> StoreHealth for Bounded<S> {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.call(self.inner.ping()).await
+    }
 
     fn pool_stats(&self) -> Option<(u32, u32)> {
         self.inner.pool_stats()
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.call(self.inner.ping()).await
     }
 }
 
@@ -232,23 +228,12 @@ impl<S: HistoryStore> HistoryStore for Bounded<S> {
 
 #[async_trait]
 impl<S: EventStore> EventStore for Bounded<S> {
-    async fn seen(&self, event_id: &str) -> Result<bool, StoreError> {
-        self.call(self.inner.seen(event_id)).await
+    async fn seen(&self, event_ids: &[String]) -> Result<HashSet<String>, StoreError> {
+        self.call(self.inner.seen(event_ids)).await
     }
 
-    async fn record(&self, event: &RecordedEvent) -> Result<bool, StoreError> {
-        self.call(self.inner.record(event)).await
-    }
-
-    async fn seen_many(
-        &self,
-        event_ids: &[String],
-    ) -> Result<std::collections::HashSet<String>, StoreError> {
-        self.call(self.inner.seen_many(event_ids)).await
-    }
-
-    async fn record_many(&self, events: &[RecordedEvent]) -> Result<Vec<bool>, StoreError> {
-        self.call(self.inner.record_many(events)).await
+    async fn record(&self, events: &[RecordedEvent]) -> Result<Vec<bool>, StoreError> {
+        self.call(self.inner.record(events)).await
     }
 
     async fn list(
@@ -287,7 +272,7 @@ impl<S: IdempotencyStore> IdempotencyStore for Bounded<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use june_domain::ports::MockSessionStore;
+    use june_domain::ports::{MockSessionStore, MockStoreHealth};
     use june_domain::{HistoryEntry, Role};
     use std::sync::atomic::AtomicBool;
 
@@ -371,15 +356,16 @@ mod tests {
             .expect_find_by_room_sids()
             .times(1)
             .returning(|_| Ok(Vec::new()));
-        inner.expect_pool_stats().returning(|| Some((3, 1)));
+        let mut health = MockStoreHealth::new();
+        health.expect_pool_stats().returning(|| Some((3, 1)));
         let abandoned = Abandonments::default();
         let store = Bounded::new(inner, TIMEOUT, abandoned.clone());
+        let health = Bounded::new(health, TIMEOUT, abandoned.clone());
 
         assert!(matches!(
             store.get(Uuid::new_v4()).await,
             Err(StoreError::NotFound)
         ));
-        // A batch goes to the backend's own batch method, not the port's per-item default.
         assert!(
             store
                 .find_by_room_sids(&["RM_a".into()])
@@ -387,7 +373,7 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        assert_eq!(store.pool_stats(), Some((3, 1)));
+        assert_eq!(health.pool_stats(), Some((3, 1)));
         assert!(!abandoned.within(TIMEOUT));
     }
 }

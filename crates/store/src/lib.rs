@@ -1,6 +1,7 @@
 //! # june-store
 //!
 //! Persistence for June Orchestrator behind the domain's store ports ([`SessionStore`],
+//! [`PresenceStore`], [`VoiceStateStore`], [`LeaseStore`], [`StoreHealth`],
 //! [`HistoryStore`], [`EventStore`], [`IdempotencyStore`]). SQLite is the embedded default for
 //! a single instance; PostgreSQL serves several replicas sharing one database. The queries
 //! are written once (`sql.rs`) and serve both; the backend is chosen by the URL scheme in
@@ -12,11 +13,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use june_domain::ports::{EventStore, HistoryStore, IdempotencyStore, SessionStore, StoreError};
+use june_domain::ports::{
+    EventStore, HistoryStore, IdempotencyStore, LeaseStore, PresenceStore, SessionStore,
+    StoreError, StoreHealth, VoiceStateStore,
+};
 
 use crate::bounded::{Abandonments, Bounded};
 
-mod batch;
 mod bounded;
 mod conns;
 mod postgres;
@@ -28,11 +31,19 @@ mod time;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-/// The store ports, backed by one database.
+/// The store ports, backed by one database: one field per port.
 #[derive(Clone)]
 pub struct Stores {
     /// Sessions.
     pub sessions: Arc<dyn SessionStore>,
+    /// Who is in each session's room.
+    pub presence: Arc<dyn PresenceStore>,
+    /// The voice loop's shared state (dispatch claims, turns, transcript dedupe).
+    pub voice: Arc<dyn VoiceStateStore>,
+    /// Leases (the reaper's).
+    pub leases: Arc<dyn LeaseStore>,
+    /// Readiness ping and pool gauges.
+    pub health: Arc<dyn StoreHealth>,
     /// Conversation history.
     pub history: Arc<dyn HistoryStore>,
     /// LiveKit's events (and webhook dedupe).
@@ -84,13 +95,43 @@ fn source_text(e: &StoreError) -> String {
         .unwrap_or_default()
 }
 
+impl Stores {
+    /// Every port served by one adapter (e.g. `june_domain::memory::InMemoryStore`).
+    pub fn of<S>(store: S) -> Stores
+    where
+        S: SessionStore
+            + PresenceStore
+            + VoiceStateStore
+            + LeaseStore
+            + StoreHealth
+            + HistoryStore
+            + EventStore
+            + IdempotencyStore
+            + 'static,
+    {
+        stores(store)
+    }
+}
+
 fn stores<S>(store: S) -> Stores
 where
-    S: SessionStore + HistoryStore + EventStore + IdempotencyStore + 'static,
+    S: SessionStore
+        + PresenceStore
+        + VoiceStateStore
+        + LeaseStore
+        + StoreHealth
+        + HistoryStore
+        + EventStore
+        + IdempotencyStore
+        + 'static,
 {
     let store = Arc::new(store);
     Stores {
         sessions: store.clone(),
+        presence: store.clone(),
+        voice: store.clone(),
+        leases: store.clone(),
+        health: store.clone(),
         history: store.clone(),
         events: store.clone(),
         idempotency: store,

@@ -154,22 +154,6 @@ macro_rules! sql_store {
                 row.map(june_domain::Session::try_from).transpose()
             }
 
-            async fn find_by_room_sid(
-                &self,
-                room_sid: &str,
-            ) -> Result<Option<june_domain::Session>, june_domain::ports::StoreError> {
-                let sql = format!(
-                    "SELECT {} FROM sessions WHERE livekit_room_sid = $1 ORDER BY created_at DESC LIMIT 1",
-                    $crate::rows::SESSION_COLUMNS
-                );
-                let row: Option<$crate::rows::SessionRow> = sqlx::query_as(&sql)
-                    .bind(room_sid)
-                    .fetch_optional(&mut *self.reader().await?)
-                    .await
-                    .map_err($crate::store_error)?;
-                row.map(june_domain::Session::try_from).transpose()
-            }
-
             async fn list_live(&self, limit: u32) -> Result<Vec<june_domain::Session>, june_domain::ports::StoreError> {
                 let sql = format!(
                     "SELECT {} FROM sessions WHERE status IN ('created', 'active') \
@@ -182,83 +166,6 @@ macro_rules! sql_store {
                     .await
                     .map_err($crate::store_error)?;
                 rows.into_iter().map(june_domain::Session::try_from).collect()
-            }
-
-            async fn record_presence(
-                &self,
-                session_id: uuid::Uuid,
-                identity: &str,
-                present: bool,
-                at: chrono::DateTime<chrono::Utc>,
-            ) -> Result<(), june_domain::ports::StoreError> {
-                june_domain::ports::SessionStore::record_presence_many(
-                    self,
-                    &[june_domain::ports::Presence {
-                        session_id,
-                        identity: identity.to_owned(),
-                        present,
-                        at,
-                    }],
-                )
-                .await
-            }
-
-            async fn record_presence_many(
-                &self,
-                news: &[june_domain::ports::Presence],
-            ) -> Result<(), june_domain::ports::StoreError> {
-                // The upserts, then one recount per session from its rows, all in one
-                // transaction (one commit). SQLite takes the batch as one multi-statement call
-                // (one round trip to its connection thread); PostgreSQL cannot prepare several
-                // statements as one, so it sends them one by one inside the transaction.
-                for news in news.chunks($crate::sql::CHUNK) {
-                    // Rows in key order, so two replicas' batches cannot deadlock; the sort is
-                    // stable, so news about one identity keeps its order.
-                    let mut upserts: Vec<&june_domain::ports::Presence> = news.iter().collect();
-                    upserts.sort_by_key(|n| (n.session_id, n.identity.as_str()));
-                    let recounts: Vec<uuid::Uuid> = news
-                        .iter()
-                        .map(|n| n.session_id)
-                        .collect::<std::collections::BTreeSet<_>>()
-                        .into_iter()
-                        .collect();
-                    // Statement `i`: the upserts, then one recount per session.
-                    let push = |qb: &mut sqlx::QueryBuilder<'_, $db>, i: usize| {
-                        if let Some(n) = upserts.get(i) {
-                            Self::push_upsert(qb, n);
-                        } else if let Some(id) = recounts.get(i - upserts.len()) {
-                            Self::push_recount(qb, *id);
-                        }
-                    };
-                    let statements = upserts.len() + recounts.len();
-                    let mut writer = self.writer().await?;
-                    if $one_trip {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new("BEGIN; ");
-                        for i in 0..statements {
-                            push(&mut qb, i);
-                            qb.push("; ");
-                        }
-                        qb.push("COMMIT");
-                        if let Err(e) = qb.build().execute(&mut *writer).await {
-                            let _ = sqlx::query("ROLLBACK").execute(&mut *writer).await;
-                            return Err($crate::store_error(e));
-                        }
-                    } else {
-                        let mut tx = sqlx::Connection::begin(&mut *writer)
-                            .await
-                            .map_err($crate::store_error)?;
-                        for i in 0..statements {
-                            let mut qb = sqlx::QueryBuilder::<$db>::new("");
-                            push(&mut qb, i);
-                            qb.build()
-                                .execute(&mut *tx)
-                                .await
-                                .map_err($crate::store_error)?;
-                        }
-                        tx.commit().await.map_err($crate::store_error)?;
-                    }
-                }
-                Ok(())
             }
 
             async fn find_by_room_sids(
@@ -363,6 +270,72 @@ macro_rules! sql_store {
                 })
             }
 
+        }
+
+        #[async_trait::async_trait]
+        impl june_domain::ports::PresenceStore for $store {
+            async fn record_presence(
+                &self,
+                news: &[june_domain::ports::Presence],
+            ) -> Result<(), june_domain::ports::StoreError> {
+                // The upserts, then one recount per session from its rows, all in one
+                // transaction (one commit). SQLite takes the batch as one multi-statement call
+                // (one round trip to its connection thread); PostgreSQL cannot prepare several
+                // statements as one, so it sends them one by one inside the transaction.
+                for news in news.chunks($crate::sql::CHUNK) {
+                    // Rows in key order, so two replicas' batches cannot deadlock; the sort is
+                    // stable, so news about one identity keeps its order.
+                    let mut upserts: Vec<&june_domain::ports::Presence> = news.iter().collect();
+                    upserts.sort_by_key(|n| (n.session_id, n.identity.as_str()));
+                    let recounts: Vec<uuid::Uuid> = news
+                        .iter()
+                        .map(|n| n.session_id)
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    // Statement `i`: the upserts, then one recount per session.
+                    let push = |qb: &mut sqlx::QueryBuilder<'_, $db>, i: usize| {
+                        if let Some(n) = upserts.get(i) {
+                            Self::push_upsert(qb, n);
+                        } else if let Some(id) = recounts.get(i - upserts.len()) {
+                            Self::push_recount(qb, *id);
+                        }
+                    };
+                    let statements = upserts.len() + recounts.len();
+                    let mut writer = self.writer().await?;
+                    if $one_trip {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new("BEGIN; ");
+                        for i in 0..statements {
+                            push(&mut qb, i);
+                            qb.push("; ");
+                        }
+                        qb.push("COMMIT");
+                        if let Err(e) = qb.build().execute(&mut *writer).await {
+                            let _ = sqlx::query("ROLLBACK").execute(&mut *writer).await;
+                            return Err($crate::store_error(e));
+                        }
+                    } else {
+                        let mut tx = sqlx::Connection::begin(&mut *writer)
+                            .await
+                            .map_err($crate::store_error)?;
+                        for i in 0..statements {
+                            let mut qb = sqlx::QueryBuilder::<$db>::new("");
+                            push(&mut qb, i);
+                            qb.build()
+                                .execute(&mut *tx)
+                                .await
+                                .map_err($crate::store_error)?;
+                        }
+                        tx.commit().await.map_err($crate::store_error)?;
+                    }
+                }
+                Ok(())
+            }
+
+        }
+
+        #[async_trait::async_trait]
+        impl june_domain::ports::LeaseStore for $store {
             async fn try_lease(
                 &self,
                 name: &str,
@@ -385,6 +358,10 @@ macro_rules! sql_store {
                 Ok(done.rows_affected() == 1)
             }
 
+        }
+
+        #[async_trait::async_trait]
+        impl june_domain::ports::VoiceStateStore for $store {
             async fn claim_dispatch(
                 &self,
                 id: uuid::Uuid,
@@ -453,6 +430,10 @@ macro_rules! sql_store {
                 Ok(done.rows_affected() == 1)
             }
 
+        }
+
+        #[async_trait::async_trait]
+        impl june_domain::ports::StoreHealth for $store {
             fn pool_stats(&self) -> Option<(u32, u32)> {
                 Some(self.connection_stats())
             }
@@ -526,7 +507,7 @@ macro_rules! sql_store {
 
         #[async_trait::async_trait]
         impl june_domain::ports::EventStore for $store {
-            async fn seen_many(
+            async fn seen(
                 &self,
                 event_ids: &[String],
             ) -> Result<std::collections::HashSet<String>, june_domain::ports::StoreError> {
@@ -545,7 +526,7 @@ macro_rules! sql_store {
                 Ok(seen)
             }
 
-            async fn record_many(
+            async fn record(
                 &self,
                 events: &[june_domain::RecordedEvent],
             ) -> Result<Vec<bool>, june_domain::ports::StoreError> {
@@ -576,16 +557,6 @@ macro_rules! sql_store {
                     new.extend(rows.into_iter().map(|(id,)| id));
                 }
                 Ok(events.iter().map(|e| new.contains(&e.id)).collect())
-            }
-
-            async fn seen(&self, event_id: &str) -> Result<bool, june_domain::ports::StoreError> {
-                let ids = [event_id.to_owned()];
-                Ok(!june_domain::ports::EventStore::seen_many(self, &ids).await?.is_empty())
-            }
-
-            async fn record(&self, e: &june_domain::RecordedEvent) -> Result<bool, june_domain::ports::StoreError> {
-                let new = june_domain::ports::EventStore::record_many(self, std::slice::from_ref(e)).await?;
-                Ok(new.first().copied().unwrap_or(false))
             }
 
             async fn list(

@@ -9,9 +9,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, Sq
 use tokio::sync::MutexGuard;
 
 use june_domain::Session;
+use june_domain::batch::Batcher;
 
 use crate::StoreOptions;
-use crate::batch::Batcher;
 use crate::conns::Connections;
 use crate::sql::sql_store;
 use crate::store_error;
@@ -25,8 +25,8 @@ pub struct SqliteStore {
     readers: Arc<Connections>,
     /// The one connection that writes (the same one as `readers` for an in-memory database).
     writer: Arc<Connections>,
-    /// New sessions, written in batches on `writer` (group commit).
-    inserts: Batcher<Session, Result<(), StoreError>>,
+    /// New sessions in flight, written in batches on `writer` (group commit).
+    inserts: Arc<Batcher<Session, Result<(), StoreError>>>,
 }
 
 impl SqliteStore {
@@ -56,7 +56,7 @@ impl SqliteStore {
             Arc::new(Connections::open(&connect, options.max_connections, wait).await?)
         };
         let store = SqliteStore {
-            inserts: insert_batches(writer.clone()),
+            inserts: Arc::new(Batcher::new(INSERT_BATCH, 4 * INSERT_BATCH, 1)),
             readers,
             writer,
         };
@@ -80,26 +80,22 @@ impl SqliteStore {
         self.writer.get().await
     }
 
+    /// Group commit: sessions inserted while a batch is being written wait, and are
+    /// written together as the next batch (one statement, one commit). Under light load a
+    /// batch is one session and nothing waits.
     async fn insert_session(&self, s: &Session) -> Result<(), StoreError> {
-        self.inserts.submit(s.clone()).await.unwrap_or_else(|| {
-            Err(StoreError::Unavailable(
-                "the SQLite insert queue has stopped".into(),
-            ))
-        })
+        let writer = &self.writer;
+        self.inserts
+            .submit(s.clone(), move |sessions| async move {
+                write_sessions(writer, &sessions).await
+            })
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Unavailable(Box::new(e))))
     }
 
     fn connection_stats(&self) -> (u32, u32) {
         self.readers.stats()
     }
-}
-
-/// The task that writes new sessions in batches. It holds the writer connection, not the
-/// store, so it ends when the store is dropped.
-fn insert_batches(writer: Arc<Connections>) -> Batcher<Session, Result<(), StoreError>> {
-    Batcher::start(INSERT_BATCH, move |sessions: Vec<Session>| {
-        let writer = writer.clone();
-        async move { write_sessions(&writer, &sessions).await }
-    })
 }
 
 /// One INSERT for the batch. A conflict answers for its own row; if the batch fails

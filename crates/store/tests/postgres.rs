@@ -103,7 +103,13 @@ async fn a_nul_in_a_text_is_an_invalid_value_not_an_outage() {
         received_at: Utc::now(),
         payload: serde_json::json!({}),
     };
-    invalid(db.stores.events.record(&event).await.map(|_| ()));
+    invalid(
+        db.stores
+            .events
+            .record(std::slice::from_ref(&event))
+            .await
+            .map(|_| ()),
+    );
     invalid(
         db.stores
             .sessions

@@ -41,7 +41,7 @@ async fn reopening_the_file_keeps_every_session() {
 #[tokio::test]
 async fn the_database_runs_in_wal_mode_and_the_folder_is_created() {
     let db = fresh().await;
-    db.stores.sessions.ping().await.unwrap();
+    db.stores.health.ping().await.unwrap();
     let path = db.url.trim_start_matches("sqlite://");
     assert!(std::path::Path::new(path).exists());
     assert!(std::path::Path::new(&format!("{path}-wal")).exists());
@@ -83,7 +83,7 @@ async fn an_in_memory_database_reads_what_it_wrote() {
     let s = contract::session("mem", "room-mem");
     stores.sessions.insert(&s).await.unwrap();
     assert_eq!(stores.sessions.get(s.id).await.unwrap(), s);
-    assert_eq!(stores.sessions.pool_stats(), Some((1, 1)));
+    assert_eq!(stores.health.pool_stats(), Some((1, 1)));
 }
 
 #[tokio::test]

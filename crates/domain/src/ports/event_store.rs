@@ -1,3 +1,5 @@
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -14,43 +16,29 @@ pub struct EventCursor {
     pub id: String,
 }
 
-/// The log of LiveKit events, which is also the dedupe memory of webhook ids.
+/// The log of LiveKit events, which is also the dedupe memory of webhook ids. Webhooks are
+/// applied in batches, so the dedupe and the record take several ids at once; one event is
+/// a one-element slice.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Whether an event with this id was already recorded.
-    async fn seen(&self, event_id: &str) -> Result<bool, StoreError>;
+    /// Which of these ids were already recorded.
+    ///
+    /// Errors: only `Unavailable` (and `Invalid` for a refused text).
+    async fn seen(&self, event_ids: &[String]) -> Result<HashSet<String>, StoreError>;
 
-    /// Records the event. Returns `false` (and changes nothing) if its id was already
-    /// recorded, e.g. by another replica an instant earlier.
-    async fn record(&self, event: &RecordedEvent) -> Result<bool, StoreError>;
+    /// Records the events (distinct ids), in order: `true` where the event was new, `false`
+    /// (and nothing changed) where its id was already recorded, e.g. by another replica an
+    /// instant earlier.
+    ///
+    /// Errors: `Invalid` for a value the database refuses (then none of the call is
+    /// recorded); `Unavailable`.
+    async fn record(&self, events: &[RecordedEvent]) -> Result<Vec<bool>, StoreError>;
 
-    /// Which of these ids were already recorded. A batch of deliveries asks once; the
-    /// default asks per id.
-    async fn seen_many(
-        &self,
-        event_ids: &[String],
-    ) -> Result<std::collections::HashSet<String>, StoreError> {
-        let mut seen = std::collections::HashSet::new();
-        for id in event_ids {
-            if self.seen(id).await? {
-                seen.insert(id.clone());
-            }
-        }
-        Ok(seen)
-    }
-
-    /// [`EventStore::record`] for each event (distinct ids), in order: `true` where it was
-    /// new. A backend may write them all at once.
-    async fn record_many(&self, events: &[RecordedEvent]) -> Result<Vec<bool>, StoreError> {
-        let mut new = Vec::with_capacity(events.len());
-        for e in events {
-            new.push(self.record(e).await?);
-        }
-        Ok(new)
-    }
-
-    /// The session's events, newest first, `limit` at most, after `after`.
+    /// The session's events, newest first, `limit` at most, after `after` (none for an
+    /// unknown session).
+    ///
+    /// Errors: only `Unavailable`.
     async fn list(
         &self,
         session_id: Uuid,

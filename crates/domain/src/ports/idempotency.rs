@@ -23,6 +23,9 @@ pub enum IdempotencyState {
 pub trait IdempotencyStore: Send + Sync {
     /// Claims `key` for a request whose body is `fingerprint`, unless it is already claimed
     /// since `not_before` (older claims have expired and are replaced).
+    ///
+    /// Errors: only `Unavailable` (and `Invalid` for a refused text); a key used with
+    /// another body is the `Mismatch` state, not an error.
     async fn begin(
         &self,
         key: &str,
@@ -31,9 +34,12 @@ pub trait IdempotencyStore: Send + Sync {
         not_before: DateTime<Utc>,
     ) -> Result<IdempotencyState, StoreError>;
 
-    /// Stores the response of a claimed key.
+    /// Stores the response of a claimed key (nothing to do for an unknown key).
+    ///
+    /// Errors: only `Unavailable`.
     async fn complete(&self, key: &str, response: &serde_json::Value) -> Result<(), StoreError>;
 
-    /// Releases a claim whose request failed, so a retry can do the work.
+    /// Releases a claim whose request failed, so a retry can do the work. A completed key
+    /// is kept. Errors: only `Unavailable`.
     async fn abandon(&self, key: &str) -> Result<(), StoreError>;
 }

@@ -44,15 +44,24 @@ pub async fn livekit_webhook(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    // The signature is checked here, before anything is read or stored.
-    let outcome = match state.lifecycle.verify(&body, authorization) {
-        Ok(event) => state.webhooks.apply(event).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = &outcome {
+    // Verified (before anything is read or stored), then applied with the deliveries in
+    // flight (the domain batches them).
+    let receipt = state.lifecycle.receive(&body, authorization).await;
+    if let Err(e) = &receipt {
         crate::metrics::webhook("unknown", e.code());
     }
-    match outcome? {
+    let receipt = receipt?;
+    if let Some(order) = receipt.dispatch {
+        // LiveKit's agent dispatch is slow (two calls, each with a timeout): it runs after
+        // the answer, as voice turns do, so no delivery waits for it.
+        let voice = state.voice.clone();
+        actix_web::rt::spawn(async move {
+            if let Err(e) = voice.dispatch_bots(order).await {
+                tracing::warn!(error = %e, "voice bot dispatch failed; the next track_published tries again");
+            }
+        });
+    }
+    match receipt.outcome {
         WebhookOutcome::Received { event, session_id } => {
             crate::metrics::webhook(&event, "received");
             tracing::info!(%event, session_id = ?session_id, "LiveKit webhook received");

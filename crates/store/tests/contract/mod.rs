@@ -26,6 +26,8 @@ macro_rules! store_contract {
             a_lease_has_one_holder_until_it_lapses,
             batches_do_what_single_calls_do,
             concurrent_creates_of_one_room_name_store_exactly_one,
+            voice_state_claims_once_counts_turns_and_skips_resent_finals,
+            the_store_answers_a_ping,
         );
     };
     (@tests $fresh:path; $($name:ident),* $(,)?) => {
@@ -274,18 +276,20 @@ pub async fn sessions_are_found_by_room_sid_and_live_ones_listed_oldest_first(db
         .unwrap();
     assert_eq!(
         db.sessions
-            .find_by_room_sid("RM_b")
+            .find_by_room_sids(&["RM_b".into()])
             .await
             .unwrap()
-            .map(|s| s.id),
-        Some(b.id)
+            .into_iter()
+            .map(|s| s.id)
+            .collect::<Vec<_>>(),
+        vec![b.id]
     );
     assert!(
         db.sessions
-            .find_by_room_sid("RM_none")
+            .find_by_room_sids(&["RM_none".into()])
             .await
             .unwrap()
-            .is_none()
+            .is_empty()
     );
     let live: Vec<Uuid> = db
         .sessions
@@ -303,29 +307,54 @@ pub async fn presence_counts_people_and_newer_news_wins(db: &Stores) {
     let s = session("alice", "room-p");
     db.sessions.insert(&s).await.unwrap();
     let t = Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 10).unwrap();
-    db.sessions
-        .record_presence(s.id, "bob", false, t + Duration::seconds(5))
+    db.presence
+        .record_presence(&[Presence {
+            session_id: s.id,
+            identity: "bob".into(),
+            present: false,
+            at: t + Duration::seconds(5),
+        }])
         .await
         .unwrap();
     // An older join arriving late changes nothing.
-    db.sessions
-        .record_presence(s.id, "bob", true, t)
+    db.presence
+        .record_presence(&[Presence {
+            session_id: s.id,
+            identity: "bob".into(),
+            present: true,
+            at: t,
+        }])
         .await
         .unwrap();
-    db.sessions
-        .record_presence(s.id, "carol", true, t + Duration::seconds(1))
+    db.presence
+        .record_presence(&[Presence {
+            session_id: s.id,
+            identity: "carol".into(),
+            present: true,
+            at: t + Duration::seconds(1),
+        }])
         .await
         .unwrap();
-    db.sessions
-        .record_presence(s.id, "dan", true, t + Duration::seconds(2))
+    db.presence
+        .record_presence(&[Presence {
+            session_id: s.id,
+            identity: "dan".into(),
+            present: true,
+            at: t + Duration::seconds(2),
+        }])
         .await
         .unwrap();
     let now = db.sessions.get(s.id).await.unwrap();
     assert_eq!(now.participant_count, 2);
     assert_eq!(now.last_activity_at, Some(t + Duration::seconds(5)));
     assert!(matches!(
-        db.sessions
-            .record_presence(Uuid::new_v4(), "x", true, t)
+        db.presence
+            .record_presence(&[Presence {
+                session_id: Uuid::new_v4(),
+                identity: "x".into(),
+                present: true,
+                at: t,
+            }])
             .await,
         Err(StoreError::NotFound)
     ));
@@ -346,16 +375,18 @@ pub async fn events_are_recorded_once_and_listed_newest_first(db: &Stores) {
         received_at: t + Duration::seconds(secs + 1),
         payload: serde_json::json!({"id": id, "nested": {"n": [1, 2]}}),
     };
-    assert!(!db.events.seen("EV_1").await.unwrap());
-    assert!(db.events.record(&ev("EV_1", 1, Some(s.id))).await.unwrap());
-    assert!(db.events.seen("EV_1").await.unwrap());
-    assert!(
-        !db.events.record(&ev("EV_1", 1, Some(s.id))).await.unwrap(),
-        "duplicate"
-    );
-    assert!(db.events.record(&ev("EV_2", 3, Some(s.id))).await.unwrap());
-    assert!(db.events.record(&ev("EV_3", 2, Some(s.id))).await.unwrap());
-    assert!(db.events.record(&ev("EV_stray", 9, None)).await.unwrap());
+    let seen = |id: &str| {
+        let ids = [id.to_owned()];
+        async move { !db.events.seen(&ids).await.unwrap().is_empty() }
+    };
+    let record = |e: RecordedEvent| async move { db.events.record(&[e]).await.unwrap() == [true] };
+    assert!(!seen("EV_1").await);
+    assert!(record(ev("EV_1", 1, Some(s.id))).await);
+    assert!(seen("EV_1").await);
+    assert!(!record(ev("EV_1", 1, Some(s.id))).await, "duplicate");
+    assert!(record(ev("EV_2", 3, Some(s.id))).await);
+    assert!(record(ev("EV_3", 2, Some(s.id))).await);
+    assert!(record(ev("EV_stray", 9, None)).await);
 
     let all = db.events.list(s.id, 10, None).await.unwrap();
     let ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
@@ -427,7 +458,7 @@ pub async fn a_lease_has_one_holder_until_it_lapses(db: &Stores) {
     let t = Utc.with_ymd_and_hms(2026, 4, 3, 0, 0, 0).unwrap();
     let minute = Duration::minutes(1);
     let lease = |holder: &'static str, now: chrono::DateTime<Utc>| async move {
-        db.sessions
+        db.leases
             .try_lease("test-lease", holder, now, now + minute)
             .await
             .unwrap()
@@ -469,8 +500,8 @@ pub async fn batches_do_what_single_calls_do(db: &Stores) {
         present,
         at: t + Duration::seconds(secs),
     };
-    db.sessions
-        .record_presence_many(&[
+    db.presence
+        .record_presence(&[
             news(&a, "p1", true, 1),
             news(&b, "p1", true, 1),
             news(&a, "p2", true, 2),
@@ -488,12 +519,17 @@ pub async fn batches_do_what_single_calls_do(db: &Stores) {
     assert_eq!(a_now.last_activity_at, Some(t + Duration::seconds(3)));
     assert_eq!(b_now.participant_count, 1);
     // News about a session that does not exist fails the batch (the caller retries singly).
-    assert!(
-        db.sessions
-            .record_presence_many(&[news(&session("x", "room-x"), "p", true, 1)])
-            .await
-            .is_err()
-    );
+    assert!(matches!(
+        db.presence
+            .record_presence(&[
+                news(&a, "p9", true, 1),
+                news(&session("x", "room-x"), "p", true, 1)
+            ])
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    // ... and writes none of it.
+    assert_eq!(db.sessions.get(a.id).await.unwrap(), a_now);
 
     let ev = |id: &str| RecordedEvent {
         id: id.into(),
@@ -506,17 +542,17 @@ pub async fn batches_do_what_single_calls_do(db: &Stores) {
         received_at: t,
         payload: serde_json::json!({"id": id}),
     };
-    assert!(db.events.record(&ev("EV_B0")).await.unwrap());
+    assert_eq!(db.events.record(&[ev("EV_B0")]).await.unwrap(), [true]);
     assert_eq!(
         db.events
-            .record_many(&[ev("EV_B1"), ev("EV_B0"), ev("EV_B2")])
+            .record(&[ev("EV_B1"), ev("EV_B0"), ev("EV_B2")])
             .await
             .unwrap(),
         vec![true, false, true]
     );
     let seen = db
         .events
-        .seen_many(&["EV_B1".into(), "EV_none".into(), "EV_B0".into()])
+        .seen(&["EV_B1".into(), "EV_none".into(), "EV_B0".into()])
         .await
         .unwrap();
     assert_eq!(
@@ -529,13 +565,13 @@ pub async fn batches_do_what_single_calls_do(db: &Stores) {
     let records: Vec<RecordedEvent> = many.iter().map(|id| ev(id)).collect();
     assert!(
         db.events
-            .record_many(&records)
+            .record(&records)
             .await
             .unwrap()
             .iter()
             .all(|new| *new)
     );
-    assert_eq!(db.events.seen_many(&many).await.unwrap().len(), 1200);
+    assert_eq!(db.events.seen(&many).await.unwrap().len(), 1200);
 }
 
 pub async fn concurrent_creates_of_one_room_name_store_exactly_one(db: &Stores) {
@@ -569,4 +605,64 @@ pub async fn concurrent_creates_of_one_room_name_store_exactly_one(db: &Stores) 
             .filter(|(room, _)| room != "room-contested")
             .all(|(_, r)| r.is_ok())
     );
+}
+
+pub async fn voice_state_claims_once_counts_turns_and_skips_resent_finals(db: &Stores) {
+    let s = session("vera", &format!("room-voice-{}", Uuid::new_v4().simple()));
+    db.sessions.insert(&s).await.unwrap();
+    let unknown = Uuid::new_v4();
+    let t = Utc.with_ymd_and_hms(2026, 4, 4, 0, 0, 0).unwrap();
+
+    // Dispatch: claimed once, given back, claimed again; racing replicas: one winner.
+    assert!(db.voice.claim_dispatch(s.id, t).await.unwrap());
+    assert!(!db.voice.claim_dispatch(s.id, t).await.unwrap());
+    db.voice.release_dispatch(s.id).await.unwrap();
+    let racers = (0..10).map(|_| db.voice.claim_dispatch(s.id, t));
+    let wins = futures_util::future::join_all(racers)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(wins, 1);
+    assert!(!db.voice.claim_dispatch(unknown, t).await.unwrap());
+    db.voice.release_dispatch(unknown).await.unwrap();
+
+    // Turns: 0 before the first, then counted; an unknown session is NotFound.
+    assert_eq!(db.voice.current_turn(s.id).await.unwrap(), 0);
+    assert_eq!(db.voice.next_turn(s.id).await.unwrap(), 1);
+    assert_eq!(db.voice.next_turn(s.id).await.unwrap(), 2);
+    assert_eq!(db.voice.current_turn(s.id).await.unwrap(), 2);
+    assert!(matches!(
+        db.voice.next_turn(unknown).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        db.voice.current_turn(unknown).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // Finals: the same text within the window is a resend.
+    let window = Duration::seconds(3);
+    let final_ = |text: &'static str, secs: i64| {
+        db.voice
+            .note_final(s.id, text, t + Duration::seconds(secs), window)
+    };
+    assert!(final_("hello", 0).await.unwrap());
+    assert!(
+        !final_("hello", 3).await.unwrap(),
+        "a resend within the window"
+    );
+    assert!(final_("other", 4).await.unwrap());
+    assert!(final_("hello", 5).await.unwrap(), "not the last text");
+    assert!(final_("hello", 9).await.unwrap(), "outside the window");
+    assert!(
+        !db.voice
+            .note_final(unknown, "hello", t, window)
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn the_store_answers_a_ping(db: &Stores) {
+    db.health.ping().await.unwrap();
 }
