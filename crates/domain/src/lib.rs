@@ -82,3 +82,5 @@ mod conversation_tests;
 mod lifecycle_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod voice_tests;
