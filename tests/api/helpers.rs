@@ -208,57 +208,5 @@ pub fn now() -> usize {
     chrono::Utc::now().timestamp() as usize
 }
 
-/// A fresh PostgreSQL schema on the real server (`JUNE_TEST_POSTGRES_URL`, default
-/// `postgres://postgres@127.0.0.1:5432/test`), dropped by [`PgSchema::drop`].
-pub struct PgSchema {
-    pub name: String,
-}
-
-pub fn pg_server() -> String {
-    std::env::var("JUNE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-impl PgSchema {
-    pub async fn create() -> PgSchema {
-        use sqlx::Connection;
-        let name = format!("june_e2e_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&pg_server())
-            .await
-            .expect("PostgreSQL");
-        sqlx::query(&format!("CREATE SCHEMA {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        PgSchema { name }
-    }
-
-    /// The database URL for this schema, on `host_port` (to go through a proxy).
-    pub fn url_via(&self, host_port: &str) -> String {
-        format!(
-            "postgres://postgres@{host_port}/test?options=-c%20search_path%3D{}",
-            self.name
-        )
-    }
-
-    pub fn url(&self) -> String {
-        let server = pg_server();
-        let host_port = server
-            .trim_start_matches("postgres://")
-            .split('@')
-            .next_back()
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or("127.0.0.1:5432")
-            .to_owned();
-        self.url_via(&host_port)
-    }
-
-    pub async fn drop(self) {
-        use sqlx::Connection;
-        let mut admin = sqlx::PgConnection::connect(&pg_server()).await.unwrap();
-        sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.name))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-    }
-}
+/// A fresh PostgreSQL schema per test, and the server's URL (`JUNE_TEST_POSTGRES_URL`).
+pub use june_testkit::pg::{PgSchema, server as pg_server};

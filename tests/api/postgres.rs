@@ -137,22 +137,13 @@ async fn the_reaper_on_both_replicas_expires_each_session_once() {
     for i in 0..6 {
         let name = format!("room-overdue-{i}");
         let room = a.lk.create_room(&name);
-        let session = june_domain::Session {
-            id: uuid::Uuid::new_v4(),
-            user_id: format!("u{i}"),
-            room_name: name,
-            livekit_room_sid: room.sid,
-            status: june_domain::SessionStatus::Created,
-            language: "en".into(),
-            metadata: Default::default(),
-            voice: false,
-            created_at: now - chrono::Duration::hours(2),
-            expires_at: now - chrono::Duration::hours(1),
-            updated_at: now,
-            ended_at: None,
-            participant_count: 0,
-            last_activity_at: None,
-        };
+        let session = june_testkit::session()
+            .user(&format!("u{i}"))
+            .room(&name)
+            .sid(&room.sid)
+            .created_at(now - chrono::Duration::hours(2))
+            .expires_at(now - chrono::Duration::hours(1))
+            .build();
         stores.sessions.insert(&session).await.unwrap();
         ids.push(session.id);
     }

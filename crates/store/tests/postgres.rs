@@ -5,41 +5,25 @@
 mod contract;
 
 use june_store::{StoreOptions, Stores, connect};
-use sqlx::Connection;
-
-fn server() -> String {
-    std::env::var("JUNE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
+use june_testkit::pg::PgSchema;
 
 struct Db {
     stores: Stores,
-    schema: String,
+    schema: PgSchema,
 }
 
 impl Db {
     async fn cleanup(self) {
         drop(self.stores);
-        let mut admin = sqlx::PgConnection::connect(&server()).await.unwrap();
-        sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.schema))
-            .execute(&mut admin)
-            .await
-            .unwrap();
+        self.schema.drop().await;
     }
 }
 
 async fn fresh() -> Db {
-    let schema = format!("june_test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&server())
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432 (see .ci/run)");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&mut admin)
+    let schema = PgSchema::create().await;
+    let stores = connect(&schema.url(), &StoreOptions::default())
         .await
         .unwrap();
-    let sep = if server().contains('?') { '&' } else { '?' };
-    let url = format!("{}{sep}options=-c%20search_path%3D{schema}", server());
-    let stores = connect(&url, &StoreOptions::default()).await.unwrap();
     Db { stores, schema }
 }
 
@@ -48,11 +32,7 @@ store_contract!(fresh);
 #[tokio::test]
 async fn migrations_run_once_even_when_replicas_start_together() {
     let db = fresh().await;
-    let url = format!(
-        "{}?options=-c%20search_path%3D{}",
-        server().split('?').next().unwrap(),
-        db.schema
-    );
+    let url = db.schema.url();
     let options = StoreOptions::default();
     let (a, b) = tokio::join!(connect(&url, &options), connect(&url, &options));
     a.unwrap();

@@ -16,16 +16,23 @@
 //!   real server, default values are omitted).
 //!
 //! [`FakeIdp`] is an OIDC identity provider (discovery + JWKS) that signs test tokens.
+//!
+//! [`session()`] builds a domain `Session` with sensible defaults; `pg::PgSchema` (feature
+//! `postgres`) gives a test its own schema on the real PostgreSQL.
 
 pub mod drip;
 pub mod idp;
 mod livekit;
+#[cfg(feature = "postgres")]
+pub mod pg;
 pub mod proxy;
 pub mod recorder;
+mod session;
 pub mod webhook;
 
 pub use idp::FakeIdp;
 pub use livekit::{Call, Failure, LiveKitDouble};
+pub use session::{SessionBuilder, session};
 
 /// A plain HTTP client for tests. reqwest as built in this workspace (through `livekit-api`)
 /// has rustls without a chosen crypto provider; this installs ring, the one LiveKit's client

@@ -43,28 +43,13 @@ macro_rules! store_contract {
 }
 
 pub fn session(user: &str, room: &str) -> Session {
-    // Microsecond precision is what the stores keep.
-    let now = Utc::now()
-        .duration_trunc(Duration::microseconds(1))
-        .unwrap();
-    let mut metadata = serde_json::Map::new();
-    metadata.insert("topic".into(), serde_json::json!({"a": [1, 2]}));
-    Session {
-        id: Uuid::new_v4(),
-        user_id: user.into(),
-        room_name: room.into(),
-        livekit_room_sid: "RM_abc".into(),
-        status: SessionStatus::Created,
-        language: "en".into(),
-        metadata,
-        voice: true,
-        created_at: now,
-        expires_at: now + Duration::hours(1),
-        updated_at: now,
-        ended_at: None,
-        participant_count: 0,
-        last_activity_at: None,
-    }
+    june_testkit::session()
+        .user(user)
+        .room(room)
+        .sid("RM_abc")
+        .voice(true)
+        .metadata(serde_json::json!({"topic": {"a": [1, 2]}}))
+        .build()
 }
 
 pub async fn sessions_round_trip(db: &Stores) {
