@@ -1,113 +1,19 @@
 //! The HTTP layer in process, over mocked ports: statuses, shapes, slashes, bad input.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use june_domain::ports::*;
 use june_domain::{
-    ConversationPolicy, ConversationPorts, ConversationService, EventKind, IssuedToken,
-    LifecyclePorts, LifecycleService, LiveKitEvent, NoObserver, Room, SessionPolicy,
-    SessionService, VoiceConfig, VoicePorts, VoiceService,
+    ConversationPolicy, EventKind, LiveKitEvent, NoObserver, Room, VoiceConfig, VoicePorts,
+    VoiceService,
 };
-use june_http_api::{ApiConfig, AppState, app};
+use june_http_api::{AppState, app};
 use serde_json::{Value, json};
 
-fn tokens() -> MockTokenIssuer {
-    let mut t = MockTokenIssuer::new();
-    t.expect_issue().returning(|r| {
-        Ok(IssuedToken {
-            jwt: format!("jwt:{}:{}", r.identity, r.grants.room),
-            expires_at: chrono::Utc::now() + r.ttl,
-        })
-    });
-    t
-}
-
-fn state(store: MockSessionStore, rooms: MockRoomService) -> AppState {
-    state_with(
-        store,
-        rooms,
-        MockWebhookVerifier::new(),
-        MockEventStore::new(),
-    )
-}
-
-fn state_with(
-    store: MockSessionStore,
-    rooms: MockRoomService,
-    verifier: MockWebhookVerifier,
-    events: MockEventStore,
-) -> AppState {
-    let store = Arc::new(store);
-    let rooms = Arc::new(rooms);
-    let lifecycle = LifecycleService::new(LifecyclePorts {
-        sessions: store.clone(),
-        presence: Arc::new(MockPresenceStore::new()),
-        leases: Arc::new(MockLeaseStore::new()),
-        events: Arc::new(events),
-        rooms: rooms.clone(),
-        verifier: Arc::new(verifier),
-        clock: Arc::new(SystemClock),
-    });
-    // The store answers readiness pings; it has no pool.
-    let mut health = MockStoreHealth::new();
-    health.expect_ping().returning(|| Ok(()));
-    health.expect_pool_stats().returning(|| None);
-    AppState {
-        sessions: SessionService::new(
-            store.clone(),
-            Arc::new(MockHistoryStore::new()),
-            Arc::new(health),
-            rooms.clone(),
-            Arc::new(tokens()),
-            Arc::new(SystemClock),
-            SessionPolicy::default(),
-        ),
-        lifecycle,
-        idempotency: Arc::new(MockIdempotencyStore::new()),
-        auth: None,
-        rate_limits: Arc::new(june_http_api::auth::RateLimits::off()),
-        voice: VoiceService::new(
-            VoicePorts {
-                sessions: Arc::new(MockSessionStore::new()),
-                voice_state: Arc::new(MockVoiceStateStore::new()),
-                history: Arc::new(MockHistoryStore::new()),
-                llm: None,
-                tts: None,
-                dispatcher: None,
-                clock: Arc::new(SystemClock),
-                observer: Arc::new(NoObserver),
-            },
-            ConversationPolicy::default(),
-            VoiceConfig::default(),
-        ),
-        conversation: ConversationService::new(
-            ConversationPorts {
-                sessions: store,
-                history: Arc::new(MockHistoryStore::new()),
-                llm: None,
-                tts: None,
-                stt: None,
-                clock: Arc::new(SystemClock),
-            },
-            ConversationPolicy::default(),
-        ),
-        config: ApiConfig {
-            livekit_url: "ws://lk.test:7880".into(),
-            default_bot_room: None,
-            body_limit: 1024,
-            body_timeout: std::time::Duration::from_secs(5),
-            readiness_timeout: Duration::from_millis(200),
-            cors_allow_origins: vec!["*".into()],
-            version: "test",
-            stt_token: None,
-            stt_auth: june_http_api::SttAuth::Bearer,
-            bots: june_http_api::BotIdentities::new("june-stt", "june-tts", ""),
-        },
-    }
-}
+mod common;
+use common::state;
 
 fn happy_rooms() -> MockRoomService {
     let mut rooms = MockRoomService::new();
@@ -145,7 +51,7 @@ async fn call(
 async fn create_session_answers_200_with_the_v3_shape_on_both_slash_forms() {
     for path in ["/api/sessions", "/api/sessions/"] {
         let (status, body, _) = call(
-            state(happy_store(), happy_rooms()),
+            state().sessions(happy_store()).rooms(happy_rooms()).build(),
             TestRequest::post()
                 .uri(path)
                 .set_json(json!({"user_id": "alice"})),
@@ -177,7 +83,7 @@ async fn create_session_answers_200_with_the_v3_shape_on_both_slash_forms() {
 #[actix_web::test]
 async fn a_missing_user_id_is_422_naming_the_field() {
     let (status, body, _) = call(
-        state(MockSessionStore::new(), MockRoomService::new()),
+        state().build(),
         TestRequest::post()
             .uri("/api/sessions")
             .set_json(json!({"room_name": "x"})),
@@ -192,7 +98,7 @@ async fn a_missing_user_id_is_422_naming_the_field() {
 #[actix_web::test]
 async fn a_wrongly_typed_field_is_422_naming_it() {
     let (status, body, _) = call(
-        state(MockSessionStore::new(), MockRoomService::new()),
+        state().build(),
         TestRequest::post()
             .uri("/api/sessions")
             .set_json(json!({"user_id": "a", "ttl_seconds": "soon"})),
@@ -205,7 +111,7 @@ async fn a_wrongly_typed_field_is_422_naming_it() {
 #[actix_web::test]
 async fn malformed_json_is_400_and_oversized_bodies_are_413() {
     let (status, body, _) = call(
-        state(MockSessionStore::new(), MockRoomService::new()),
+        state().build(),
         TestRequest::post()
             .uri("/api/sessions")
             .insert_header(("content-type", "application/json"))
@@ -217,7 +123,7 @@ async fn malformed_json_is_400_and_oversized_bodies_are_413() {
 
     let big = json!({"user_id": "a", "metadata": {"blob": "x".repeat(4096)}});
     let (status, body, _) = call(
-        state(MockSessionStore::new(), MockRoomService::new()),
+        state().build(),
         TestRequest::post().uri("/api/sessions").set_json(big),
     )
     .await;
@@ -237,7 +143,7 @@ async fn livekit_down_is_502_livekit_unavailable() {
     let mut store = MockSessionStore::new();
     store.expect_insert().never();
     let (status, body, _) = call(
-        state(store, rooms),
+        state().sessions(store).rooms(rooms).build(),
         TestRequest::post()
             .uri("/api/sessions")
             .set_json(json!({"user_id": "a"})),
@@ -255,7 +161,7 @@ async fn a_store_outage_is_503_with_retry_after_and_no_cause_leaks() {
         .expect_get()
         .returning(|_| Err(StoreError::Unavailable("password=hunter2 refused".into())));
     let (status, body, headers) = call(
-        state(store, MockRoomService::new()),
+        state().sessions(store).build(),
         TestRequest::get().uri(&format!("/api/sessions/{}", uuid::Uuid::new_v4())),
     )
     .await;
@@ -276,7 +182,7 @@ async fn a_value_the_store_refuses_is_422_without_retry_after() {
         ))
     });
     let (status, body, headers) = call(
-        state(store, MockRoomService::new()),
+        state().sessions(store).build(),
         TestRequest::get().uri(&format!("/api/sessions/{}", uuid::Uuid::new_v4())),
     )
     .await;
@@ -290,7 +196,7 @@ async fn a_value_the_store_refuses_is_422_without_retry_after() {
 async fn unknown_sessions_and_non_uuid_ids_are_404_session_not_found() {
     let mut store = MockSessionStore::new();
     store.expect_get().returning(|_| Err(StoreError::NotFound));
-    let st = state(store, MockRoomService::new());
+    let st = state().sessions(store).build();
     for uri in [
         format!("/api/sessions/{}", uuid::Uuid::new_v4()),
         "/api/sessions/not-a-uuid".into(),
@@ -304,7 +210,7 @@ async fn unknown_sessions_and_non_uuid_ids_are_404_session_not_found() {
 
 #[actix_web::test]
 async fn unknown_routes_are_json_404_and_wrong_methods_json_405() {
-    let st = state(MockSessionStore::new(), MockRoomService::new());
+    let st = state().build();
     let (status, body, _) = call(st.clone(), TestRequest::get().uri("/nope")).await;
     assert_eq!(status, 404);
     assert_eq!(body["code"], "not_found");
@@ -317,9 +223,8 @@ async fn unknown_routes_are_json_404_and_wrong_methods_json_405() {
 async fn every_documented_operation_and_alias_is_served() {
     let mut rooms = MockRoomService::new();
     rooms.expect_list_rooms().returning(|_| Ok(vec![]));
-    let mut st = state(MockSessionStore::new(), rooms);
     // Every caller is refused before a handler runs: what is tested here is the routing.
-    st.auth = Some(Arc::new(june_domain::ports::MockAuthenticator::new()));
+    let st = state().rooms(rooms).auth(MockAuthenticator::new()).build();
     let svc = test::init_service(app(st)).await;
     let aliases = june_http_api::ALIASES.iter().flat_map(|(alias, path)| {
         june_http_api::OPERATIONS
@@ -362,7 +267,7 @@ async fn every_documented_operation_and_alias_is_served() {
 
 #[actix_web::test]
 async fn the_request_id_is_echoed_or_made_up() {
-    let st = state(MockSessionStore::new(), MockRoomService::new());
+    let st = state().build();
     let (_, _, headers) = call(
         st.clone(),
         TestRequest::get()
@@ -386,7 +291,7 @@ async fn the_request_id_is_echoed_or_made_up() {
 async fn legacy_token_routes_say_which_fields_are_missing_with_400() {
     for path in ["/token", "/livekit/token", "/token/"] {
         let (status, body, _) = call(
-            state(MockSessionStore::new(), MockRoomService::new()),
+            state().build(),
             TestRequest::post()
                 .uri(path)
                 .set_json(json!({"roomName": "r"})),
@@ -407,7 +312,7 @@ async fn legacy_token_bodies_that_name_nothing_usable_are_400_too() {
     ];
     for bad in bodies {
         let (status, body, _) = call(
-            state(MockSessionStore::new(), MockRoomService::new()),
+            state().build(),
             TestRequest::post().uri("/token").set_json(&bad),
         )
         .await;
@@ -419,7 +324,7 @@ async fn legacy_token_bodies_that_name_nothing_usable_are_400_too() {
 #[actix_web::test]
 async fn a_numeric_participant_name_is_accepted_and_stringified() {
     let (status, body, _) = call(
-        state(MockSessionStore::new(), MockRoomService::new()),
+        state().build(),
         TestRequest::post()
             .uri("/livekit/token")
             .set_json(json!({"roomName": "r1", "participantName": 42})),
@@ -433,7 +338,7 @@ async fn a_numeric_participant_name_is_accepted_and_stringified() {
 
 #[actix_web::test]
 async fn listing_rejects_an_unknown_status_and_a_forged_cursor() {
-    let st = state(MockSessionStore::new(), MockRoomService::new());
+    let st = state().build();
     let (status, body, _) = call(
         st.clone(),
         TestRequest::get().uri("/api/sessions?status=zombie"),
@@ -462,7 +367,7 @@ async fn readyz_is_503_naming_livekit_when_it_fails_and_healthz_stays_200() {
             source: None,
         })
     });
-    let st = state(store, rooms);
+    let st = state().sessions(store).rooms(rooms).build();
     let (status, body, _) = call(st.clone(), TestRequest::get().uri("/readyz")).await;
     assert_eq!(status, 503);
     assert_eq!(body["checks"]["store"]["status"], "ok");
@@ -473,11 +378,7 @@ async fn readyz_is_503_naming_livekit_when_it_fails_and_healthz_stays_200() {
 
 #[actix_web::test]
 async fn the_service_info_names_no_secret() {
-    let (status, body, _) = call(
-        state(MockSessionStore::new(), MockRoomService::new()),
-        TestRequest::get().uri("/"),
-    )
-    .await;
+    let (status, body, _) = call(state().build(), TestRequest::get().uri("/")).await;
     assert_eq!(status, 200);
     assert_eq!(body["service"], "june-orchestrator");
     let text = body.to_string().to_lowercase();
@@ -529,12 +430,10 @@ async fn a_verified_webhook_is_received_and_a_repeat_is_a_duplicate() {
         .times(1)
         .in_sequence(&mut seen)
         .returning(|ids| Ok(ids.iter().cloned().collect()));
-    let st = state_with(
-        MockSessionStore::new(),
-        MockRoomService::new(),
-        verifier_returning(Ok(stray_event("EV_1"))),
-        events,
-    );
+    let st = state()
+        .verifier(verifier_returning(Ok(stray_event("EV_1"))))
+        .events(events)
+        .build();
     let (status, body, _) = call(st.clone(), webhook("{}")).await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -548,22 +447,20 @@ async fn a_verified_webhook_is_received_and_a_repeat_is_a_duplicate() {
 
 #[actix_web::test]
 async fn a_refused_signature_is_401_and_an_unreadable_event_400() {
-    let st = state_with(
-        MockSessionStore::new(),
-        MockRoomService::new(),
-        verifier_returning(Err(WebhookError::Unauthorized("bad".into()))),
-        MockEventStore::new(),
-    );
+    let st = state()
+        .verifier(verifier_returning(Err(WebhookError::Unauthorized(
+            "bad".into(),
+        ))))
+        .build();
     let (status, body, _) = call(st, webhook("{}")).await;
     assert_eq!(status, 401);
     assert_eq!(body["code"], "invalid_signature");
 
-    let st = state_with(
-        MockSessionStore::new(),
-        MockRoomService::new(),
-        verifier_returning(Err(WebhookError::Malformed("no event name".into()))),
-        MockEventStore::new(),
-    );
+    let st = state()
+        .verifier(verifier_returning(Err(WebhookError::Malformed(
+            "no event name".into(),
+        ))))
+        .build();
     let (status, body, _) = call(st, webhook("{}")).await;
     assert_eq!(status, 400);
     assert_eq!(body["code"], "malformed_webhook");
@@ -573,12 +470,7 @@ async fn a_refused_signature_is_401_and_an_unreadable_event_400() {
 async fn webhooks_of_another_content_type_are_415_before_any_verification() {
     let mut verifier = MockWebhookVerifier::new();
     verifier.expect_verify().never();
-    let st = state_with(
-        MockSessionStore::new(),
-        MockRoomService::new(),
-        verifier,
-        MockEventStore::new(),
-    );
+    let st = state().verifier(verifier).build();
     let (status, body, _) = call(
         st,
         TestRequest::post()
@@ -598,14 +490,17 @@ async fn a_panicking_handler_answers_500_json_and_releases_its_idempotency_key()
     store
         .expect_insert()
         .returning(|_| panic!("a bug deep in the store"));
-    let mut st = state(store, happy_rooms());
     let mut keys = MockIdempotencyStore::new();
     keys.expect_begin()
         .returning(|_, _, _, _| Ok(IdempotencyState::Started));
     keys.expect_complete().never();
     // The claim is released, so a retry is not told "in progress" for a day.
     keys.expect_abandon().times(1).returning(|_| Ok(()));
-    st.idempotency = Arc::new(keys);
+    let st = state()
+        .sessions(store)
+        .rooms(happy_rooms())
+        .idempotency(keys)
+        .build();
     let svc = test::init_service(app(st)).await;
 
     let req = TestRequest::post()
@@ -652,22 +547,14 @@ async fn a_slow_bot_dispatch_does_not_delay_the_webhook_answer() {
     // Arrange: a voice session in memory, and a microphone track published in its room.
     let store = Arc::new(june_domain::memory::InMemoryStore::default());
     let now = chrono::Utc::now();
-    let session = june_domain::Session {
-        id: uuid::Uuid::new_v4(),
-        user_id: "vic".into(),
-        room_name: "room-vic".into(),
-        livekit_room_sid: "RM_vic".into(),
-        status: june_domain::SessionStatus::Active,
-        language: "en".into(),
-        metadata: Default::default(),
-        voice: true,
-        created_at: now,
-        expires_at: now + chrono::Duration::hours(1),
-        updated_at: now,
-        ended_at: None,
-        participant_count: 1,
-        last_activity_at: None,
-    };
+    let session = june_testkit::session()
+        .user("vic")
+        .room("room-vic")
+        .sid("RM_vic")
+        .status(june_domain::SessionStatus::Active)
+        .voice(true)
+        .participants(1)
+        .build();
     store.insert(&session).await.unwrap();
     let microphone = LiveKitEvent {
         id: "EV_mic".into(),
@@ -706,18 +593,11 @@ async fn a_slow_bot_dispatch_does_not_delay_the_webhook_answer() {
         ConversationPolicy::default(),
         VoiceConfig::default(),
     );
-    let mut st = state(MockSessionStore::new(), MockRoomService::new());
-    st.voice = voice.clone();
-    st.lifecycle = LifecycleService::new(LifecyclePorts {
-        sessions: store.clone(),
-        presence: store.clone(),
-        leases: store.clone(),
-        events: store.clone(),
-        rooms: Arc::new(MockRoomService::new()),
-        verifier: Arc::new(verifier_returning(Ok(microphone))),
-        clock: Arc::new(SystemClock),
-    })
-    .with_voice(voice);
+    let st = state()
+        .on_store(store)
+        .verifier(verifier_returning(Ok(microphone)))
+        .voice(voice)
+        .build();
 
     // Act: the delivery is answered while the dispatcher still waits on its gate.
     let (status, body, _) = call(st, webhook("{}")).await;
