@@ -331,7 +331,11 @@ impl VoiceService {
                 .dispatch(&order.room_name, agent, &metadata)
                 .await
             {
-                self.voice_state.release_dispatch(order.session_id).await?;
+                // Give the claim back so a later publish tries again; a failed release must
+                // not hide the dispatch error (the claim then stays, and the log says so).
+                if let Err(release) = self.voice_state.release_dispatch(order.session_id).await {
+                    tracing::warn!(error = %release, session_id = %order.session_id, "could not release the bot dispatch claim");
+                }
                 return Err(e.into());
             }
         }
