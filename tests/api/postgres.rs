@@ -146,6 +146,7 @@ async fn the_reaper_on_both_replicas_expires_each_session_once() {
             language: "en".into(),
             metadata: Default::default(),
             voice: false,
+            kind: june_domain::SessionKind::Owned,
             created_at: now - chrono::Duration::hours(2),
             expires_at: now - chrono::Duration::hours(1),
             updated_at: now,

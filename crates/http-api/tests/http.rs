@@ -661,6 +661,7 @@ async fn a_slow_bot_dispatch_does_not_delay_the_webhook_answer() {
         language: "en".into(),
         metadata: Default::default(),
         voice: true,
+        kind: june_domain::SessionKind::Owned,
         created_at: now,
         expires_at: now + chrono::Duration::hours(1),
         updated_at: now,
