@@ -352,6 +352,11 @@ impl VoiceService {
 
     /// A transcript from the STT bot. A final that passes the checks starts a new turn
     /// generation at once (which cancels a running turn) and is returned for the caller to run.
+    ///
+    /// With room adoption on, a final for a room no live session owns adopts the room if
+    /// LiveKit has it (a room session, see [`RoomAdopter`]), and a final for a room session
+    /// past its expiry retires it and adopts the room afresh. `NotFound` otherwise, and for
+    /// every partial of a room no live session owns (partials never adopt).
     pub async fn transcript(&self, t: Transcript) -> Result<TranscriptOutcome, SessionError> {
         check_room_name(&t.room_name)?;
         let live = self.sessions.find_live_by_room(&t.room_name).await?;

@@ -91,7 +91,7 @@ pub async fn room_sessions_keep_their_kind(db: &Stores) {
     assert_eq!(live.map(|s| s.kind), Some(SessionKind::Room));
     let by_sid = db
         .sessions
-        .find_by_room_sids(&[room.livekit_room_sid.clone()])
+        .find_by_room_sids(std::slice::from_ref(&room.livekit_room_sid))
         .await
         .unwrap();
     assert!(
