@@ -56,8 +56,15 @@ const KEYCLOAK_BEARER: &str = "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvenp1In0.c
 /// `datetime.utcnow().isoformat()`: naive, microseconds, no `Z`.
 const PY_UTC_NOW: &str = "2026-12-02T03:04:05.123456";
 
-/// The room every June bot uses, owned by a session. Room adoption (`voice.adopt_rooms`)
-/// will make this step unnecessary: the bots' room will become a room session by itself.
+/// The room every June bot uses, in LiveKit: the bots and apps joined it, no session created
+/// it. Under `JUNE_COMPAT=v3` room adoption (`voice.adopt_rooms`) makes it a room session
+/// at its first final transcript.
+fn livekit_has_ozzu_main(app: &TestApp) {
+    app.lk.create_room("ozzu-main");
+}
+
+/// The room every June bot uses, owned by a session, as the default configuration (no
+/// room adoption) needs it.
 async fn session_owning_ozzu_main(app: &TestApp) -> Value {
     let (status, body) = app
         .post(
@@ -127,8 +134,10 @@ async fn june_stt_livekit_worker_83132ad() {
     // GET {ORCHESTRATOR_URL}/healthz after connecting (only logged).
     assert_eq!(app.get("/healthz").await.0, 200);
 
-    // Partials go out fire-and-forget from the first word; before any session owns the
-    // room they are skipped with a 200, not a 404 the bot would log as an error.
+    livekit_has_ozzu_main(&app);
+    // Partials go out fire-and-forget from the first word; before the room is a session
+    // (partials do not adopt it) they are skipped with a 200, not a 404 the bot would log
+    // as an error.
     let (status, body) = send(
         &app,
         "POST",
@@ -140,17 +149,7 @@ async fn june_stt_livekit_worker_83132ad() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"status": "skipped", "reason": "unknown_room"}));
 
-    session_owning_ozzu_main(&app).await;
-    let (status, body) = send(
-        &app,
-        "POST",
-        "/api/webhooks/stt",
-        HTTPX_JSON,
-        Some(&stt_worker_body(true, "what time")),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "accepted");
+    // The first final makes ozzu-main a room session and starts a turn.
     let final_ = stt_worker_body(false, "what time is it");
     let (status, body) = send(&app, "POST", "/api/webhooks/stt", HTTPX_JSON, Some(&final_)).await;
     assert_eq!(status, 200, "{body}");
@@ -162,6 +161,17 @@ async fn june_stt_livekit_worker_83132ad() {
     let (status, body) = send(&app, "POST", "/api/webhooks/stt", HTTPX_JSON, Some(&final_)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"status": "skipped", "reason": "duplicate"}));
+    // The next utterance's partials are accepted.
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/api/webhooks/stt",
+        HTTPX_JSON,
+        Some(&stt_worker_body(true, "and the")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"status": "accepted", "event": "partial"}));
 }
 
 /// june-stt `livekit_worker.py`, the earlier "OPTIMIZED" version (index id:28222123682, commit
@@ -180,7 +190,7 @@ async fn june_stt_livekit_worker_optimized() {
     .await;
     assert_eq!(status, 200, "{body}");
     bot_reads_token_answer(&app, &body);
-    session_owning_ozzu_main(&app).await;
+    livekit_has_ozzu_main(&app);
     for (is_partial, text) in [(true, "hello"), (false, "hello June")] {
         let (status, body) = send(
             &app,
@@ -236,11 +246,12 @@ fn stt_sota_body(transcript_id: &str, partial: bool, text: &str) -> Value {
 async fn june_stt_orchestrator_client_0274d5d() {
     let app = v3_app(&[]).await;
     assert_eq!(app.get("/healthz").await.0, 200);
-    session_owning_ozzu_main(&app).await;
+    livekit_has_ozzu_main(&app);
     let post = |body: Value| {
         let app = &app;
         async move { send(app, "POST", "/api/webhooks/stt", HTTPX_JSON, Some(&body)).await }
     };
+    // Before the first final the room is no session's: a partial is a 200 skip.
     let (status, body) = post(stt_sota_body(
         "0b0d3c1e-5f7a-4b8e-9c2d-1a2b3c4d5e6f",
         true,
@@ -248,7 +259,7 @@ async fn june_stt_orchestrator_client_0274d5d() {
     ))
     .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body, json!({"status": "accepted", "event": "partial"}));
+    assert_eq!(body, json!({"status": "skipped", "reason": "unknown_room"}));
     let id = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
     let (status, body) = post(stt_sota_body(id, false, "tell me a joke")).await;
     assert_eq!(status, 200, "{body}");
@@ -257,6 +268,15 @@ async fn june_stt_orchestrator_client_0274d5d() {
     let (status, body) = post(stt_sota_body(id, false, "tell me a joke")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"status": "skipped", "reason": "duplicate"}));
+    // Once adopted, the room's partials are accepted.
+    let (status, body) = post(stt_sota_body(
+        "5a1f0c9e-2b3d-4e5f-8a9b-0c1d2e3f4a5b",
+        true,
+        "another",
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"status": "accepted", "event": "partial"}));
 }
 
 /// The body of june-stt 1.D `_notify_orchestrator()` (v2.0 file L79-103): finals only.
@@ -279,7 +299,7 @@ fn stt_whisper_body(transcript_id: &str, text: &str) -> Value {
 #[tokio::test]
 async fn june_stt_main_faster_whisper_v2() {
     let app = v3_app(&[]).await;
-    session_owning_ozzu_main(&app).await;
+    livekit_has_ozzu_main(&app);
     let (status, body) = send(
         &app,
         "POST",
@@ -300,7 +320,7 @@ async fn june_stt_main_faster_whisper_v2() {
 #[tokio::test]
 async fn june_stt_main_silero_vad_4_1_0() {
     let app = v3_app(&[]).await;
-    session_owning_ozzu_main(&app).await;
+    livekit_has_ozzu_main(&app);
     for (id, text) in [
         ("4f1b2c3d-0000-4000-8000-000000000002", "first thing"),
         ("4f1b2c3d-0000-4000-8000-000000000003", "second thing"),
@@ -702,7 +722,17 @@ async fn under_v3_the_stt_routes_take_no_credentials_and_readyz_says_so() {
     )
     .await;
     assert_eq!(status, 404, "no session owns the room yet");
-    session_owning_ozzu_main(&app).await;
+    // A final adopts the room (onsets do not).
+    livekit_has_ozzu_main(&app);
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/api/webhooks/stt",
+        HTTPX_JSON,
+        Some(&stt_worker_body(false, "hello")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
     // No Authorization, and a wrong one: both accepted, there is nothing to check.
     for headers in [
         HTTPX_JSON,
@@ -722,7 +752,7 @@ async fn under_v3_the_stt_routes_take_no_credentials_and_readyz_says_so() {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["status"], "interrupted");
     }
-    // A final for a room no session owns is still a 404 (room adoption is to come).
+    // A final for a room LiveKit does not have is a 404: adoption needs LiveKit's room.
     let mut final_ = stt_worker_body(false, "anyone there");
     final_["room_name"] = json!("nobody-owns-this");
     let (status, body) = send(&app, "POST", "/api/webhooks/stt", HTTPX_JSON, Some(&final_)).await;

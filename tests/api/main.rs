@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server on a random port, a temp SQLite file, the LiveKit
 //! double, driven over HTTP.
 
+mod adoption;
 mod ai;
 mod clients;
 mod clients_compat;

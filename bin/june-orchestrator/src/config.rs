@@ -602,12 +602,6 @@ impl Settings {
                  interrupt turns"
             );
         }
-        if self.voice.adopt_rooms {
-            tracing::warn!(
-                "voice.adopt_rooms=true, but room adoption is not implemented yet: a final \
-                 transcript for a room no session owns answers 404"
-            );
-        }
     }
 }
 

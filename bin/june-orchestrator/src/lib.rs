@@ -232,6 +232,16 @@ impl Application {
             max_participants: s.max_participants,
             default_language: s.default_language.clone(),
         };
+        // Room adoption (`voice.adopt_rooms`, design §8.1): finals and signed room_started
+        // for a room LiveKit has and no session owns create a room session.
+        let adopter = settings.voice.adopt_rooms.then(|| {
+            june_domain::RoomAdopter::new(
+                stores.sessions.clone(),
+                rooms.clone(),
+                Arc::new(SystemClock),
+                &policy,
+            )
+        });
         let sessions = SessionService::new(
             stores.sessions.clone(),
             stores.history.clone(),
@@ -280,6 +290,10 @@ impl Application {
                 max_sentence_chars: v.max_sentence_chars,
             },
         );
+        let voice = match &adopter {
+            Some(adopter) => voice.with_adoption(adopter.clone()),
+            None => voice,
+        };
         june_http_api::metrics::handle();
         let lifecycle = LifecycleService::new(LifecyclePorts {
             sessions: stores.sessions,
@@ -291,6 +305,10 @@ impl Application {
             clock: Arc::new(SystemClock),
         })
         .with_voice(voice.clone());
+        let lifecycle = match adopter {
+            Some(adopter) => lifecycle.with_adoption(adopter),
+            None => lifecycle,
+        };
         let reaper = settings.reaper.enabled.then(|| {
             spawn_reaper(
                 lifecycle.clone(),

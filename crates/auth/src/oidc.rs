@@ -70,8 +70,9 @@ fn claim<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// The owner name the token carries in `name`. Refused: a missing, empty or non-string claim
-/// (no fallback to `sub`), control characters, and the `key-<n>` names of API-key users, which
-/// a token must not take over when both auth modes are on.
+/// (no fallback to `sub`), control characters, the `key-<n>` names of API-key users, which
+/// a token must not take over when both auth modes are on, and the `service:…` names of the
+/// server's own principals (the owner of room sessions).
 fn identity(claims: &Value, name: &str) -> Result<String, AuthError> {
     let id = claim(claims, name)
         .and_then(Value::as_str)
@@ -87,6 +88,11 @@ fn identity(claims: &Value, name: &str) -> Result<String, AuthError> {
     if june_domain::is_api_key_identity(id) {
         return Err(AuthError::Invalid(format!(
             "identity {id:?} is reserved for API keys"
+        )));
+    }
+    if june_domain::is_service_identity(id) {
+        return Err(AuthError::Invalid(format!(
+            "identity {id:?} is reserved for the server's own principals"
         )));
     }
     Ok(id.to_owned())
@@ -263,6 +269,13 @@ mod tests {
                 "preferred_username",
             ));
             assert!(why.contains("reserved for API keys"), "{why}");
+        }
+        for name in [june_domain::ROOM_SESSION_OWNER, "service:admin"] {
+            let why = invalid(identity(
+                &json!({ "preferred_username": name }),
+                "preferred_username",
+            ));
+            assert!(why.contains("server's own principals"), "{why}");
         }
         for name in ["alice\n", "a\u{0}b", "\u{1b}[31mroot"] {
             invalid(identity(

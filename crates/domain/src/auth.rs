@@ -64,6 +64,24 @@ pub fn is_api_key_identity(id: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The owner of every room session (see [`SessionKind::Room`](crate::SessionKind::Room)): a
+/// service principal, not a person. Only admins (and services) may act for it, because no
+/// authenticator may produce an identity in the `service:` namespace (see
+/// [`is_reserved_identity`]).
+pub const ROOM_SESSION_OWNER: &str = "service:rooms";
+
+/// Whether `id` lies in the namespace of the server's own principals (`service:` and
+/// anything after it), which no caller may take.
+pub fn is_service_identity(id: &str) -> bool {
+    id.starts_with("service:")
+}
+
+/// Whether `id` is a name no authenticator may give a caller, and no client may give a
+/// session's owner: the API keys' `key-<n>` and the server's `service:…`.
+pub fn is_reserved_identity(id: &str) -> bool {
+    is_api_key_identity(id) || is_service_identity(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +118,23 @@ mod tests {
         ] {
             assert!(!is_api_key_identity(other), "{other:?}");
         }
+    }
+
+    #[test]
+    fn the_room_sessions_owner_is_reserved_and_only_admins_act_for_it() {
+        assert!(is_reserved_identity(ROOM_SESSION_OWNER));
+        assert!(is_reserved_identity("service:anything"));
+        assert!(is_reserved_identity("key-2"));
+        for free in [
+            "alice",
+            "service",
+            "services:rooms",
+            "Service:rooms",
+            "rooms",
+        ] {
+            assert!(!is_reserved_identity(free), "{free:?}");
+        }
+        assert!(!user("alice", &[]).may_act_as(ROOM_SESSION_OWNER));
+        assert!(user("root", &["admin"]).may_act_as(ROOM_SESSION_OWNER));
     }
 }

@@ -74,6 +74,7 @@ async fn setup(
         language: "de".into(),
         metadata: Default::default(),
         voice: true,
+        kind: crate::SessionKind::Owned,
         created_at: now,
         expires_at: now + Duration::hours(1),
         updated_at: now,

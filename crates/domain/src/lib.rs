@@ -52,6 +52,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod adoption;
 mod auth;
 pub mod batch;
 mod conversation;
@@ -64,6 +65,7 @@ pub mod ports;
 mod service;
 mod voice;
 
+pub use adoption::*;
 pub use auth::*;
 pub use conversation::*;
 pub use events::*;
@@ -76,6 +78,8 @@ pub use voice::*;
 // Ports that used to live at the crate root, where downstream code still names them.
 pub use ports::{AuthError, Authenticator, NoObserver, TurnObserver};
 
+#[cfg(test)]
+mod adoption_tests;
 #[cfg(test)]
 mod conversation_tests;
 #[cfg(test)]

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use uuid::Uuid;
 
+use crate::adoption::RoomAdopter;
 use crate::batch::{BatchError, Batcher};
 use crate::events::{EventKind, LiveKitEvent, ReapReport, RecordedEvent, WebhookOutcome};
-use crate::model::{Session, SessionStatus};
+use crate::model::{Session, SessionKind, SessionStatus};
 use crate::ports::{
     Clock, EventCursor, EventStore, LeaseStore, Presence, PresenceStore, RoomService, SessionStore,
     StoreError, WebhookVerifier,
@@ -83,6 +84,8 @@ pub struct LifecycleService {
     verifier: Arc<dyn WebhookVerifier>,
     clock: Arc<dyn Clock>,
     voice: Option<crate::voice::VoiceService>,
+    /// Room adoption (`voice.adopt_rooms`), when on.
+    adopter: Option<RoomAdopter>,
     /// Deliveries in flight, applied together (see [`LifecycleService::receive`]).
     batches: Arc<Batcher<LiveKitEvent, Result<WebhookReceipt, SessionError>>>,
 }
@@ -100,6 +103,7 @@ impl LifecycleService {
             verifier: ports.verifier,
             clock: ports.clock,
             voice: None,
+            adopter: None,
             batches: Arc::new(Batcher::new(WEBHOOK_BATCH, WEBHOOK_QUEUE, WEBHOOK_LANES)),
         }
     }
@@ -107,6 +111,13 @@ impl LifecycleService {
     /// Lets `track_published` events claim the voice bots' dispatch.
     pub fn with_voice(mut self, voice: crate::voice::VoiceService) -> Self {
         self.voice = Some(voice);
+        self
+    }
+
+    /// Turns room adoption on (`voice.adopt_rooms`): a signed `room_started` for a room no
+    /// live session owns creates a room session for it (see [`RoomAdopter`]).
+    pub fn with_adoption(mut self, adopter: RoomAdopter) -> Self {
+        self.adopter = Some(adopter);
         self
     }
 
@@ -276,7 +287,8 @@ impl LifecycleService {
 
     /// The live session of the event's room name, for an event whose room sid matched no
     /// session, if the event is not older than the session (a stale event for an earlier
-    /// room of the same name must not touch a new session).
+    /// room of the same name must not touch a new session). With room adoption on, a
+    /// `room_started` for a room no live session owns adopts it.
     async fn live_session_named(
         &self,
         event: &LiveKitEvent,
@@ -285,8 +297,13 @@ impl LifecycleService {
         let Some(name) = event.room_name.as_deref().filter(|n| !n.is_empty()) else {
             return Ok(None);
         };
-        let live = self.sessions.find_live_by_room(name).await?;
-        Ok(live.filter(|s| at >= whole_seconds(s.created_at)))
+        match (self.sessions.find_live_by_room(name).await?, &self.adopter) {
+            (Some(live), _) => Ok(Some(live).filter(|s| at >= whole_seconds(s.created_at))),
+            (None, Some(adopter)) if event.kind == EventKind::RoomStarted => {
+                adopter.adopt_started(name, event.room_sid.as_deref()).await
+            }
+            (None, _) => Ok(None),
+        }
     }
 
     /// Status steps and side effects of an event; its presence news and its claimed bot
@@ -406,7 +423,10 @@ impl LifecycleService {
         let (overdue, current): (Vec<&Session>, Vec<&Session>) =
             live.iter().partition(|s| now >= s.expires_at);
         for s in overdue {
-            if let Err(e) = self.rooms.delete_room(&s.room_name).await {
+            // A room session's room is LiveKit's: it stays.
+            if s.kind == SessionKind::Owned
+                && let Err(e) = self.rooms.delete_room(&s.room_name).await
+            {
                 tracing::warn!(session_id = %s.id, error = %e, "could not delete an expired session's room; will retry");
                 continue;
             }

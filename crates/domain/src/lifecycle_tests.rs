@@ -471,6 +471,7 @@ async fn the_reaper_ends_nothing_when_livekit_cannot_be_asked() {
         language: "en".into(),
         metadata: Default::default(),
         voice: false,
+        kind: crate::SessionKind::Owned,
         created_at: t0() - Duration::hours(1),
         expires_at: t0() + Duration::hours(1),
         updated_at: t0(),

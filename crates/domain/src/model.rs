@@ -72,6 +72,38 @@ impl std::fmt::Display for SessionStatus {
     }
 }
 
+/// Who a session belongs to, and so who owns its LiveKit room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionKind {
+    /// Created by `POST /api/sessions`: the session created the room, has an owner who gets
+    /// tokens, and deletes the room when it ends.
+    #[default]
+    Owned,
+    /// A *room session*: adopted for a room LiveKit already had and no session owned
+    /// (`voice.adopt_rooms`). Its owner is the service principal
+    /// [`ROOM_SESSION_OWNER`](crate::ROOM_SESSION_OWNER), it mints no owner token, and ending
+    /// it never deletes the room, which is LiveKit's (and its participants').
+    Room,
+}
+
+impl SessionKind {
+    /// The wire and storage name (`owned`, `room`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Owned => "owned",
+            SessionKind::Room => "room",
+        }
+    }
+
+    /// Parses the wire name; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        [SessionKind::Owned, SessionKind::Room]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
 /// One conversation: one LiveKit room, one owner, its state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
@@ -91,6 +123,8 @@ pub struct Session {
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Whether the STT/TTS bots are to be dispatched for this session.
     pub voice: bool,
+    /// An owned session, or a room session adopted for a room LiveKit had.
+    pub kind: SessionKind,
     /// When the session was created.
     pub created_at: DateTime<Utc>,
     /// When the session stops being joinable.

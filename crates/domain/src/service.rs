@@ -5,7 +5,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::model::{HistoryEntry, Participant, Room, RoomSpec, Session, SessionStatus};
+use crate::model::{
+    HistoryEntry, Participant, Room, RoomSpec, Session, SessionKind, SessionStatus,
+};
 use crate::policy::{
     Grants, IssuedToken, MAX_IDENTITY_LEN, MAX_TTL_SECONDS, SessionPolicy, TokenRequest,
     generated_room_name, guest_identity, room_name_problem,
@@ -220,6 +222,13 @@ impl SessionService {
     #[tracing::instrument(skip_all, fields(user_id = %new.user_id))]
     pub async fn create(&self, new: NewSession) -> Result<SessionWithToken, SessionError> {
         let user_id = validate_identity("user_id", &new.user_id)?;
+        // `service:…` names the server's own principals (the owner of room sessions).
+        if crate::auth::is_service_identity(&user_id) {
+            return Err(SessionError::invalid(
+                "user_id",
+                "is reserved: `service:` names the server's own principals",
+            ));
+        }
         let language = match new.language.as_deref().map(str::trim) {
             None | Some("") => self.policy.default_language.clone(),
             Some(l) => validate_language(l)?,
@@ -273,6 +282,7 @@ impl SessionService {
                 language: language.clone(),
                 metadata: new.metadata.clone(),
                 voice: new.voice,
+                kind: SessionKind::Owned,
                 created_at: now,
                 expires_at,
                 updated_at: now,
@@ -309,12 +319,13 @@ impl SessionService {
     }
 
     /// The session with a freshly minted owner token (tokens are never stored); none once
-    /// the session is over or past its expiry.
+    /// the session is over or past its expiry, and none for a room session (it has no owner
+    /// to join as).
     #[tracing::instrument(skip_all, fields(session_id = %id))]
     pub async fn get(&self, id: Uuid) -> Result<SessionWithToken, SessionError> {
         let session = self.current(id).await?;
         let now = self.clock.now();
-        let token = if session.status.is_live() {
+        let token = if session.status.is_live() && session.kind == SessionKind::Owned {
             Some(self.owner_token(&session, now)?)
         } else {
             None
@@ -359,13 +370,16 @@ impl SessionService {
 
     /// Deletes the room (a room already gone is fine) and ends the session.
     /// A session that is already over is `NotFound`: the second delete is a 404.
+    /// A room session's room is LiveKit's (and its participants'): it is never deleted.
     #[tracing::instrument(skip_all, fields(session_id = %id))]
     pub async fn end(&self, id: Uuid) -> Result<Session, SessionError> {
         let session = self.current(id).await?;
         if !session.status.is_live() {
             return Err(SessionError::NotFound);
         }
-        self.rooms.delete_room(&session.room_name).await?;
+        if session.kind == SessionKind::Owned {
+            self.rooms.delete_room(&session.room_name).await?;
+        }
         let now = self.clock.now();
         Ok(self
             .store

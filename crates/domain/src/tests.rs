@@ -56,6 +56,7 @@ pub(crate) fn session(status: SessionStatus) -> Session {
         language: "en".into(),
         metadata: Default::default(),
         voice: false,
+        kind: crate::SessionKind::Owned,
         created_at: t0(),
         expires_at: t0() + Duration::hours(1),
         updated_at: t0(),

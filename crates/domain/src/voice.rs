@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::adoption::RoomAdopter;
 use crate::conversation::{ConversationPolicy, SentenceSplitter};
 use crate::events::LiveKitEvent;
-use crate::model::{HistoryEntry, Role, Session, TrackKind, without_nul};
+use crate::model::{HistoryEntry, Role, Session, SessionKind, TrackKind, without_nul};
 use crate::ports::{
     AgentDispatcher, ChatModel, Clock, DeltaSink, Flow, HistoryStore, LlmError, SessionStore,
     SpeechError, SpeechRequest, TextToSpeech, TurnObserver, VoiceStateStore,
@@ -228,6 +229,8 @@ pub struct VoiceService {
     observer: Arc<dyn TurnObserver>,
     policy: ConversationPolicy,
     config: VoiceConfig,
+    /// Room adoption (`voice.adopt_rooms`), when on.
+    adopter: Option<RoomAdopter>,
 }
 
 /// Builder arguments of [`VoiceService`].
@@ -264,7 +267,15 @@ impl VoiceService {
             observer: ports.observer,
             policy,
             config,
+            adopter: None,
         }
+    }
+
+    /// Turns room adoption on (`voice.adopt_rooms`): a final transcript for a room LiveKit
+    /// has and no live session owns creates a room session for it (see [`RoomAdopter`]).
+    pub fn with_adoption(mut self, adopter: RoomAdopter) -> Self {
+        self.adopter = Some(adopter);
+        self
     }
 
     /// On `track_published`: the first audio track of a non-bot participant in a voice
@@ -345,13 +356,30 @@ impl VoiceService {
 
     /// A transcript from the STT bot. A final that passes the checks starts a new turn
     /// generation at once (which cancels a running turn) and is returned for the caller to run.
+    ///
+    /// With room adoption on, a final for a room no live session owns adopts the room if
+    /// LiveKit has it (a room session, see [`RoomAdopter`]), and a final for a room session
+    /// past its expiry retires it and adopts the room afresh. `NotFound` otherwise, and for
+    /// every partial of a room no live session owns (partials never adopt).
     pub async fn transcript(&self, t: Transcript) -> Result<TranscriptOutcome, SessionError> {
         check_room_name(&t.room_name)?;
-        let session = self
-            .sessions
-            .find_live_by_room(&t.room_name)
-            .await?
-            .ok_or(SessionError::NotFound)?;
+        let live = self.sessions.find_live_by_room(&t.room_name).await?;
+        let session = match (live, &self.adopter) {
+            // A room session past its expiry is retired and the room adopted afresh.
+            (Some(s), Some(adopter))
+                if t.is_final
+                    && s.kind == SessionKind::Room
+                    && self.clock.now() >= s.expires_at =>
+            {
+                adopter.retire(&s).await?;
+                adopter.adopt(&t.room_name).await?
+            }
+            (Some(s), _) => Some(s),
+            // Only a final adopts: a partial starts nothing (and stays cheap).
+            (None, Some(adopter)) if t.is_final => adopter.adopt(&t.room_name).await?,
+            (None, _) => None,
+        }
+        .ok_or(SessionError::NotFound)?;
         if !t.is_final {
             self.observer.partial();
             return Ok(TranscriptOutcome::Partial);

@@ -65,6 +65,7 @@ async fn fixture() -> Fixture {
         language: "en".into(),
         metadata: Default::default(),
         voice: true,
+        kind: crate::SessionKind::Owned,
         created_at: t0(),
         expires_at: t0() + Duration::hours(1),
         updated_at: t0(),

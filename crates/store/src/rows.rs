@@ -1,7 +1,7 @@
 //! Row types shared by both backends, and their conversion to domain types.
 
 use june_domain::ports::StoreError;
-use june_domain::{RecordedEvent, Session, SessionStatus};
+use june_domain::{RecordedEvent, Session, SessionKind, SessionStatus};
 use sqlx::FromRow;
 use uuid::Uuid;
 
@@ -10,7 +10,7 @@ use crate::time::from_micros;
 /// The columns every session query selects, in [`SessionRow`] order.
 pub(crate) const SESSION_COLUMNS: &str = "id, user_id, room_name, livekit_room_sid, status, \
      language, metadata, voice, created_at, expires_at, updated_at, ended_at, \
-     participant_count, last_activity_at";
+     participant_count, last_activity_at, kind";
 
 /// The columns every event query selects, in [`EventRow`] order.
 pub(crate) const EVENT_COLUMNS: &str =
@@ -36,6 +36,7 @@ pub(crate) struct SessionRow {
     ended_at: Option<i64>,
     participant_count: i64,
     last_activity_at: Option<i64>,
+    kind: String,
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -52,6 +53,7 @@ impl TryFrom<SessionRow> for Session {
             livekit_room_sid: r.livekit_room_sid,
             language: r.language,
             voice: r.voice,
+            kind: SessionKind::parse(&r.kind).ok_or_else(|| corrupt("kind", &r.kind))?,
             created_at: from_micros(r.created_at)?,
             expires_at: from_micros(r.expires_at)?,
             updated_at: from_micros(r.updated_at)?,

@@ -58,7 +58,8 @@ macro_rules! sql_store {
                         .push_bind($crate::time::to_micros(s.updated_at))
                         .push_bind(s.ended_at.map($crate::time::to_micros))
                         .push_bind(i64::from(s.participant_count))
-                        .push_bind(s.last_activity_at.map($crate::time::to_micros));
+                        .push_bind(s.last_activity_at.map($crate::time::to_micros))
+                        .push_bind(s.kind.as_str());
                 });
                 qb.push(" ON CONFLICT DO NOTHING RETURNING id");
                 let rows: Vec<(String,)> = qb

@@ -1,7 +1,7 @@
 //! A [`Session`] for tests: sensible defaults, and a setter for each thing a test cares about.
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use june_domain::{Session, SessionStatus};
+use june_domain::{Session, SessionKind, SessionStatus};
 use uuid::Uuid;
 
 /// A fresh session: a new id, owner `alice`, a room name unique to the id, `created`, English,
@@ -21,6 +21,7 @@ pub fn session() -> SessionBuilder {
         language: "en".into(),
         metadata: Default::default(),
         voice: false,
+        kind: SessionKind::Owned,
         created_at: now,
         expires_at: now + Duration::hours(1),
         updated_at: now,
@@ -93,6 +94,12 @@ impl SessionBuilder {
     /// Expiring at `at`.
     pub fn expires_at(mut self, at: DateTime<Utc>) -> Self {
         self.0.expires_at = at;
+        self
+    }
+
+    /// Owned by a user, or a room session (an adopted LiveKit room).
+    pub fn kind(mut self, kind: SessionKind) -> Self {
+        self.0.kind = kind;
         self
     }
 

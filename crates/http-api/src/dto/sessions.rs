@@ -1,6 +1,7 @@
 use june_domain::ports::PageCursor;
 use june_domain::{
-    GuestToken, HistoryEntry, Participant, ParticipantState, Session, SessionWithToken, TrackKind,
+    GuestToken, HistoryEntry, Participant, ParticipantState, Session, SessionKind,
+    SessionWithToken, TrackKind,
 };
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +36,28 @@ pub struct CreateSessionRequest {
     pub ttl_seconds: Option<i64>,
 }
 
+/// What kind of session it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionKindDto {
+    /// Created by `POST /api/sessions`: it created its LiveKit room and has an owner.
+    Owned,
+    /// A *room session*, adopted for a room LiveKit already had and no session owned
+    /// (`voice.adopt_rooms`, e.g. June's `ozzu-main`). Owned by the service principal
+    /// `service:rooms` (only admins see it), never an `access_token`, and ending it
+    /// (`DELETE`, `room_finished`, expiry) never deletes the room.
+    Room,
+}
+
+impl From<SessionKind> for SessionKindDto {
+    fn from(k: SessionKind) -> Self {
+        match k {
+            SessionKind::Owned => SessionKindDto::Owned,
+            SessionKind::Room => SessionKindDto::Room,
+        }
+    }
+}
+
 /// A session as returned by create and get (with a fresh token).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionResponse {
@@ -45,7 +68,8 @@ pub struct SessionResponse {
     pub room_name: String,
     #[schema(example = "RM_tKvx7PqzL2m9")]
     pub livekit_room_sid: String,
-    /// `null` once the session is over (nothing left to join).
+    /// `null` once the session is over (nothing left to join), and always for a room
+    /// session (`kind: "room"`: nobody owns the room).
     #[schema(example = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9…")]
     pub access_token: Option<String>,
     #[schema(example = "wss://livekit.example.com")]
@@ -58,6 +82,8 @@ pub struct SessionResponse {
     pub status: &'static str,
     pub language: String,
     pub voice: bool,
+    /// `owned`, or `room` for a room session (`voice.adopt_rooms`).
+    pub kind: SessionKindDto,
     #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// People in the room by LiveKit's webhooks (bots not counted).
@@ -83,6 +109,7 @@ impl SessionResponse {
             status: session.status.as_str(),
             language: session.language,
             voice: session.voice,
+            kind: session.kind.into(),
             metadata: session.metadata,
             participant_count: session.participant_count,
             last_activity_at: session.last_activity_at.map(rfc3339),
@@ -103,6 +130,8 @@ pub struct SessionSummary {
     pub status: &'static str,
     pub language: String,
     pub voice: bool,
+    /// `owned`, or `room` for a room session (`voice.adopt_rooms`).
+    pub kind: SessionKindDto,
     #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub participant_count: u32,
@@ -122,6 +151,7 @@ impl From<Session> for SessionSummary {
             status: s.status.as_str(),
             language: s.language,
             voice: s.voice,
+            kind: s.kind.into(),
             metadata: s.metadata,
             participant_count: s.participant_count,
             last_activity_at: s.last_activity_at.map(rfc3339),

@@ -149,9 +149,9 @@ pub async fn stt_transcript(
 /// posts every partial and logs any other status as an error, and a partial starts nothing
 /// anyway. A final is `404 session_not_found`.
 ///
-/// Room adoption (`voice.adopt_rooms`, design §8.1) plugs in here: when it is on and LiveKit
-/// has the room, create a room session for it and hand the final to
-/// `state.voice.transcript` again, instead of the 404.
+/// Room adoption (`voice.adopt_rooms`, design §8.1) is the domain's: with it on,
+/// `VoiceService::transcript` has already adopted a room LiveKit has, so a final only gets
+/// here for a room LiveKit does not have (or with adoption off).
 async fn unknown_room(_state: &AppState, transcript: Transcript) -> Result<HttpResponse, ApiError> {
     if !transcript.is_final {
         return Ok(

@@ -3,7 +3,7 @@
 use chrono::{Duration, DurationRound, TimeZone, Utc};
 use june_domain::ports::{EventCursor, IdempotencyState, Presence};
 use june_domain::ports::{PageCursor, SessionFilter, StoreError};
-use june_domain::{HistoryEntry, RecordedEvent, Role, Session, SessionStatus};
+use june_domain::{HistoryEntry, RecordedEvent, Role, Session, SessionKind, SessionStatus};
 use june_store::Stores;
 use uuid::Uuid;
 
@@ -14,6 +14,7 @@ macro_rules! store_contract {
     ($fresh:path) => {
         store_contract!(@tests $fresh;
             sessions_round_trip,
+            room_sessions_keep_their_kind,
             live_room_names_are_unique,
             status_only_moves_forward,
             listing_filters_and_pages,
@@ -50,6 +51,54 @@ pub fn session(user: &str, room: &str) -> Session {
         .voice(true)
         .metadata(serde_json::json!({"topic": {"a": [1, 2]}}))
         .build()
+}
+
+/// A room session (adopted, `voice.adopt_rooms`) reads back as one, through every read; an
+/// ordinary session stays owned.
+pub async fn room_sessions_keep_their_kind(db: &Stores) {
+    let owned = session("alice", "room-owned");
+    let room = Session {
+        user_id: june_domain::ROOM_SESSION_OWNER.into(),
+        kind: SessionKind::Room,
+        voice: false,
+        metadata: Default::default(),
+        ..session("x", "ozzu-main")
+    };
+    db.sessions.insert(&owned).await.unwrap();
+    db.sessions.insert(&room).await.unwrap();
+    assert_eq!(db.sessions.get(room.id).await.unwrap(), room);
+    assert_eq!(
+        db.sessions.get(owned.id).await.unwrap().kind,
+        SessionKind::Owned
+    );
+    let live = db.sessions.find_live_by_room("ozzu-main").await.unwrap();
+    assert_eq!(live.map(|s| s.kind), Some(SessionKind::Room));
+    let by_sid = db
+        .sessions
+        .find_by_room_sids(std::slice::from_ref(&room.livekit_room_sid))
+        .await
+        .unwrap();
+    assert!(
+        by_sid
+            .iter()
+            .any(|s| s.id == room.id && s.kind == SessionKind::Room)
+    );
+    let listed = db
+        .sessions
+        .list(&SessionFilter {
+            user_id: Some(june_domain::ROOM_SESSION_OWNER.into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![room.clone()]);
+    let ended = db
+        .sessions
+        .advance_status(room.id, SessionStatus::Expired, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(ended.session.kind, SessionKind::Room);
 }
 
 pub async fn sessions_round_trip(db: &Stores) {
