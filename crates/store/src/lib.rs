@@ -3,10 +3,11 @@
 //! Persistence for June Orchestrator behind the domain's store ports ([`SessionStore`],
 //! [`PresenceStore`], [`VoiceStateStore`], [`LeaseStore`], [`StoreHealth`],
 //! [`HistoryStore`], [`EventStore`], [`IdempotencyStore`]). SQLite is the embedded default for
-//! a single instance; PostgreSQL serves several replicas sharing one database. The queries
-//! are written once (`sql.rs`) and serve both; the backend is chosen by the URL scheme in
-//! [`connect`], the one entry point the binary calls. Migrations live in
-//! `migrations/<dialect>/` with the same versions, and are embedded in the binary.
+//! a single instance; PostgreSQL serves several replicas sharing one database. The statements
+//! are written once, as functions generic over the sqlx database (`sql.rs`), and serve both;
+//! the backend is chosen by the URL scheme in [`connect`], the one entry point the binary
+//! calls. Migrations live in `migrations/<dialect>/` with the same versions, and are embedded
+//! in the binary.
 //!
 //! May depend on the domain and sqlx; never on the web framework or other adapters.
 

@@ -1,7 +1,7 @@
 //! Row types shared by both backends, and their conversion to domain types.
 
 use june_domain::ports::StoreError;
-use june_domain::{RecordedEvent, Session, SessionKind, SessionStatus};
+use june_domain::{HistoryEntry, RecordedEvent, Role, Session, SessionKind, SessionStatus};
 use sqlx::FromRow;
 use uuid::Uuid;
 
@@ -66,9 +66,21 @@ impl TryFrom<SessionRow> for Session {
 
 #[derive(FromRow)]
 pub(crate) struct HistoryRow {
-    pub(crate) role: String,
-    pub(crate) content: String,
-    pub(crate) created_at: i64,
+    role: String,
+    content: String,
+    created_at: i64,
+}
+
+impl TryFrom<HistoryRow> for HistoryEntry {
+    type Error = StoreError;
+
+    fn try_from(r: HistoryRow) -> Result<Self, StoreError> {
+        Ok(HistoryEntry {
+            role: Role::parse(&r.role).ok_or_else(|| corrupt("role", &r.role))?,
+            content: r.content,
+            timestamp: from_micros(r.created_at)?,
+        })
+    }
 }
 
 #[derive(FromRow)]

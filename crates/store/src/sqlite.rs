@@ -1,20 +1,35 @@
 //! The SQLite adapter: one file, WAL mode, migrations from `migrations/sqlite`.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use june_domain::ports::StoreError;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
-use tokio::sync::MutexGuard;
-
-use june_domain::Session;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use june_domain::batch::Batcher;
+use june_domain::ports::{
+    EventCursor, EventStore, HistoryStore, IdempotencyState, IdempotencyStore, LeaseStore,
+    Presence, PresenceStore, SessionFilter, SessionStore, StoreError, StoreHealth, Transition,
+    VoiceStateStore,
+};
+use june_domain::{HistoryEntry, RecordedEvent, Session, SessionStatus};
+use sqlx::query::Query;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteQueryResult,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Sqlite};
+use tokio::sync::MutexGuard;
+use uuid::Uuid;
 
 use crate::StoreOptions;
 use crate::conns::Connections;
-use crate::sql::sql_store;
+use crate::sql::{Conns, Dialect};
 use crate::store_error;
+
+/// The shared statements, on SQLite.
+type Sql = crate::sql::Sql<Sqlite>;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -72,14 +87,6 @@ impl SqliteStore {
             .map_err(|e| StoreError::Unavailable(Box::new(e)))
     }
 
-    async fn reader(&self) -> Result<MutexGuard<'_, SqliteConnection>, StoreError> {
-        self.readers.get().await
-    }
-
-    async fn writer(&self) -> Result<MutexGuard<'_, SqliteConnection>, StoreError> {
-        self.writer.get().await
-    }
-
     /// Group commit: sessions inserted while a batch is being written wait, and are
     /// written together as the next batch (one statement, one commit). Under light load a
     /// batch is one session and nothing waits.
@@ -92,23 +99,19 @@ impl SqliteStore {
             .await
             .unwrap_or_else(|e| Err(StoreError::Unavailable(Box::new(e))))
     }
-
-    fn connection_stats(&self) -> (u32, u32) {
-        self.readers.stats()
-    }
 }
 
 /// One INSERT for the batch. A conflict answers for its own row; if the batch fails
 /// otherwise, each session tries alone, so each gets its own answer.
 async fn write_sessions(writer: &Connections, sessions: &[Session]) -> Vec<Result<(), StoreError>> {
-    let batch = async { SqliteStore::insert_now(&mut *writer.get().await?, sessions).await };
+    let batch = async { Sql::insert_sessions(&mut *writer.get().await?, sessions).await };
     match batch.await {
         Ok(answers) => answers,
         Err(e) if sessions.len() == 1 => vec![Err(e)],
         Err(_) => {
             let mut answers = Vec::with_capacity(sessions.len());
             for s in sessions {
-                let alone = async { SqliteStore::insert_one(&mut *writer.get().await?, s).await };
+                let alone = async { Sql::insert_session(&mut *writer.get().await?, s).await };
                 answers.push(alone.await);
             }
             answers
@@ -119,4 +122,181 @@ async fn write_sessions(writer: &Connections, sessions: &[Session]) -> Vec<Resul
 /// Most sessions written by one INSERT.
 const INSERT_BATCH: usize = 64;
 
-sql_store!(SqliteStore, sqlx::Sqlite, one_trip = true);
+impl Dialect for Sqlite {
+    const ONE_TRIP: bool = true;
+
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    fn build<'q>(qb: &'q mut QueryBuilder<'_, Sqlite>) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+        qb.build()
+    }
+}
+
+impl Conns for SqliteStore {
+    type Db = Sqlite;
+    type Conn<'a> = MutexGuard<'a, SqliteConnection>;
+
+    async fn reader(&self) -> Result<MutexGuard<'_, SqliteConnection>, StoreError> {
+        self.readers.get().await
+    }
+
+    async fn writer(&self) -> Result<MutexGuard<'_, SqliteConnection>, StoreError> {
+        self.writer.get().await
+    }
+}
+
+// The ports: each method is the shared statement (`sql.rs`) on this store's connections.
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn insert(&self, session: &Session) -> Result<(), StoreError> {
+        self.insert_session(session).await
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Session, StoreError> {
+        Sql::get(self, id).await
+    }
+
+    async fn find_live_by_room(&self, room_name: &str) -> Result<Option<Session>, StoreError> {
+        Sql::find_live_by_room(self, room_name).await
+    }
+
+    async fn find_by_room_sids(&self, room_sids: &[String]) -> Result<Vec<Session>, StoreError> {
+        Sql::find_by_room_sids(self, room_sids).await
+    }
+
+    async fn list(&self, filter: &SessionFilter) -> Result<Vec<Session>, StoreError> {
+        Sql::list_sessions(self, filter).await
+    }
+
+    async fn list_live(&self, limit: u32) -> Result<Vec<Session>, StoreError> {
+        Sql::list_live(self, limit).await
+    }
+
+    async fn advance_status(
+        &self,
+        id: Uuid,
+        to: SessionStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Transition, StoreError> {
+        Sql::advance_status(self, id, to, at).await
+    }
+}
+
+#[async_trait]
+impl PresenceStore for SqliteStore {
+    async fn record_presence(&self, news: &[Presence]) -> Result<(), StoreError> {
+        Sql::record_presence(self, news).await
+    }
+}
+
+#[async_trait]
+impl LeaseStore for SqliteStore {
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Sql::try_lease(self, name, holder, now, until).await
+    }
+}
+
+#[async_trait]
+impl VoiceStateStore for SqliteStore {
+    async fn claim_dispatch(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        Sql::claim_dispatch(self, id, at).await
+    }
+
+    async fn release_dispatch(&self, id: Uuid) -> Result<(), StoreError> {
+        Sql::release_dispatch(self, id).await
+    }
+
+    async fn next_turn(&self, id: Uuid) -> Result<u64, StoreError> {
+        Sql::next_turn(self, id).await
+    }
+
+    async fn current_turn(&self, id: Uuid) -> Result<u64, StoreError> {
+        Sql::current_turn(self, id).await
+    }
+
+    async fn note_final(
+        &self,
+        id: Uuid,
+        text: &str,
+        at: DateTime<Utc>,
+        window: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        Sql::note_final(self, id, text, at, window).await
+    }
+}
+
+#[async_trait]
+impl StoreHealth for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        Sql::ping(self).await
+    }
+
+    fn pool_stats(&self) -> Option<(u32, u32)> {
+        Some(self.readers.stats())
+    }
+}
+
+#[async_trait]
+impl HistoryStore for SqliteStore {
+    async fn append(&self, session_id: Uuid, entry: &HistoryEntry) -> Result<(), StoreError> {
+        Sql::append(self, session_id, entry).await
+    }
+
+    async fn recent(&self, session_id: Uuid, limit: u32) -> Result<Vec<HistoryEntry>, StoreError> {
+        Sql::recent(self, session_id, limit).await
+    }
+
+    async fn clear(&self, session_id: Uuid) -> Result<(), StoreError> {
+        Sql::clear(self, session_id).await
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn seen(&self, event_ids: &[String]) -> Result<HashSet<String>, StoreError> {
+        Sql::seen(self, event_ids).await
+    }
+
+    async fn record(&self, events: &[RecordedEvent]) -> Result<Vec<bool>, StoreError> {
+        Sql::record(self, events).await
+    }
+
+    async fn list(
+        &self,
+        session_id: Uuid,
+        limit: u32,
+        after: Option<EventCursor>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        Sql::list_events(self, session_id, limit, after).await
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for SqliteStore {
+    async fn begin(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        not_before: DateTime<Utc>,
+    ) -> Result<IdempotencyState, StoreError> {
+        Sql::begin(self, key, fingerprint, now, not_before).await
+    }
+
+    async fn complete(&self, key: &str, response: &serde_json::Value) -> Result<(), StoreError> {
+        Sql::complete(self, key, response).await
+    }
+
+    async fn abandon(&self, key: &str) -> Result<(), StoreError> {
+        Sql::abandon(self, key).await
+    }
+}
