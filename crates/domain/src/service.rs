@@ -5,6 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::auth::Principal;
 use crate::model::{HistoryEntry, Participant, Room, RoomSpec, Session, SessionStatus};
 use crate::policy::{
     Grants, IssuedToken, MAX_IDENTITY_LEN, MAX_TTL_SECONDS, SessionPolicy, TokenRequest,
@@ -313,6 +314,22 @@ impl SessionService {
     #[tracing::instrument(skip_all, fields(session_id = %id))]
     pub async fn get(&self, id: Uuid) -> Result<SessionWithToken, SessionError> {
         let session = self.current(id).await?;
+        self.with_token(session)
+    }
+
+    /// [`get`](Self::get) for `caller`: someone else's session is `NotFound`. One read.
+    #[tracing::instrument(skip_all, fields(session_id = %id))]
+    pub async fn get_for(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+    ) -> Result<SessionWithToken, SessionError> {
+        let session = self.owned(caller, id).await?;
+        self.with_token(session)
+    }
+
+    /// The session (as it stands now) with an owner token if it is live.
+    fn with_token(&self, session: Session) -> Result<SessionWithToken, SessionError> {
         let now = self.clock.now();
         let token = if session.status.is_live() {
             Some(self.owner_token(&session, now)?)
@@ -362,6 +379,18 @@ impl SessionService {
     #[tracing::instrument(skip_all, fields(session_id = %id))]
     pub async fn end(&self, id: Uuid) -> Result<Session, SessionError> {
         let session = self.current(id).await?;
+        self.end_read(session).await
+    }
+
+    /// [`end`](Self::end) for `caller`: someone else's session is `NotFound`. One read, one
+    /// room deletion, one update.
+    #[tracing::instrument(skip_all, fields(session_id = %id))]
+    pub async fn end_for(&self, caller: &Principal, id: Uuid) -> Result<Session, SessionError> {
+        let session = self.owned(caller, id).await?;
+        self.end_read(session).await
+    }
+
+    async fn end_read(&self, session: Session) -> Result<Session, SessionError> {
         if !session.status.is_live() {
             return Err(SessionError::NotFound);
         }
@@ -369,7 +398,7 @@ impl SessionService {
         let now = self.clock.now();
         Ok(self
             .store
-            .advance_status(id, SessionStatus::Ended, now)
+            .advance_status(session.id, SessionStatus::Ended, now)
             .await?
             .session)
     }
@@ -380,9 +409,34 @@ impl SessionService {
         Ok(self.rooms.list_participants(&session.room_name).await?)
     }
 
+    /// [`participants`](Self::participants) for `caller`. One read.
+    pub async fn participants_for(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+    ) -> Result<Vec<Participant>, SessionError> {
+        let session = self.authorize(caller, id).await?;
+        Ok(self.rooms.list_participants(&session.room_name).await?)
+    }
+
     /// Disconnects a participant from the session's room.
     pub async fn remove_participant(&self, id: Uuid, identity: &str) -> Result<(), SessionError> {
         let session = self.store.get(id).await?;
+        self.remove_from(&session, identity).await
+    }
+
+    /// [`remove_participant`](Self::remove_participant) for `caller`. One read.
+    pub async fn remove_participant_for(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+        identity: &str,
+    ) -> Result<(), SessionError> {
+        let session = self.authorize(caller, id).await?;
+        self.remove_from(&session, identity).await
+    }
+
+    async fn remove_from(&self, session: &Session, identity: &str) -> Result<(), SessionError> {
         match self
             .rooms
             .remove_participant(&session.room_name, identity)
@@ -403,21 +457,33 @@ impl SessionService {
         ttl_seconds: Option<i64>,
         can_publish: bool,
     ) -> Result<GuestToken, SessionError> {
-        let guest_name = guest_name.trim();
-        if guest_name.is_empty() {
-            return Err(SessionError::invalid("guest_name", "must not be empty"));
-        }
-        if guest_name.len() > MAX_IDENTITY_LEN {
-            return Err(SessionError::invalid("guest_name", "is too long"));
-        }
-        if guest_name.chars().any(char::is_control) {
-            return Err(SessionError::invalid(
-                "guest_name",
-                "must not contain control characters",
-            ));
-        }
-        validate_ttl(ttl_seconds)?;
+        validate_guest(guest_name, ttl_seconds)?;
         let session = self.current(id).await?;
+        self.guest_token_of(session, guest_name, ttl_seconds, can_publish)
+    }
+
+    /// [`guest_token`](Self::guest_token) for a session already read through
+    /// [`authorize`](Self::authorize): no second read.
+    pub fn guest_token_in(
+        &self,
+        mut session: Session,
+        guest_name: &str,
+        ttl_seconds: Option<i64>,
+        can_publish: bool,
+    ) -> Result<GuestToken, SessionError> {
+        validate_guest(guest_name, ttl_seconds)?;
+        session.status = session.effective_status(self.clock.now());
+        self.guest_token_of(session, guest_name, ttl_seconds, can_publish)
+    }
+
+    fn guest_token_of(
+        &self,
+        session: Session,
+        guest_name: &str,
+        ttl_seconds: Option<i64>,
+        can_publish: bool,
+    ) -> Result<GuestToken, SessionError> {
+        let guest_name = guest_name.trim();
         if !session.status.is_live() {
             return Err(SessionError::NotLive(session.status));
         }
@@ -445,25 +511,52 @@ impl SessionService {
         Ok(self.history.recent(id, HISTORY_READ_LIMIT).await?)
     }
 
+    /// [`history`](Self::history) for `caller`: one session read, one history read.
+    pub async fn history_for(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+    ) -> Result<Vec<HistoryEntry>, SessionError> {
+        self.authorize(caller, id).await?;
+        Ok(self.history.recent(id, HISTORY_READ_LIMIT).await?)
+    }
+
     /// Forgets the session's conversation.
     pub async fn clear_history(&self, id: Uuid) -> Result<(), SessionError> {
         self.store.get(id).await?;
         Ok(self.history.clear(id).await?)
     }
 
-    /// The session, if `caller` may see it. Someone else's session is `NotFound` (not a
-    /// 403): callers learn nothing about sessions that are not theirs.
-    pub async fn authorize(
+    /// [`clear_history`](Self::clear_history) for `caller`. One session read.
+    pub async fn clear_history_for(
         &self,
-        caller: &crate::auth::Principal,
+        caller: &Principal,
         id: Uuid,
-    ) -> Result<Session, SessionError> {
+    ) -> Result<(), SessionError> {
+        self.authorize(caller, id).await?;
+        Ok(self.history.clear(id).await?)
+    }
+
+    /// The session, if `caller` may see it, as stored (one read). Someone else's session is
+    /// `NotFound` (not a 403): callers learn nothing about sessions that are not theirs.
+    ///
+    /// The `*_for(caller, id, …)` entry points (`get_for`, `end_for`, `history_for`, …)
+    /// authorize and act on the session read once; prefer them to `authorize` followed by
+    /// the id-taking use case, which reads the session again.
+    pub async fn authorize(&self, caller: &Principal, id: Uuid) -> Result<Session, SessionError> {
         let session = self.store.get(id).await?;
         if caller.may_act_as(&session.user_id) {
             Ok(session)
         } else {
             Err(SessionError::NotFound)
         }
+    }
+
+    /// [`authorize`](Self::authorize), with the status as it stands now (see `current`).
+    async fn owned(&self, caller: &Principal, id: Uuid) -> Result<Session, SessionError> {
+        let mut session = self.authorize(caller, id).await?;
+        session.status = session.effective_status(self.clock.now());
+        Ok(session)
     }
 
     /// Connections open and idle in the store's pool, if it has one.
@@ -506,7 +599,7 @@ impl SessionService {
     /// The live session that owns `room_name`, if `caller` may act for its owner.
     pub async fn live_by_room(
         &self,
-        caller: &crate::auth::Principal,
+        caller: &Principal,
         room_name: &str,
     ) -> Result<Session, SessionError> {
         // No session has a name outside the room-name rules: not found, without a lookup.
@@ -568,6 +661,25 @@ fn validate_ttl(ttl_seconds: Option<i64>) -> Result<(), SessionError> {
         )),
         _ => Ok(()),
     }
+}
+
+/// A guest's display name (trimmed: not empty, not too long, no control characters) and the
+/// lifetime asked for.
+fn validate_guest(guest_name: &str, ttl_seconds: Option<i64>) -> Result<(), SessionError> {
+    let guest_name = guest_name.trim();
+    if guest_name.is_empty() {
+        return Err(SessionError::invalid("guest_name", "must not be empty"));
+    }
+    if guest_name.len() > MAX_IDENTITY_LEN {
+        return Err(SessionError::invalid("guest_name", "is too long"));
+    }
+    if guest_name.chars().any(char::is_control) {
+        return Err(SessionError::invalid(
+            "guest_name",
+            "must not contain control characters",
+        ));
+    }
+    validate_ttl(ttl_seconds)
 }
 
 fn validate_identity(field: &'static str, value: &str) -> Result<String, SessionError> {

@@ -733,3 +733,116 @@ async fn a_slow_bot_dispatch_does_not_delay_the_webhook_answer() {
     assert_eq!(dispatched.recv().await.as_deref(), Some("june-stt"));
     assert_eq!(dispatched.recv().await.as_deref(), Some("june-tts"));
 }
+
+fn live_session(user: &str) -> june_domain::Session {
+    let now = chrono::Utc::now();
+    june_domain::Session {
+        id: uuid::Uuid::new_v4(),
+        user_id: user.into(),
+        room_name: format!("room-{user}"),
+        livekit_room_sid: format!("RM_{user}"),
+        status: june_domain::SessionStatus::Active,
+        language: "en".into(),
+        metadata: Default::default(),
+        voice: false,
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+        updated_at: now,
+        ended_at: None,
+        participant_count: 0,
+        last_activity_at: None,
+    }
+}
+
+/// Authorizing and reading the history share one read of the session.
+#[actix_web::test]
+async fn get_history_reads_the_session_once() {
+    // Arrange
+    let session = live_session("hana");
+    let id = session.id;
+    let mut store = MockSessionStore::new();
+    let found = session.clone();
+    store
+        .expect_get()
+        .times(1)
+        .returning(move |_| Ok(found.clone()));
+    let mut history = MockHistoryStore::new();
+    history.expect_recent().times(1).returning(|_, _| {
+        Ok(vec![june_domain::HistoryEntry::new(
+            june_domain::Role::User,
+            "hello",
+            chrono::Utc::now(),
+        )])
+    });
+    let mut st = state(MockSessionStore::new(), MockRoomService::new());
+    st.sessions = sessions_over(store, history, MockRoomService::new());
+
+    // Act
+    let (status, body, _) = call(
+        st,
+        TestRequest::get().uri(&format!("/api/sessions/{id}/history")),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["history"][0]["content"], "hello");
+}
+
+/// Authorizing and ending share one read of the session: one read, one room deletion, one
+/// status update.
+#[actix_web::test]
+async fn delete_session_reads_the_session_once() {
+    // Arrange
+    let session = live_session("ines");
+    let id = session.id;
+    let mut store = MockSessionStore::new();
+    let found = session.clone();
+    store
+        .expect_get()
+        .times(1)
+        .returning(move |_| Ok(found.clone()));
+    store
+        .expect_advance_status()
+        .times(1)
+        .returning(move |_, to, at| {
+            let mut ended = session.clone();
+            ended.status = to;
+            ended.ended_at = Some(at);
+            Ok(Transition {
+                session: ended,
+                changed: true,
+            })
+        });
+    let mut rooms = MockRoomService::new();
+    rooms.expect_delete_room().times(1).returning(|_| Ok(()));
+    let mut st = state(MockSessionStore::new(), MockRoomService::new());
+    st.sessions = sessions_over(store, MockHistoryStore::new(), rooms);
+
+    // Act
+    let (status, body, _) = call(
+        st,
+        TestRequest::delete().uri(&format!("/api/sessions/{id}")),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "deleted");
+}
+
+fn sessions_over(
+    store: MockSessionStore,
+    history: MockHistoryStore,
+    rooms: MockRoomService,
+) -> SessionService {
+    SessionService::new(
+        Arc::new(store),
+        Arc::new(history),
+        Arc::new(MockStoreHealth::new()),
+        Arc::new(rooms),
+        Arc::new(tokens()),
+        Arc::new(SystemClock),
+        SessionPolicy::default(),
+    )
+}
