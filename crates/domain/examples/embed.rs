@@ -10,10 +10,10 @@
 use std::sync::Arc;
 
 use june_domain::memory::{InMemoryRooms, InMemoryStore};
-use june_domain::ports::{SystemClock, TokenError, TokenIssuer, WebhookError, WebhookVerifier};
+use june_domain::ports::{TokenError, TokenIssuer, WebhookError, WebhookVerifier};
 use june_domain::{
-    EventKind, IssuedToken, LifecyclePorts, LifecycleService, LiveKitEvent, NewSession,
-    SessionError, SessionPolicy, SessionService, SessionStatus, TokenRequest, WebhookOutcome,
+    Domain, DomainPolicies, DomainPorts, EventKind, IssuedToken, LiveKitEvent, NewSession,
+    SessionError, SessionStatus, TokenRequest, WebhookOutcome,
 };
 
 /// A real issuer signs a LiveKit JWT (june-livekit-adapter's `LiveKitTokenIssuer`); this one
@@ -64,30 +64,21 @@ impl WebhookVerifier for SharedSecretVerifier {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), SessionError> {
-    // One in-memory store plays every store port; the rooms play LiveKit.
-    let store = Arc::new(InMemoryStore::default());
-    let rooms = Arc::new(InMemoryRooms::default());
-    let clock = Arc::new(SystemClock);
-    let sessions = SessionService::new(
-        store.clone(),
-        store.clone(),
-        store.clone(),
-        rooms.clone(),
+    // One in-memory store plays every store port; the rooms play LiveKit. No language
+    // model, speech or agent dispatch: those services answer "not configured".
+    let ports = DomainPorts::with_store(
+        Arc::new(InMemoryStore::default()),
+        Arc::new(InMemoryRooms::default()),
         Arc::new(PlainTokens),
-        clock.clone(),
-        SessionPolicy::default(),
-    );
-    let lifecycle = LifecycleService::new(LifecyclePorts {
-        sessions: store.clone(),
-        presence: store.clone(),
-        leases: store.clone(),
-        events: store,
-        rooms,
-        verifier: Arc::new(SharedSecretVerifier {
+        Arc::new(SharedSecretVerifier {
             secret: "s3cret".into(),
         }),
-        clock,
-    });
+    );
+    let Domain {
+        sessions,
+        lifecycle,
+        ..
+    } = Domain::new(ports, DomainPolicies::default());
 
     // Create: the room exists, the session is stored, the owner has a token.
     let created = sessions

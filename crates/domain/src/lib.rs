@@ -14,8 +14,8 @@
 //! ```
 //! use std::sync::Arc;
 //! use june_domain::memory::{InMemoryRooms, InMemoryStore};
-//! use june_domain::ports::{SystemClock, TokenError, TokenIssuer};
-//! use june_domain::{IssuedToken, NewSession, SessionPolicy, SessionService, SessionStatus, TokenRequest};
+//! use june_domain::ports::{TokenError, TokenIssuer, WebhookError, WebhookVerifier};
+//! use june_domain::{Domain, DomainPorts, IssuedToken, LiveKitEvent, NewSession, SessionStatus, TokenRequest};
 //!
 //! /// A real issuer signs a JWT (see june-livekit-adapter); this one just names the grant.
 //! struct PlainTokens;
@@ -25,13 +25,22 @@
 //!     }
 //! }
 //!
+//! /// This example takes no webhooks (examples/embed.rs does).
+//! struct NoWebhooks;
+//! impl WebhookVerifier for NoWebhooks {
+//!     fn verify(&self, _: &[u8], _: Option<&str>) -> Result<LiveKitEvent, WebhookError> {
+//!         Err(WebhookError::Unauthorized("no webhooks here".into()))
+//!     }
+//! }
+//!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! let store = Arc::new(InMemoryStore::default());
-//! let rooms = Arc::new(InMemoryRooms::default());
-//! let sessions = SessionService::new(
-//!     store.clone(), store.clone(), store, rooms, Arc::new(PlainTokens), Arc::new(SystemClock),
-//!     SessionPolicy::default(),
+//! let ports = DomainPorts::with_store(
+//!     Arc::new(InMemoryStore::default()),
+//!     Arc::new(InMemoryRooms::default()),
+//!     Arc::new(PlainTokens),
+//!     Arc::new(NoWebhooks),
 //! );
+//! let sessions = Domain::new(ports, Default::default()).sessions;
 //!
 //! let created = sessions
 //!     .create(NewSession { user_id: "alice".into(), ..Default::default() })
@@ -55,6 +64,7 @@
 mod auth;
 pub mod batch;
 mod conversation;
+mod domain;
 mod events;
 mod lifecycle;
 pub mod memory;
@@ -66,6 +76,7 @@ mod voice;
 
 pub use auth::*;
 pub use conversation::*;
+pub use domain::{Domain, DomainPolicies, DomainPorts};
 pub use events::*;
 pub use lifecycle::*;
 pub use model::*;

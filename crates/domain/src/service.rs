@@ -186,8 +186,9 @@ pub struct SessionService {
 }
 
 impl SessionService {
-    /// Wires the service to its adapters.
-    pub fn new(
+    /// Wires the service to its adapters ([`Domain::new`](crate::Domain::new) is the public
+    /// way; this one builds a service alone for the crate's tests).
+    pub(crate) fn new(
         store: Arc<dyn SessionStore>,
         history: Arc<dyn HistoryStore>,
         health: Arc<dyn StoreHealth>,

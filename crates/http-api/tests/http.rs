@@ -7,9 +7,8 @@ use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use june_domain::ports::*;
 use june_domain::{
-    ConversationPolicy, ConversationPorts, ConversationService, EventKind, IssuedToken,
-    LifecyclePorts, LifecycleService, LiveKitEvent, NoObserver, Room, SessionPolicy,
-    SessionService, VoiceConfig, VoicePorts, VoiceService,
+    Domain, DomainPolicies, DomainPorts, EventKind, IssuedToken, LiveKitEvent, NoObserver, Room,
+    SessionService,
 };
 use june_http_api::{ApiConfig, AppState, app};
 use serde_json::{Value, json};
@@ -40,60 +39,48 @@ fn state_with(
     verifier: MockWebhookVerifier,
     events: MockEventStore,
 ) -> AppState {
-    let store = Arc::new(store);
-    let rooms = Arc::new(rooms);
-    let lifecycle = LifecycleService::new(LifecyclePorts {
-        sessions: store.clone(),
-        presence: Arc::new(MockPresenceStore::new()),
-        leases: Arc::new(MockLeaseStore::new()),
-        events: Arc::new(events),
-        rooms: rooms.clone(),
-        verifier: Arc::new(verifier),
-        clock: Arc::new(SystemClock),
-    });
     // The store answers readiness pings; it has no pool.
     let mut health = MockStoreHealth::new();
     health.expect_ping().returning(|| Ok(()));
     health.expect_pool_stats().returning(|| None);
-    AppState {
-        sessions: SessionService::new(
-            store.clone(),
-            Arc::new(MockHistoryStore::new()),
-            Arc::new(health),
-            rooms.clone(),
-            Arc::new(tokens()),
-            Arc::new(SystemClock),
-            SessionPolicy::default(),
-        ),
-        lifecycle,
+    state_over(DomainPorts {
+        sessions: Arc::new(store),
+        presence: Arc::new(MockPresenceStore::new()),
+        voice_state: Arc::new(MockVoiceStateStore::new()),
+        leases: Arc::new(MockLeaseStore::new()),
+        health: Arc::new(health),
+        history: Arc::new(MockHistoryStore::new()),
+        events: Arc::new(events),
         idempotency: Arc::new(MockIdempotencyStore::new()),
+        rooms: Arc::new(rooms),
+        tokens: Arc::new(tokens()),
+        verifier: Arc::new(verifier),
+        dispatcher: None,
+        llm: None,
+        tts: None,
+        stt: None,
+        clock: Arc::new(SystemClock),
+        observer: Arc::new(NoObserver),
+    })
+}
+
+/// The app's state over `ports`, built the one way the binary builds it.
+fn state_over(ports: DomainPorts) -> AppState {
+    let Domain {
+        sessions,
+        lifecycle,
+        conversation,
+        voice,
+        idempotency,
+    } = Domain::new(ports, DomainPolicies::default());
+    AppState {
+        sessions,
+        lifecycle,
+        conversation,
+        voice,
+        idempotency,
         auth: None,
         rate_limits: Arc::new(june_http_api::auth::RateLimits::off()),
-        voice: VoiceService::new(
-            VoicePorts {
-                sessions: Arc::new(MockSessionStore::new()),
-                voice_state: Arc::new(MockVoiceStateStore::new()),
-                history: Arc::new(MockHistoryStore::new()),
-                llm: None,
-                tts: None,
-                dispatcher: None,
-                clock: Arc::new(SystemClock),
-                observer: Arc::new(NoObserver),
-            },
-            ConversationPolicy::default(),
-            VoiceConfig::default(),
-        ),
-        conversation: ConversationService::new(
-            ConversationPorts {
-                sessions: store,
-                history: Arc::new(MockHistoryStore::new()),
-                llm: None,
-                tts: None,
-                stt: None,
-                clock: Arc::new(SystemClock),
-            },
-            ConversationPolicy::default(),
-        ),
         config: ApiConfig {
             livekit_url: "ws://lk.test:7880".into(),
             default_bot_room: None,
@@ -689,35 +676,18 @@ async fn a_slow_bot_dispatch_does_not_delay_the_webhook_answer() {
     };
     let (open, gate) = tokio::sync::oneshot::channel();
     let (done, mut dispatched) = tokio::sync::mpsc::unbounded_channel();
-    let voice = VoiceService::new(
-        VoicePorts {
-            sessions: store.clone(),
-            voice_state: store.clone(),
-            history: store.clone(),
-            llm: None,
-            tts: None,
-            dispatcher: Some(Arc::new(GatedDispatcher {
-                gate: tokio::sync::Mutex::new(Some(gate)),
-                done,
-            })),
-            clock: Arc::new(SystemClock),
-            observer: Arc::new(NoObserver),
-        },
-        ConversationPolicy::default(),
-        VoiceConfig::default(),
-    );
-    let mut st = state(MockSessionStore::new(), MockRoomService::new());
-    st.voice = voice.clone();
-    st.lifecycle = LifecycleService::new(LifecyclePorts {
-        sessions: store.clone(),
-        presence: store.clone(),
-        leases: store.clone(),
-        events: store.clone(),
-        rooms: Arc::new(MockRoomService::new()),
-        verifier: Arc::new(verifier_returning(Ok(microphone))),
-        clock: Arc::new(SystemClock),
-    })
-    .with_voice(voice);
+    let st = state_over(DomainPorts {
+        dispatcher: Some(Arc::new(GatedDispatcher {
+            gate: tokio::sync::Mutex::new(Some(gate)),
+            done,
+        })),
+        ..DomainPorts::with_store(
+            store.clone(),
+            Arc::new(MockRoomService::new()),
+            Arc::new(tokens()),
+            Arc::new(verifier_returning(Ok(microphone))),
+        )
+    });
 
     // Act: the delivery is answered while the dispatcher still waits on its gate.
     let (status, body, _) = call(st, webhook("{}")).await;
@@ -836,13 +806,16 @@ fn sessions_over(
     history: MockHistoryStore,
     rooms: MockRoomService,
 ) -> SessionService {
-    SessionService::new(
-        Arc::new(store),
-        Arc::new(history),
-        Arc::new(MockStoreHealth::new()),
-        Arc::new(rooms),
-        Arc::new(tokens()),
-        Arc::new(SystemClock),
-        SessionPolicy::default(),
-    )
+    state_over(DomainPorts {
+        sessions: Arc::new(store),
+        history: Arc::new(history),
+        rooms: Arc::new(rooms),
+        ..DomainPorts::with_store(
+            Arc::new(june_domain::memory::InMemoryStore::default()),
+            Arc::new(MockRoomService::new()),
+            Arc::new(tokens()),
+            Arc::new(MockWebhookVerifier::new()),
+        )
+    })
+    .sessions
 }
