@@ -61,31 +61,79 @@
 //! ```
 #![warn(missing_docs)]
 
-mod auth;
-pub mod batch;
-mod conversation;
-mod domain;
-mod events;
-mod lifecycle;
-pub mod memory;
-mod model;
-mod policy;
-pub mod ports;
-mod service;
-mod voice;
+// The API at a glance: each module's main types are re-exported below, grouped by module;
+// the modules are public for the rest (helpers, constants), e.g. `june_domain::policy::sanitise`.
 
-pub use auth::*;
-pub use conversation::*;
+pub mod auth;
+pub mod batch;
+pub mod conversation;
+pub mod domain;
+pub mod events;
+pub mod lifecycle;
+pub mod memory;
+pub mod model;
+pub mod policy;
+pub mod ports;
+pub mod service;
+pub mod voice;
+
+// Building the services: every port, every policy, one constructor.
 pub use domain::{Domain, DomainPolicies, DomainPorts};
-pub use events::*;
-pub use lifecycle::*;
-pub use model::*;
-pub use policy::*;
-pub use service::*;
-pub use voice::*;
+
+// Sessions and what they are made of.
+pub use model::{
+    HistoryEntry, Participant, ParticipantState, Role, Room, RoomSpec, Session, SessionStatus,
+    Track, TrackKind,
+};
+
+// The rules: grants, lifetimes, names.
+pub use policy::{
+    Grants, IssuedToken, MAX_IDENTITY_LEN, MAX_ROOM_NAME_LEN, MAX_TTL_SECONDS, SessionPolicy,
+    TokenRequest, generated_room_name, guest_identity, room_name_problem,
+};
+
+// Who is calling.
+pub use auth::{Principal, PrincipalKind, api_key_identity, is_api_key_identity};
+
+// The session use cases and the domain's error.
+pub use service::{
+    DEFAULT_PAGE, GuestToken, HISTORY_READ_LIMIT, MAX_PAGE, NewSession, SessionError, SessionPage,
+    SessionService, SessionWithToken,
+};
+
+// What LiveKit tells us, and what the lifecycle keeps of it.
+pub use events::{
+    EventKind, EventParticipant, EventTrack, LiveKitEvent, ReapReport, RecordedEvent,
+    WebhookOutcome,
+};
+
+// Webhooks, the event log, the reaper.
+pub use lifecycle::{
+    EventPage, LifecycleService, REAP_BATCH, REAPER_LEASE, WEBHOOK_BATCH, WebhookReceipt,
+};
+
+// Chat turns with the language model, and speech.
+pub use conversation::{
+    ChatOutcome, ChatTurn, ConversationPolicy, ConversationService, MAX_SENTENCE_CHARS,
+    MAX_USER_TEXT, NoDeltas, SentenceSplitter,
+};
+
+// The voice loop.
+pub use voice::{
+    BotDispatch, PendingTurn, Transcript, TranscriptOutcome, TurnOutcome, TurnReport, VoiceConfig,
+    VoiceService,
+};
 
 // Ports that used to live at the crate root, where downstream code still names them.
 pub use ports::{AuthError, Authenticator, NoObserver, TurnObserver};
+
+// What the crate's own tests build single services from (`use crate::*`).
+#[cfg(test)]
+pub(crate) use {
+    conversation::{ConversationPorts, window},
+    lifecycle::LifecyclePorts,
+    voice::VoicePorts,
+};
 
 #[cfg(test)]
 mod conversation_tests;
