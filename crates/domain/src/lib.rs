@@ -68,6 +68,7 @@ pub mod auth;
 pub mod batch;
 pub mod conversation;
 pub mod domain;
+pub mod error;
 pub mod events;
 pub mod lifecycle;
 pub mod memory;
@@ -95,9 +96,12 @@ pub use policy::{
 // Who is calling.
 pub use auth::{Principal, PrincipalKind, api_key_identity, is_api_key_identity};
 
-// The session use cases and the domain's error.
+// The domain's one error (`SessionError` is its old name).
+pub use error::{DomainError, SessionError};
+
+// The session use cases.
 pub use service::{
-    DEFAULT_PAGE, GuestToken, HISTORY_READ_LIMIT, MAX_PAGE, NewSession, SessionError, SessionPage,
+    DEFAULT_PAGE, GuestToken, HISTORY_READ_LIMIT, MAX_PAGE, NewSession, SessionPage,
     SessionService, SessionWithToken,
 };
 

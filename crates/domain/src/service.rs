@@ -6,14 +6,15 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::auth::Principal;
+pub use crate::error::SessionError;
 use crate::model::{HistoryEntry, Participant, Room, RoomSpec, Session, SessionStatus};
 use crate::policy::{
     Grants, IssuedToken, MAX_IDENTITY_LEN, MAX_TTL_SECONDS, SessionPolicy, TokenRequest,
     generated_room_name, guest_identity, room_name_problem,
 };
 use crate::ports::{
-    Clock, HistoryStore, LlmError, PageCursor, RoomError, RoomService, SessionFilter, SessionStore,
-    SpeechError, StoreError, StoreHealth, TokenError, TokenIssuer, WebhookError,
+    Clock, HistoryStore, PageCursor, RoomError, RoomService, SessionFilter, SessionStore,
+    StoreError, StoreHealth, TokenIssuer,
 };
 
 /// Largest page of a session listing.
@@ -22,108 +23,6 @@ pub const MAX_PAGE: u32 = 200;
 pub const DEFAULT_PAGE: u32 = 50;
 /// History entries returned by a read (the newest ones).
 pub const HISTORY_READ_LIMIT: u32 = 1000;
-
-/// What a session use case can fail with. Each variant has a stable machine [`code`](Self::code);
-/// the HTTP layer picks the status.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    /// No such session (or it is already ended, for a delete).
-    #[error("Session not found")]
-    NotFound,
-    /// The participant is not in the session's room.
-    #[error("Participant {0} is not in the room")]
-    ParticipantNotFound(String),
-    /// A live session already uses the room name.
-    #[error("Room name {0} is already used by a live session")]
-    RoomNameTaken(String),
-    /// The session is over; it cannot be joined.
-    #[error("Session is {0}; it can no longer be joined")]
-    NotLive(SessionStatus),
-    /// A field of the request is wrong.
-    #[error("{field}: {message}")]
-    Validation {
-        /// The request field at fault.
-        field: &'static str,
-        /// Why.
-        message: String,
-    },
-    /// The media server failed.
-    #[error(transparent)]
-    Room(#[from] RoomError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(StoreError),
-    /// Token minting failed.
-    #[error(transparent)]
-    Token(#[from] TokenError),
-    /// A webhook delivery was refused.
-    #[error(transparent)]
-    Webhook(#[from] WebhookError),
-    /// The language model failed (after its retries).
-    #[error(transparent)]
-    Llm(#[from] LlmError),
-    /// A speech service failed.
-    #[error(transparent)]
-    Speech(#[from] SpeechError),
-}
-
-impl From<StoreError> for SessionError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => SessionError::NotFound,
-            // The client's value, not an outage: a 4xx, so nobody retries it.
-            StoreError::Invalid(message) => SessionError::Validation {
-                field: "body",
-                message,
-            },
-            other => SessionError::Store(other),
-        }
-    }
-}
-
-impl SessionError {
-    /// Stable machine-readable code, used as `code` in error bodies.
-    pub fn code(&self) -> &'static str {
-        match self {
-            SessionError::NotFound => "session_not_found",
-            SessionError::ParticipantNotFound(_) => "participant_not_found",
-            SessionError::RoomNameTaken(_) => "room_name_taken",
-            SessionError::NotLive(_) => "session_not_live",
-            SessionError::Validation { .. } => "validation_error",
-            SessionError::Room(RoomError::NotFound(_)) => "livekit_not_found",
-            SessionError::Room(RoomError::Unauthorized(_)) => "livekit_unauthorized",
-            SessionError::Room(RoomError::Rejected(_)) => "livekit_rejected",
-            SessionError::Room(RoomError::Unavailable { .. }) => "livekit_unavailable",
-            SessionError::Store(_) => "store_unavailable",
-            SessionError::Token(_) => "token_error",
-            SessionError::Webhook(WebhookError::Unauthorized(_)) => "invalid_signature",
-            SessionError::Webhook(WebhookError::Malformed(_)) => "malformed_webhook",
-            SessionError::Llm(e) => match e {
-                LlmError::NotConfigured => "llm_not_configured",
-                LlmError::ModelNotFound(_) => "llm_model_not_found",
-                LlmError::RateLimited { .. } => "llm_rate_limited",
-                LlmError::Upstream(_) => "llm_upstream_error",
-                LlmError::Rejected(_) => "llm_rejected",
-                LlmError::Timeout => "llm_timeout",
-                LlmError::Blocked(_) => "llm_blocked",
-                LlmError::Empty => "llm_empty_reply",
-                LlmError::Cancelled => "llm_cancelled",
-            },
-            SessionError::Speech(e) => match e {
-                SpeechError::NotConfigured => "tts_not_configured",
-                SpeechError::Unreachable(_) => "tts_unreachable",
-                SpeechError::Failed { .. } => "tts_failed",
-            },
-        }
-    }
-
-    fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        SessionError::Validation {
-            field,
-            message: message.into(),
-        }
-    }
-}
 
 /// What a client asks for when it starts a session.
 #[derive(Debug, Clone, PartialEq, Default)]
