@@ -1,7 +1,7 @@
 # June Orchestrator — the front door. `make help` lists the targets.
 CARGO ?= cargo
 
-.PHONY: help run build release test unit doctest fmt fmt-check lint check-deps conformance-deps deploy-check python-client schemathesis-deps docker bench bench-profile bench-deps openapi clean
+.PHONY: help run build release test unit doctest examples fmt fmt-check lint check-deps conformance-deps deploy-check python-client schemathesis-deps docker bench bench-profile bench-deps openapi clean
 
 PYTHON ?= python3
 # LiveKit's official Python server SDK, the conformance peer of tests/api/conformance.rs.
@@ -19,7 +19,7 @@ build: ## Debug build of everything
 release: ## Release build: target/release/june-orchestrator
 	$(CARGO) build --release --bin june-orchestrator
 
-test: fmt-check lint check-deps deploy-check conformance-deps python-client schemathesis-deps doctest unit ## Everything CI runs: format, lints, layering rule, deployment files, all tests
+test: fmt-check lint check-deps deploy-check conformance-deps python-client schemathesis-deps doctest examples unit ## Everything CI runs: format, lints, layering rule, deployment files, all tests
 
 conformance-deps: .venv/.livekit-sdk ## Install LiveKit's Python SDK into .venv (conformance peer)
 
@@ -63,6 +63,9 @@ unit: ## Every unit, adapter, HTTP and end-to-end test (nextest)
 
 doctest: ## Doc examples (nextest skips them)
 	$(CARGO) test --workspace --doc --all-features
+
+examples: ## Build and run the embedding example of june-domain (crates/domain/examples)
+	$(CARGO) run -q -p june-domain --example embed
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

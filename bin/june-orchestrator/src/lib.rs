@@ -18,8 +18,8 @@ use june_auth::{ApiKeys, Chain, Oidc, OidcConfig};
 use june_domain::Authenticator;
 use june_domain::ports::{ChatModel, SpeechToText, SystemClock, TextToSpeech};
 use june_domain::{
-    ConversationPolicy, ConversationPorts, ConversationService, LifecyclePorts, LifecycleService,
-    SessionPolicy, SessionService, VoiceConfig, VoicePorts, VoiceService,
+    ConversationPolicy, Domain, DomainPolicies, DomainPorts, LifecycleService, SessionPolicy,
+    VoiceConfig,
 };
 use june_http_api::auth::{Rate, RateLimits};
 use june_http_api::{ApiConfig, AppState};
@@ -232,56 +232,36 @@ impl Application {
             max_participants: s.max_participants,
             default_language: s.default_language.clone(),
         };
-        // Room adoption (`voice.adopt_rooms`, design §8.1): finals and signed room_started
-        // for a room LiveKit has and no session owns create a room session.
-        let adopter = settings.voice.adopt_rooms.then(|| {
-            june_domain::RoomAdopter::new(
-                stores.sessions.clone(),
-                rooms.clone(),
-                Arc::new(SystemClock),
-                &policy,
-            )
-        });
-        let sessions = SessionService::new(
-            stores.sessions.clone(),
-            stores.history.clone(),
-            stores.health.clone(),
-            rooms.clone(),
-            Arc::new(tokens),
-            Arc::new(SystemClock),
-            policy,
-        );
         let ai = ai(&settings)?;
-        let conversation = ConversationService::new(
-            ConversationPorts {
-                sessions: stores.sessions.clone(),
-                history: stores.history.clone(),
-                llm: ai.llm.clone(),
-                tts: ai.tts.clone(),
-                stt: ai.stt.clone(),
-                clock: Arc::new(SystemClock),
-            },
-            ai.policy.clone(),
-        );
         let v = &settings.voice;
-        let voice = VoiceService::new(
-            VoicePorts {
-                sessions: stores.sessions.clone(),
-                voice_state: stores.voice.clone(),
-                history: stores.history.clone(),
-                llm: ai.llm,
-                tts: ai.tts,
-                dispatcher: Some(Arc::new(LiveKitAgentDispatcher::new(
-                    &settings.livekit_api_url(),
-                    &lk.api_key,
-                    &lk.api_secret,
-                    Duration::from_millis(lk.request_timeout_ms),
-                ))),
-                clock: Arc::new(SystemClock),
-                observer: Arc::new(june_http_api::metrics::PrometheusTurns),
-            },
-            ai.policy,
-            VoiceConfig {
+        let ports = DomainPorts {
+            sessions: stores.sessions,
+            presence: stores.presence,
+            voice_state: stores.voice,
+            leases: stores.leases,
+            health: stores.health,
+            history: stores.history,
+            events: stores.events,
+            idempotency: stores.idempotency,
+            rooms,
+            tokens: Arc::new(tokens),
+            verifier: Arc::new(verifier),
+            dispatcher: Some(Arc::new(LiveKitAgentDispatcher::new(
+                &settings.livekit_api_url(),
+                &lk.api_key,
+                &lk.api_secret,
+                Duration::from_millis(lk.request_timeout_ms),
+            ))),
+            llm: ai.llm,
+            tts: ai.tts,
+            stt: ai.stt,
+            clock: Arc::new(SystemClock),
+            observer: Arc::new(june_http_api::metrics::PrometheusTurns),
+        };
+        let policies = DomainPolicies {
+            sessions: policy,
+            conversation: ai.policy,
+            voice: VoiceConfig {
                 stt_agent: v.stt_agent_name.clone(),
                 tts_agent: v.tts_agent_name.clone(),
                 orchestrator_url: v.public_url.clone(),
@@ -289,26 +269,16 @@ impl Application {
                 duplicate_window: chrono::Duration::milliseconds(v.duplicate_window_ms),
                 max_sentence_chars: v.max_sentence_chars,
             },
-        );
-        let voice = match &adopter {
-            Some(adopter) => voice.with_adoption(adopter.clone()),
-            None => voice,
+            adopt_rooms: v.adopt_rooms,
         };
+        let Domain {
+            sessions,
+            lifecycle,
+            conversation,
+            voice,
+            idempotency,
+        } = Domain::new(ports, policies);
         june_http_api::metrics::handle();
-        let lifecycle = LifecycleService::new(LifecyclePorts {
-            sessions: stores.sessions,
-            presence: stores.presence,
-            leases: stores.leases,
-            events: stores.events,
-            rooms,
-            verifier: Arc::new(verifier),
-            clock: Arc::new(SystemClock),
-        })
-        .with_voice(voice.clone());
-        let lifecycle = match adopter {
-            Some(adopter) => lifecycle.with_adoption(adopter),
-            None => lifecycle,
-        };
         let reaper = settings.reaper.enabled.then(|| {
             spawn_reaper(
                 lifecycle.clone(),
@@ -320,7 +290,7 @@ impl Application {
             sessions,
             lifecycle,
             conversation,
-            idempotency: stores.idempotency.clone(),
+            idempotency,
             voice,
             auth: authenticator(&settings)?,
             rate_limits: Arc::new(RateLimits::new(

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
+use crate::adoption::{ROOM_CACHE_MAX, ROOM_CACHE_TTL};
 use crate::memory::{InMemoryRooms, InMemoryStore};
 use crate::ports::*;
 use crate::*;

@@ -323,7 +323,7 @@ pub struct ConversationService {
 }
 
 /// Builder arguments of [`ConversationService`].
-pub struct ConversationPorts {
+pub(crate) struct ConversationPorts {
     /// Sessions.
     pub sessions: Arc<dyn SessionStore>,
     /// History.
@@ -339,8 +339,8 @@ pub struct ConversationPorts {
 }
 
 impl ConversationService {
-    /// Wires the service.
-    pub fn new(ports: ConversationPorts, policy: ConversationPolicy) -> Self {
+    /// Wires the service ([`Domain::new`](crate::Domain::new) is the public way).
+    pub(crate) fn new(ports: ConversationPorts, policy: ConversationPolicy) -> Self {
         ConversationService {
             sessions: ports.sessions,
             history: ports.history,

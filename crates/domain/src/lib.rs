@@ -14,8 +14,8 @@
 //! ```
 //! use std::sync::Arc;
 //! use june_domain::memory::{InMemoryRooms, InMemoryStore};
-//! use june_domain::ports::{SystemClock, TokenError, TokenIssuer};
-//! use june_domain::{IssuedToken, NewSession, SessionPolicy, SessionService, SessionStatus, TokenRequest};
+//! use june_domain::ports::{TokenError, TokenIssuer, WebhookError, WebhookVerifier};
+//! use june_domain::{Domain, DomainPorts, IssuedToken, LiveKitEvent, NewSession, SessionStatus, TokenRequest};
 //!
 //! /// A real issuer signs a JWT (see june-livekit-adapter); this one just names the grant.
 //! struct PlainTokens;
@@ -25,13 +25,22 @@
 //!     }
 //! }
 //!
+//! /// This example takes no webhooks (examples/embed.rs does).
+//! struct NoWebhooks;
+//! impl WebhookVerifier for NoWebhooks {
+//!     fn verify(&self, _: &[u8], _: Option<&str>) -> Result<LiveKitEvent, WebhookError> {
+//!         Err(WebhookError::Unauthorized("no webhooks here".into()))
+//!     }
+//! }
+//!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! let store = Arc::new(InMemoryStore::default());
-//! let rooms = Arc::new(InMemoryRooms::default());
-//! let sessions = SessionService::new(
-//!     store.clone(), store.clone(), store, rooms, Arc::new(PlainTokens), Arc::new(SystemClock),
-//!     SessionPolicy::default(),
+//! let ports = DomainPorts::with_store(
+//!     Arc::new(InMemoryStore::default()),
+//!     Arc::new(InMemoryRooms::default()),
+//!     Arc::new(PlainTokens),
+//!     Arc::new(NoWebhooks),
 //! );
+//! let sessions = Domain::new(ports, Default::default()).sessions;
 //!
 //! let created = sessions
 //!     .create(NewSession { user_id: "alice".into(), ..Default::default() })
@@ -52,31 +61,90 @@
 //! ```
 #![warn(missing_docs)]
 
-mod adoption;
-mod auth;
-pub mod batch;
-mod conversation;
-mod events;
-mod lifecycle;
-pub mod memory;
-mod model;
-mod policy;
-pub mod ports;
-mod service;
-mod voice;
+// The API at a glance: each module's main types are re-exported below, grouped by module;
+// the modules are public for the rest (helpers, constants), e.g. `june_domain::policy::sanitise`.
 
-pub use adoption::*;
-pub use auth::*;
-pub use conversation::*;
-pub use events::*;
-pub use lifecycle::*;
-pub use model::*;
-pub use policy::*;
-pub use service::*;
-pub use voice::*;
+pub mod adoption;
+pub mod auth;
+pub mod batch;
+pub mod conversation;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod lifecycle;
+pub mod memory;
+pub mod model;
+pub mod policy;
+pub mod ports;
+pub mod service;
+pub mod voice;
+
+// Building the services: every port, every policy, one constructor.
+pub use domain::{Domain, DomainPolicies, DomainPorts};
+
+// Sessions and what they are made of.
+pub use model::{
+    HistoryEntry, Participant, ParticipantState, Role, Room, RoomSpec, Session, SessionKind,
+    SessionStatus, Track, TrackKind,
+};
+
+// Room sessions: rooms LiveKit has and no session owns, adopted (`voice.adopt_rooms`).
+pub use adoption::RoomAdopter;
+
+// The rules: grants, lifetimes, names.
+pub use policy::{
+    Grants, IssuedToken, MAX_IDENTITY_LEN, MAX_ROOM_NAME_LEN, MAX_TTL_SECONDS, SessionPolicy,
+    TokenRequest, generated_room_name, guest_identity, room_name_problem,
+};
+
+// Who is calling.
+pub use auth::{
+    Principal, PrincipalKind, ROOM_SESSION_OWNER, api_key_identity, is_api_key_identity,
+    is_reserved_identity, is_service_identity,
+};
+
+// The domain's one error (`SessionError` is its old name).
+pub use error::{DomainError, SessionError};
+
+// The session use cases.
+pub use service::{
+    DEFAULT_PAGE, GuestToken, HISTORY_READ_LIMIT, MAX_PAGE, NewSession, SessionPage,
+    SessionService, SessionWithToken,
+};
+
+// What LiveKit tells us, and what the lifecycle keeps of it.
+pub use events::{
+    EventKind, EventParticipant, EventTrack, LiveKitEvent, ReapReport, RecordedEvent,
+    WebhookOutcome,
+};
+
+// Webhooks, the event log, the reaper.
+pub use lifecycle::{
+    EventPage, LifecycleService, REAP_BATCH, REAPER_LEASE, WEBHOOK_BATCH, WebhookReceipt,
+};
+
+// Chat turns with the language model, and speech.
+pub use conversation::{
+    ChatOutcome, ChatTurn, ConversationPolicy, ConversationService, MAX_SENTENCE_CHARS,
+    MAX_USER_TEXT, NoDeltas, SentenceSplitter,
+};
+
+// The voice loop.
+pub use voice::{
+    BotDispatch, PendingTurn, Transcript, TranscriptOutcome, TurnOutcome, TurnReport, VoiceConfig,
+    VoiceService,
+};
 
 // Ports that used to live at the crate root, where downstream code still names them.
 pub use ports::{AuthError, Authenticator, NoObserver, TurnObserver};
+
+// What the crate's own tests build single services from (`use crate::*`).
+#[cfg(test)]
+pub(crate) use {
+    conversation::{ConversationPorts, window},
+    lifecycle::LifecyclePorts,
+    voice::VoicePorts,
+};
 
 #[cfg(test)]
 mod adoption_tests;

@@ -54,7 +54,7 @@ pub struct EventPage {
 pub const REAPER_LEASE: &str = "reaper";
 
 /// The ports [`LifecycleService`] works with.
-pub struct LifecyclePorts {
+pub(crate) struct LifecyclePorts {
     /// Sessions: found by room, status steps, the reaper's listing.
     pub sessions: Arc<dyn SessionStore>,
     /// Who is in each room.
@@ -91,8 +91,9 @@ pub struct LifecycleService {
 }
 
 impl LifecycleService {
-    /// Wires the service to its adapters.
-    pub fn new(ports: LifecyclePorts) -> Self {
+    /// Wires the service to its adapters ([`Domain::new`](crate::Domain::new) is the public
+    /// way; this one builds a service alone for the crate's tests).
+    pub(crate) fn new(ports: LifecyclePorts) -> Self {
         LifecycleService {
             instance: Uuid::new_v4().to_string(),
             sessions: ports.sessions,
@@ -109,7 +110,7 @@ impl LifecycleService {
     }
 
     /// Lets `track_published` events claim the voice bots' dispatch.
-    pub fn with_voice(mut self, voice: crate::voice::VoiceService) -> Self {
+    pub(crate) fn with_voice(mut self, voice: crate::voice::VoiceService) -> Self {
         self.voice = Some(voice);
         self
     }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::auth::Principal;
+pub use crate::error::SessionError;
 use crate::model::{
     HistoryEntry, Participant, Room, RoomSpec, Session, SessionKind, SessionStatus,
 };
@@ -13,8 +15,8 @@ use crate::policy::{
     generated_room_name, guest_identity, room_name_problem,
 };
 use crate::ports::{
-    Clock, HistoryStore, LlmError, PageCursor, RoomError, RoomService, SessionFilter, SessionStore,
-    SpeechError, StoreError, StoreHealth, TokenError, TokenIssuer, WebhookError,
+    Clock, HistoryStore, PageCursor, RoomError, RoomService, SessionFilter, SessionStore,
+    StoreError, StoreHealth, TokenIssuer,
 };
 
 /// Largest page of a session listing.
@@ -23,108 +25,6 @@ pub const MAX_PAGE: u32 = 200;
 pub const DEFAULT_PAGE: u32 = 50;
 /// History entries returned by a read (the newest ones).
 pub const HISTORY_READ_LIMIT: u32 = 1000;
-
-/// What a session use case can fail with. Each variant has a stable machine [`code`](Self::code);
-/// the HTTP layer picks the status.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    /// No such session (or it is already ended, for a delete).
-    #[error("Session not found")]
-    NotFound,
-    /// The participant is not in the session's room.
-    #[error("Participant {0} is not in the room")]
-    ParticipantNotFound(String),
-    /// A live session already uses the room name.
-    #[error("Room name {0} is already used by a live session")]
-    RoomNameTaken(String),
-    /// The session is over; it cannot be joined.
-    #[error("Session is {0}; it can no longer be joined")]
-    NotLive(SessionStatus),
-    /// A field of the request is wrong.
-    #[error("{field}: {message}")]
-    Validation {
-        /// The request field at fault.
-        field: &'static str,
-        /// Why.
-        message: String,
-    },
-    /// The media server failed.
-    #[error(transparent)]
-    Room(#[from] RoomError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(StoreError),
-    /// Token minting failed.
-    #[error(transparent)]
-    Token(#[from] TokenError),
-    /// A webhook delivery was refused.
-    #[error(transparent)]
-    Webhook(#[from] WebhookError),
-    /// The language model failed (after its retries).
-    #[error(transparent)]
-    Llm(#[from] LlmError),
-    /// A speech service failed.
-    #[error(transparent)]
-    Speech(#[from] SpeechError),
-}
-
-impl From<StoreError> for SessionError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => SessionError::NotFound,
-            // The client's value, not an outage: a 4xx, so nobody retries it.
-            StoreError::Invalid(message) => SessionError::Validation {
-                field: "body",
-                message,
-            },
-            other => SessionError::Store(other),
-        }
-    }
-}
-
-impl SessionError {
-    /// Stable machine-readable code, used as `code` in error bodies.
-    pub fn code(&self) -> &'static str {
-        match self {
-            SessionError::NotFound => "session_not_found",
-            SessionError::ParticipantNotFound(_) => "participant_not_found",
-            SessionError::RoomNameTaken(_) => "room_name_taken",
-            SessionError::NotLive(_) => "session_not_live",
-            SessionError::Validation { .. } => "validation_error",
-            SessionError::Room(RoomError::NotFound(_)) => "livekit_not_found",
-            SessionError::Room(RoomError::Unauthorized(_)) => "livekit_unauthorized",
-            SessionError::Room(RoomError::Rejected(_)) => "livekit_rejected",
-            SessionError::Room(RoomError::Unavailable { .. }) => "livekit_unavailable",
-            SessionError::Store(_) => "store_unavailable",
-            SessionError::Token(_) => "token_error",
-            SessionError::Webhook(WebhookError::Unauthorized(_)) => "invalid_signature",
-            SessionError::Webhook(WebhookError::Malformed(_)) => "malformed_webhook",
-            SessionError::Llm(e) => match e {
-                LlmError::NotConfigured => "llm_not_configured",
-                LlmError::ModelNotFound(_) => "llm_model_not_found",
-                LlmError::RateLimited { .. } => "llm_rate_limited",
-                LlmError::Upstream(_) => "llm_upstream_error",
-                LlmError::Rejected(_) => "llm_rejected",
-                LlmError::Timeout => "llm_timeout",
-                LlmError::Blocked(_) => "llm_blocked",
-                LlmError::Empty => "llm_empty_reply",
-                LlmError::Cancelled => "llm_cancelled",
-            },
-            SessionError::Speech(e) => match e {
-                SpeechError::NotConfigured => "tts_not_configured",
-                SpeechError::Unreachable(_) => "tts_unreachable",
-                SpeechError::Failed { .. } => "tts_failed",
-            },
-        }
-    }
-
-    fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        SessionError::Validation {
-            field,
-            message: message.into(),
-        }
-    }
-}
 
 /// What a client asks for when it starts a session.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -187,8 +87,9 @@ pub struct SessionService {
 }
 
 impl SessionService {
-    /// Wires the service to its adapters.
-    pub fn new(
+    /// Wires the service to its adapters ([`Domain::new`](crate::Domain::new) is the public
+    /// way; this one builds a service alone for the crate's tests).
+    pub(crate) fn new(
         store: Arc<dyn SessionStore>,
         history: Arc<dyn HistoryStore>,
         health: Arc<dyn StoreHealth>,
@@ -324,6 +225,22 @@ impl SessionService {
     #[tracing::instrument(skip_all, fields(session_id = %id))]
     pub async fn get(&self, id: Uuid) -> Result<SessionWithToken, SessionError> {
         let session = self.current(id).await?;
+        self.with_token(session)
+    }
+
+    /// [`get`](Self::get) for `caller`: someone else's session is `NotFound`. One read.
+    #[tracing::instrument(skip_all, fields(session_id = %id))]
+    pub async fn get_for(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+    ) -> Result<SessionWithToken, SessionError> {
+        let session = self.owned(caller, id).await?;
+        self.with_token(session)
+    }
+
+    /// The session (as it stands now) with an owner token if it is live.
+    fn with_token(&self, session: Session) -> Result<SessionWithToken, SessionError> {
         let now = self.clock.now();
         let token = if session.status.is_live() && session.kind == SessionKind::Owned {
             Some(self.owner_token(&session, now)?)
@@ -374,6 +291,18 @@ impl SessionService {
     #[tracing::instrument(skip_all, fields(session_id = %id))]
     pub async fn end(&self, id: Uuid) -> Result<Session, SessionError> {
         let session = self.current(id).await?;
+        self.end_read(session).await
+    }
+
+    /// [`end`](Self::end) for `caller`: someone else's session is `NotFound`. One read, one
+    /// room deletion, one update.
+    #[tracing::instrument(skip_all, fields(session_id = %id))]
+    pub async fn end_for(&self, caller: &Principal, id: Uuid) -> Result<Session, SessionError> {
+        let session = self.owned(caller, id).await?;
+        self.end_read(session).await
+    }
+
+    async fn end_read(&self, session: Session) -> Result<Session, SessionError> {
         if !session.status.is_live() {
             return Err(SessionError::NotFound);
         }
@@ -383,7 +312,7 @@ impl SessionService {
         let now = self.clock.now();
         Ok(self
             .store
-            .advance_status(id, SessionStatus::Ended, now)
+            .advance_status(session.id, SessionStatus::Ended, now)
             .await?
             .session)
     }
@@ -394,9 +323,34 @@ impl SessionService {
         Ok(self.rooms.list_participants(&session.room_name).await?)
     }
 
+    /// [`participants`](Self::participants) for `caller`. One read.
+    pub async fn participants_for(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+    ) -> Result<Vec<Participant>, SessionError> {
+        let session = self.authorize(caller, id).await?;
+        Ok(self.rooms.list_participants(&session.room_name).await?)
+    }
+
     /// Disconnects a participant from the session's room.
     pub async fn remove_participant(&self, id: Uuid, identity: &str) -> Result<(), SessionError> {
         let session = self.store.get(id).await?;
+        self.remove_from(&session, identity).await
+    }
+
+    /// [`remove_participant`](Self::remove_participant) for `caller`. One read.
+    pub async fn remove_participant_for(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+        identity: &str,
+    ) -> Result<(), SessionError> {
+        let session = self.authorize(caller, id).await?;
+        self.remove_from(&session, identity).await
+    }
+
+    async fn remove_from(&self, session: &Session, identity: &str) -> Result<(), SessionError> {
         match self
             .rooms
             .remove_participant(&session.room_name, identity)
@@ -417,21 +371,33 @@ impl SessionService {
         ttl_seconds: Option<i64>,
         can_publish: bool,
     ) -> Result<GuestToken, SessionError> {
-        let guest_name = guest_name.trim();
-        if guest_name.is_empty() {
-            return Err(SessionError::invalid("guest_name", "must not be empty"));
-        }
-        if guest_name.len() > MAX_IDENTITY_LEN {
-            return Err(SessionError::invalid("guest_name", "is too long"));
-        }
-        if guest_name.chars().any(char::is_control) {
-            return Err(SessionError::invalid(
-                "guest_name",
-                "must not contain control characters",
-            ));
-        }
-        validate_ttl(ttl_seconds)?;
+        validate_guest(guest_name, ttl_seconds)?;
         let session = self.current(id).await?;
+        self.guest_token_of(session, guest_name, ttl_seconds, can_publish)
+    }
+
+    /// [`guest_token`](Self::guest_token) for a session already read through
+    /// [`authorize`](Self::authorize): no second read.
+    pub fn guest_token_in(
+        &self,
+        mut session: Session,
+        guest_name: &str,
+        ttl_seconds: Option<i64>,
+        can_publish: bool,
+    ) -> Result<GuestToken, SessionError> {
+        validate_guest(guest_name, ttl_seconds)?;
+        session.status = session.effective_status(self.clock.now());
+        self.guest_token_of(session, guest_name, ttl_seconds, can_publish)
+    }
+
+    fn guest_token_of(
+        &self,
+        session: Session,
+        guest_name: &str,
+        ttl_seconds: Option<i64>,
+        can_publish: bool,
+    ) -> Result<GuestToken, SessionError> {
+        let guest_name = guest_name.trim();
         if !session.status.is_live() {
             return Err(SessionError::NotLive(session.status));
         }
@@ -459,25 +425,52 @@ impl SessionService {
         Ok(self.history.recent(id, HISTORY_READ_LIMIT).await?)
     }
 
+    /// [`history`](Self::history) for `caller`: one session read, one history read.
+    pub async fn history_for(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+    ) -> Result<Vec<HistoryEntry>, SessionError> {
+        self.authorize(caller, id).await?;
+        Ok(self.history.recent(id, HISTORY_READ_LIMIT).await?)
+    }
+
     /// Forgets the session's conversation.
     pub async fn clear_history(&self, id: Uuid) -> Result<(), SessionError> {
         self.store.get(id).await?;
         Ok(self.history.clear(id).await?)
     }
 
-    /// The session, if `caller` may see it. Someone else's session is `NotFound` (not a
-    /// 403): callers learn nothing about sessions that are not theirs.
-    pub async fn authorize(
+    /// [`clear_history`](Self::clear_history) for `caller`. One session read.
+    pub async fn clear_history_for(
         &self,
-        caller: &crate::auth::Principal,
+        caller: &Principal,
         id: Uuid,
-    ) -> Result<Session, SessionError> {
+    ) -> Result<(), SessionError> {
+        self.authorize(caller, id).await?;
+        Ok(self.history.clear(id).await?)
+    }
+
+    /// The session, if `caller` may see it, as stored (one read). Someone else's session is
+    /// `NotFound` (not a 403): callers learn nothing about sessions that are not theirs.
+    ///
+    /// The `*_for(caller, id, …)` entry points (`get_for`, `end_for`, `history_for`, …)
+    /// authorize and act on the session read once; prefer them to `authorize` followed by
+    /// the id-taking use case, which reads the session again.
+    pub async fn authorize(&self, caller: &Principal, id: Uuid) -> Result<Session, SessionError> {
         let session = self.store.get(id).await?;
         if caller.may_act_as(&session.user_id) {
             Ok(session)
         } else {
             Err(SessionError::NotFound)
         }
+    }
+
+    /// [`authorize`](Self::authorize), with the status as it stands now (see `current`).
+    async fn owned(&self, caller: &Principal, id: Uuid) -> Result<Session, SessionError> {
+        let mut session = self.authorize(caller, id).await?;
+        session.status = session.effective_status(self.clock.now());
+        Ok(session)
     }
 
     /// Connections open and idle in the store's pool, if it has one.
@@ -520,7 +513,7 @@ impl SessionService {
     /// The live session that owns `room_name`, if `caller` may act for its owner.
     pub async fn live_by_room(
         &self,
-        caller: &crate::auth::Principal,
+        caller: &Principal,
         room_name: &str,
     ) -> Result<Session, SessionError> {
         // No session has a name outside the room-name rules: not found, without a lookup.
@@ -582,6 +575,25 @@ fn validate_ttl(ttl_seconds: Option<i64>) -> Result<(), SessionError> {
         )),
         _ => Ok(()),
     }
+}
+
+/// A guest's display name (trimmed: not empty, not too long, no control characters) and the
+/// lifetime asked for.
+fn validate_guest(guest_name: &str, ttl_seconds: Option<i64>) -> Result<(), SessionError> {
+    let guest_name = guest_name.trim();
+    if guest_name.is_empty() {
+        return Err(SessionError::invalid("guest_name", "must not be empty"));
+    }
+    if guest_name.len() > MAX_IDENTITY_LEN {
+        return Err(SessionError::invalid("guest_name", "is too long"));
+    }
+    if guest_name.chars().any(char::is_control) {
+        return Err(SessionError::invalid(
+            "guest_name",
+            "must not contain control characters",
+        ));
+    }
+    validate_ttl(ttl_seconds)
 }
 
 fn validate_identity(field: &'static str, value: &str) -> Result<String, SessionError> {

@@ -234,7 +234,7 @@ pub struct VoiceService {
 }
 
 /// Builder arguments of [`VoiceService`].
-pub struct VoicePorts {
+pub(crate) struct VoicePorts {
     /// Sessions (found by room name).
     pub sessions: Arc<dyn SessionStore>,
     /// Turn generations, dispatch claims, transcript dedupe.
@@ -254,8 +254,8 @@ pub struct VoicePorts {
 }
 
 impl VoiceService {
-    /// Wires the service.
-    pub fn new(ports: VoicePorts, policy: ConversationPolicy, config: VoiceConfig) -> Self {
+    /// Wires the service ([`Domain::new`](crate::Domain::new) is the public way).
+    pub(crate) fn new(ports: VoicePorts, policy: ConversationPolicy, config: VoiceConfig) -> Self {
         VoiceService {
             sessions: ports.sessions,
             voice_state: ports.voice_state,

@@ -5,15 +5,28 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use june_domain::ports::*;
-use june_domain::{
-    ConversationPolicy, EventKind, LiveKitEvent, NoObserver, Room, VoiceConfig, VoicePorts,
-    VoiceService,
-};
+use june_domain::{DomainPorts, EventKind, IssuedToken, LiveKitEvent, Room, SessionService};
 use june_http_api::{AppState, app};
 use serde_json::{Value, json};
 
 mod common;
 use common::state;
+
+fn tokens() -> MockTokenIssuer {
+    let mut t = MockTokenIssuer::new();
+    t.expect_issue().returning(|r| {
+        Ok(IssuedToken {
+            jwt: format!("jwt:{}:{}", r.identity, r.grants.room),
+            expires_at: chrono::Utc::now() + r.ttl,
+        })
+    });
+    t
+}
+
+/// The app's state over `ports`, built the one way the binary builds it.
+fn state_over(ports: DomainPorts) -> AppState {
+    common::StateBuilder::over(ports).build()
+}
 
 fn happy_rooms() -> MockRoomService {
     let mut rooms = MockRoomService::new();
@@ -576,28 +589,18 @@ async fn a_slow_bot_dispatch_does_not_delay_the_webhook_answer() {
     };
     let (open, gate) = tokio::sync::oneshot::channel();
     let (done, mut dispatched) = tokio::sync::mpsc::unbounded_channel();
-    let voice = VoiceService::new(
-        VoicePorts {
-            sessions: store.clone(),
-            voice_state: store.clone(),
-            history: store.clone(),
-            llm: None,
-            tts: None,
-            dispatcher: Some(Arc::new(GatedDispatcher {
-                gate: tokio::sync::Mutex::new(Some(gate)),
-                done,
-            })),
-            clock: Arc::new(SystemClock),
-            observer: Arc::new(NoObserver),
-        },
-        ConversationPolicy::default(),
-        VoiceConfig::default(),
-    );
-    let st = state()
-        .on_store(store)
-        .verifier(verifier_returning(Ok(microphone)))
-        .voice(voice)
-        .build();
+    let st = state_over(DomainPorts {
+        dispatcher: Some(Arc::new(GatedDispatcher {
+            gate: tokio::sync::Mutex::new(Some(gate)),
+            done,
+        })),
+        ..DomainPorts::with_store(
+            store.clone(),
+            Arc::new(MockRoomService::new()),
+            Arc::new(tokens()),
+            Arc::new(verifier_returning(Ok(microphone))),
+        )
+    });
 
     // Act: the delivery is answered while the dispatcher still waits on its gate.
     let (status, body, _) = call(st, webhook("{}")).await;
@@ -612,4 +615,109 @@ async fn a_slow_bot_dispatch_does_not_delay_the_webhook_answer() {
     open.send(()).unwrap();
     assert_eq!(dispatched.recv().await.as_deref(), Some("june-stt"));
     assert_eq!(dispatched.recv().await.as_deref(), Some("june-tts"));
+}
+
+fn live_session(user: &str) -> june_domain::Session {
+    june_testkit::session()
+        .user(user)
+        .room(&format!("room-{user}"))
+        .sid(&format!("RM_{user}"))
+        .status(june_domain::SessionStatus::Active)
+        .build()
+}
+
+/// Authorizing and reading the history share one read of the session.
+#[actix_web::test]
+async fn get_history_reads_the_session_once() {
+    // Arrange
+    let session = live_session("hana");
+    let id = session.id;
+    let mut store = MockSessionStore::new();
+    let found = session.clone();
+    store
+        .expect_get()
+        .times(1)
+        .returning(move |_| Ok(found.clone()));
+    let mut history = MockHistoryStore::new();
+    history.expect_recent().times(1).returning(|_, _| {
+        Ok(vec![june_domain::HistoryEntry::new(
+            june_domain::Role::User,
+            "hello",
+            chrono::Utc::now(),
+        )])
+    });
+    let mut st = state().build();
+    st.sessions = sessions_over(store, history, MockRoomService::new());
+
+    // Act
+    let (status, body, _) = call(
+        st,
+        TestRequest::get().uri(&format!("/api/sessions/{id}/history")),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["history"][0]["content"], "hello");
+}
+
+/// Authorizing and ending share one read of the session: one read, one room deletion, one
+/// status update.
+#[actix_web::test]
+async fn delete_session_reads_the_session_once() {
+    // Arrange
+    let session = live_session("ines");
+    let id = session.id;
+    let mut store = MockSessionStore::new();
+    let found = session.clone();
+    store
+        .expect_get()
+        .times(1)
+        .returning(move |_| Ok(found.clone()));
+    store
+        .expect_advance_status()
+        .times(1)
+        .returning(move |_, to, at| {
+            let mut ended = session.clone();
+            ended.status = to;
+            ended.ended_at = Some(at);
+            Ok(Transition {
+                session: ended,
+                changed: true,
+            })
+        });
+    let mut rooms = MockRoomService::new();
+    rooms.expect_delete_room().times(1).returning(|_| Ok(()));
+    let mut st = state().build();
+    st.sessions = sessions_over(store, MockHistoryStore::new(), rooms);
+
+    // Act
+    let (status, body, _) = call(
+        st,
+        TestRequest::delete().uri(&format!("/api/sessions/{id}")),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "deleted");
+}
+
+fn sessions_over(
+    store: MockSessionStore,
+    history: MockHistoryStore,
+    rooms: MockRoomService,
+) -> SessionService {
+    state_over(DomainPorts {
+        sessions: Arc::new(store),
+        history: Arc::new(history),
+        rooms: Arc::new(rooms),
+        ..DomainPorts::with_store(
+            Arc::new(june_domain::memory::InMemoryStore::default()),
+            Arc::new(MockRoomService::new()),
+            Arc::new(tokens()),
+            Arc::new(MockWebhookVerifier::new()),
+        )
+    })
+    .sessions
 }

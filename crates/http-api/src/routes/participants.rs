@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::owned_session;
+use super::session_id;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::dto::{ParticipantDto, ParticipantRemoved};
@@ -26,8 +26,8 @@ pub async fn list_participants(
     Caller(caller): Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = owned_session(&state, &caller, &path).await?;
-    let people = state.sessions.participants(id).await?;
+    let id = session_id(&path)?;
+    let people = state.sessions.participants_for(&caller, id).await?;
     let body: Vec<ParticipantDto> = people.into_iter().map(Into::into).collect();
     Ok(HttpResponse::Ok().json(body))
 }
@@ -51,8 +51,11 @@ pub async fn remove_participant(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (raw_id, identity) = path.into_inner();
-    let id = owned_session(&state, &caller, &raw_id).await?;
-    state.sessions.remove_participant(id, &identity).await?;
+    let id = session_id(&raw_id)?;
+    state
+        .sessions
+        .remove_participant_for(&caller, id, &identity)
+        .await?;
     tracing::info!(session_id = %id, participant = %identity, "participant removed");
     Ok(HttpResponse::Ok().json(ParticipantRemoved {
         status: "removed",

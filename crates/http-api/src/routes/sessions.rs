@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use june_domain::{NewSession, SessionStatus};
 
-use super::owned_session;
+use super::session_id;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::dto::{
@@ -109,8 +109,8 @@ pub async fn get_session(
     Caller(caller): Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = owned_session(&state, &caller, &path).await?;
-    let found = state.sessions.get(id).await?;
+    let id = session_id(&path)?;
+    let found = state.sessions.get_for(&caller, id).await?;
     Ok(HttpResponse::Ok().json(SessionResponse::new(found, &state.config.livekit_url)))
 }
 
@@ -179,8 +179,8 @@ pub async fn delete_session(
     Caller(caller): Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = owned_session(&state, &caller, &path).await?;
-    state.sessions.end(id).await?;
+    let id = session_id(&path)?;
+    state.sessions.end_for(&caller, id).await?;
     tracing::info!(session_id = %id, "session deleted");
     Ok(HttpResponse::Ok().json(SessionDeleted {
         status: "deleted",
@@ -209,7 +209,10 @@ pub async fn create_guest_token(
     path: web::Path<String>,
     ValidJson(body): ValidJson<GuestTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = owned_session(&state, &caller, &path).await?;
+    let session = state
+        .sessions
+        .authorize(&caller, session_id(&path)?)
+        .await?;
     if let Some(body_id) = body.session_id.as_deref()
         && body_id != path.as_str()
     {
@@ -218,15 +221,12 @@ pub async fn create_guest_token(
             "must equal the session id in the path",
         ));
     }
-    let guest = state
-        .sessions
-        .guest_token(
-            id,
-            &body.guest_name,
-            body.ttl_seconds,
-            body.can_publish.unwrap_or(true),
-        )
-        .await?;
+    let guest = state.sessions.guest_token_in(
+        session,
+        &body.guest_name,
+        body.ttl_seconds,
+        body.can_publish.unwrap_or(true),
+    )?;
     Ok(HttpResponse::Ok().json(GuestTokenResponse::new(guest, &state.config.livekit_url)))
 }
 
@@ -247,8 +247,8 @@ pub async fn get_history(
     Caller(caller): Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = owned_session(&state, &caller, &path).await?;
-    let history = state.sessions.history(id).await?;
+    let id = session_id(&path)?;
+    let history = state.sessions.history_for(&caller, id).await?;
     Ok(HttpResponse::Ok().json(HistoryResponse {
         session_id: id.to_string(),
         history: history.into_iter().map(Into::into).collect(),
@@ -272,8 +272,8 @@ pub async fn clear_history(
     Caller(caller): Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = owned_session(&state, &caller, &path).await?;
-    state.sessions.clear_history(id).await?;
+    let id = session_id(&path)?;
+    state.sessions.clear_history_for(&caller, id).await?;
     Ok(HttpResponse::Ok().json(HistoryCleared {
         status: "cleared",
         session_id: id.to_string(),

@@ -1,72 +1,94 @@
 //! The whole app's state over mocked ports, for the in-process HTTP tests: `state()` gives
 //! every port as a mock with no expectations (a call the test did not expect fails it), except
 //! that tokens are minted (`jwt:{identity}:{room}`) and the store answers readiness pings.
-//! A test hands in the ports its case touches, or `on_store` an in-memory store.
+//! A test hands in the ports its case touches, or `on_store` an in-memory store; the services
+//! are built with `Domain::new`, as the binary builds them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use june_domain::memory::InMemoryStore;
 use june_domain::ports::*;
-use june_domain::{
-    ConversationPolicy, ConversationPorts, ConversationService, IssuedToken, LifecyclePorts,
-    LifecycleService, NoObserver, SessionPolicy, SessionService, VoiceConfig, VoicePorts,
-    VoiceService,
-};
+use june_domain::{Domain, DomainPolicies, DomainPorts, IssuedToken, NoObserver};
 use june_http_api::{ApiConfig, AppState};
 
 /// Builds an [`AppState`]; see the module docs for the defaults.
 #[must_use]
 pub struct StateBuilder {
-    sessions: Arc<dyn SessionStore>,
-    presence: Arc<dyn PresenceStore>,
-    leases: Arc<dyn LeaseStore>,
-    events: Arc<dyn EventStore>,
-    rooms: Arc<dyn RoomService>,
-    verifier: Arc<dyn WebhookVerifier>,
-    idempotency: Arc<dyn IdempotencyStore>,
+    ports: DomainPorts,
     auth: Option<Arc<dyn june_domain::Authenticator>>,
-    voice: Option<VoiceService>,
 }
 
 pub fn state() -> StateBuilder {
+    let mut tokens = MockTokenIssuer::new();
+    tokens.expect_issue().returning(|r| {
+        Ok(IssuedToken {
+            jwt: format!("jwt:{}:{}", r.identity, r.grants.room),
+            expires_at: chrono::Utc::now() + r.ttl,
+        })
+    });
+    // The store answers readiness pings; it has no pool.
+    let mut health = MockStoreHealth::new();
+    health.expect_ping().returning(|| Ok(()));
+    health.expect_pool_stats().returning(|| None);
     StateBuilder {
-        sessions: Arc::new(MockSessionStore::new()),
-        presence: Arc::new(MockPresenceStore::new()),
-        leases: Arc::new(MockLeaseStore::new()),
-        events: Arc::new(MockEventStore::new()),
-        rooms: Arc::new(MockRoomService::new()),
-        verifier: Arc::new(MockWebhookVerifier::new()),
-        idempotency: Arc::new(MockIdempotencyStore::new()),
+        ports: DomainPorts {
+            sessions: Arc::new(MockSessionStore::new()),
+            presence: Arc::new(MockPresenceStore::new()),
+            voice_state: Arc::new(MockVoiceStateStore::new()),
+            leases: Arc::new(MockLeaseStore::new()),
+            health: Arc::new(health),
+            history: Arc::new(MockHistoryStore::new()),
+            events: Arc::new(MockEventStore::new()),
+            idempotency: Arc::new(MockIdempotencyStore::new()),
+            rooms: Arc::new(MockRoomService::new()),
+            tokens: Arc::new(tokens),
+            verifier: Arc::new(MockWebhookVerifier::new()),
+            dispatcher: None,
+            llm: None,
+            tts: None,
+            stt: None,
+            clock: Arc::new(SystemClock),
+            observer: Arc::new(NoObserver),
+        },
         auth: None,
-        voice: None,
     }
 }
 
 #[allow(dead_code)] // each test binary uses some
 impl StateBuilder {
+    /// A builder over `ports` as they are.
+    pub fn over(ports: DomainPorts) -> Self {
+        StateBuilder { ports, auth: None }
+    }
+
     pub fn sessions(mut self, store: impl SessionStore + 'static) -> Self {
-        self.sessions = Arc::new(store);
+        self.ports.sessions = Arc::new(store);
         self
     }
 
     pub fn rooms(mut self, rooms: impl RoomService + 'static) -> Self {
-        self.rooms = Arc::new(rooms);
+        self.ports.rooms = Arc::new(rooms);
         self
     }
 
     pub fn verifier(mut self, verifier: impl WebhookVerifier + 'static) -> Self {
-        self.verifier = Arc::new(verifier);
+        self.ports.verifier = Arc::new(verifier);
         self
     }
 
     pub fn events(mut self, events: impl EventStore + 'static) -> Self {
-        self.events = Arc::new(events);
+        self.ports.events = Arc::new(events);
+        self
+    }
+
+    pub fn history(mut self, history: impl HistoryStore + 'static) -> Self {
+        self.ports.history = Arc::new(history);
         self
     }
 
     pub fn idempotency(mut self, keys: impl IdempotencyStore + 'static) -> Self {
-        self.idempotency = Arc::new(keys);
+        self.ports.idempotency = Arc::new(keys);
         self
     }
 
@@ -75,87 +97,40 @@ impl StateBuilder {
         self
     }
 
-    /// Sessions, presence, leases and events in `store`.
+    pub fn dispatcher(mut self, dispatcher: impl AgentDispatcher + 'static) -> Self {
+        self.ports.dispatcher = Some(Arc::new(dispatcher));
+        self
+    }
+
+    /// Every store port in `store`.
     pub fn on_store(mut self, store: Arc<InMemoryStore>) -> Self {
-        self.sessions = store.clone();
-        self.presence = store.clone();
-        self.leases = store.clone();
-        self.events = store;
+        self.ports.sessions = store.clone();
+        self.ports.presence = store.clone();
+        self.ports.voice_state = store.clone();
+        self.ports.leases = store.clone();
+        self.ports.history = store.clone();
+        self.ports.events = store.clone();
+        self.ports.idempotency = store;
         self
     }
 
-    /// The voice loop, also handed to the webhooks (to claim the bots).
-    pub fn voice(mut self, voice: VoiceService) -> Self {
-        self.voice = Some(voice);
-        self
-    }
-
+    /// The state, built the one way the binary builds it ([`Domain::new`]).
     pub fn build(self) -> AppState {
-        let mut tokens = MockTokenIssuer::new();
-        tokens.expect_issue().returning(|r| {
-            Ok(IssuedToken {
-                jwt: format!("jwt:{}:{}", r.identity, r.grants.room),
-                expires_at: chrono::Utc::now() + r.ttl,
-            })
-        });
-        // The store answers readiness pings; it has no pool.
-        let mut health = MockStoreHealth::new();
-        health.expect_ping().returning(|| Ok(()));
-        health.expect_pool_stats().returning(|| None);
-        let mut lifecycle = LifecycleService::new(LifecyclePorts {
-            sessions: self.sessions.clone(),
-            presence: self.presence,
-            leases: self.leases,
-            events: self.events,
-            rooms: self.rooms.clone(),
-            verifier: self.verifier,
-            clock: Arc::new(SystemClock),
-        });
-        if let Some(voice) = &self.voice {
-            lifecycle = lifecycle.with_voice(voice.clone());
-        }
-        let voice = self.voice.unwrap_or_else(|| {
-            VoiceService::new(
-                VoicePorts {
-                    sessions: Arc::new(MockSessionStore::new()),
-                    voice_state: Arc::new(MockVoiceStateStore::new()),
-                    history: Arc::new(MockHistoryStore::new()),
-                    llm: None,
-                    tts: None,
-                    dispatcher: None,
-                    clock: Arc::new(SystemClock),
-                    observer: Arc::new(NoObserver),
-                },
-                ConversationPolicy::default(),
-                VoiceConfig::default(),
-            )
-        });
-        AppState {
-            sessions: SessionService::new(
-                self.sessions.clone(),
-                Arc::new(MockHistoryStore::new()),
-                Arc::new(health),
-                self.rooms,
-                Arc::new(tokens),
-                Arc::new(SystemClock),
-                SessionPolicy::default(),
-            ),
+        let Domain {
+            sessions,
             lifecycle,
-            idempotency: self.idempotency,
+            conversation,
+            voice,
+            idempotency,
+        } = Domain::new(self.ports, DomainPolicies::default());
+        AppState {
+            sessions,
+            lifecycle,
+            conversation,
+            voice,
+            idempotency,
             auth: self.auth,
             rate_limits: Arc::new(june_http_api::auth::RateLimits::off()),
-            voice,
-            conversation: ConversationService::new(
-                ConversationPorts {
-                    sessions: self.sessions,
-                    history: Arc::new(MockHistoryStore::new()),
-                    llm: None,
-                    tts: None,
-                    stt: None,
-                    clock: Arc::new(SystemClock),
-                },
-                ConversationPolicy::default(),
-            ),
             config: ApiConfig {
                 livekit_url: "ws://lk.test:7880".into(),
                 default_bot_room: None,
