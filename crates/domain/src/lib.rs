@@ -78,6 +78,7 @@ pub mod model;
 pub mod policy;
 pub mod ports;
 pub mod service;
+mod speaker;
 pub mod voice;
 
 // Building the services: every port, every policy, one constructor.
