@@ -8,23 +8,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::adoption::{ROOM_CACHE_MAX, ROOM_CACHE_TTL};
+use crate::fake_clock::FakeClock;
 use crate::memory::{InMemoryRooms, InMemoryStore};
 use crate::ports::*;
 use crate::*;
-
-struct FakeClock(Mutex<DateTime<Utc>>);
-
-impl FakeClock {
-    fn advance(&self, by: Duration) {
-        *self.0.lock().unwrap() += by;
-    }
-}
-
-impl Clock for FakeClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).unwrap()

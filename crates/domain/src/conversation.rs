@@ -4,14 +4,16 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::model::{HistoryEntry, Role};
 use crate::ports::{
     ChatMessage, ChatModel, ChatRequest, ChatRole, Clock, DeltaSink, Flow, HistoryStore, LlmError,
-    SessionStore, SpeechError, SpeechRequest, SpeechToText, TextToSpeech,
+    SessionStore, SpeechError, SpeechRequest, SpeechToText, StoreError, TextToSpeech,
 };
 use crate::service::SessionError;
+use crate::speaker::{Speaker, SpeakingSink};
 
 /// Longest user message accepted, in characters.
 pub const MAX_USER_TEXT: usize = 8000;
@@ -46,6 +48,32 @@ impl ConversationPolicy {
             messages: window(&recent, self.max_chars),
         })
     }
+
+    /// A speech request into `room_name` in `language`, with the policy's voice and speed
+    /// (and no text yet): what each spoken sentence of a turn is sent with.
+    pub(crate) fn speech(&self, room_name: String, language: String) -> SpeechRequest {
+        SpeechRequest {
+            text: String::new(),
+            room_name,
+            voice_id: self.voice_id.clone(),
+            language,
+            speed: self.speed,
+        }
+    }
+}
+
+/// Appends a turn (or a system note) to a session's history at `now`. Chat turns and voice
+/// turns both write here.
+pub(crate) async fn note(
+    history: &dyn HistoryStore,
+    session_id: Uuid,
+    role: Role,
+    content: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    history
+        .append(session_id, &HistoryEntry::new(role, content, now))
+        .await
 }
 
 impl Default for ConversationPolicy {
@@ -252,53 +280,6 @@ impl SentenceSplitter {
     }
 }
 
-/// Forwards deltas to the caller and, when speaking, each complete sentence to TTS.
-struct SpeakingSink<'a> {
-    outer: &'a mut (dyn DeltaSink + 'a),
-    tts: Option<(&'a dyn TextToSpeech, SpeechRequest)>,
-    splitter: SentenceSplitter,
-    spoken: u32,
-    failed: u32,
-}
-
-impl SpeakingSink<'_> {
-    async fn say(&mut self, sentence: String) {
-        let Some((tts, template)) = &self.tts else {
-            return;
-        };
-        let request = SpeechRequest {
-            text: sentence,
-            ..template.clone()
-        };
-        match tts.synthesize(&request).await {
-            Ok(_) => self.spoken += 1,
-            Err(e) => {
-                self.failed += 1;
-                tracing::warn!(error = %e, room = %request.room_name, "TTS refused a sentence");
-            }
-        }
-    }
-
-    async fn finish(&mut self) {
-        for rest in self.splitter.finish() {
-            self.say(rest).await;
-        }
-    }
-}
-
-#[async_trait]
-impl DeltaSink for SpeakingSink<'_> {
-    async fn push(&mut self, delta: &str) -> Flow {
-        let flow = self.outer.push(delta).await;
-        if self.tts.is_some() {
-            for sentence in self.splitter.push(delta) {
-                self.say(sentence).await;
-            }
-        }
-        flow
-    }
-}
-
 /// A sink that drops deltas (for callers that only want the whole reply).
 pub struct NoDeltas;
 
@@ -412,32 +393,23 @@ impl ConversationService {
             return Err(SessionError::Llm(LlmError::NotConfigured));
         };
         let request = self.request(session.id).await?;
-        let mut speaker = SpeakingSink {
-            outer: sink,
-            tts: tts.map(|t| {
-                (
-                    t,
-                    SpeechRequest {
-                        text: String::new(),
-                        room_name: session.room_name.clone(),
-                        voice_id: self.policy.voice_id.clone(),
-                        language,
-                        speed: self.policy.speed,
-                    },
-                )
-            }),
-            splitter: SentenceSplitter::default(),
-            spoken: 0,
-            failed: 0,
-        };
-        match llm.stream(&request, &mut speaker).await {
+        let speech = self.policy.speech(session.room_name.clone(), language);
+        let mut speaker = tts.map(|tts| Speaker::new(tts, speech, MAX_SENTENCE_CHARS));
+        let streamed = llm
+            .stream(&request, &mut SpeakingSink::new(sink, speaker.as_mut()))
+            .await;
+        match streamed {
             Ok(reply) => {
-                speaker.finish().await;
+                let (mut spoken, mut failed) = (0, 0);
+                if let Some(speaker) = &mut speaker {
+                    speaker.finish().await;
+                    (spoken, failed) = (speaker.sent.len() as u32, speaker.refused);
+                }
                 self.note(session.id, Role::Assistant, &reply.text).await?;
                 Ok(ChatOutcome {
                     text: reply.text,
-                    sentences_spoken: speaker.spoken,
-                    sentences_failed: speaker.failed,
+                    sentences_spoken: spoken,
+                    sentences_failed: failed,
                 })
             }
             Err(e) => {
@@ -480,8 +452,8 @@ impl ConversationService {
     }
 
     async fn note(&self, session_id: Uuid, role: Role, content: &str) -> Result<(), SessionError> {
-        let entry = HistoryEntry::new(role, content, self.clock.now());
-        Ok(self.history.append(session_id, &entry).await?)
+        let now = self.clock.now();
+        Ok(note(self.history.as_ref(), session_id, role, content, now).await?)
     }
 
     async fn request(&self, session_id: Uuid) -> Result<ChatRequest, SessionError> {

@@ -1,11 +1,12 @@
 //! One way to build the services: every port in one struct, every policy in another, and
-//! [`Domain::new`] wiring the four services together (the lifecycle hands `track_published`
+//! [`Domain::new`] wiring the services together (the lifecycle hands `track_published`
 //! to the voice loop, every service reads the same clock).
 
 use std::sync::Arc;
 
 use crate::adoption::RoomAdopter;
 use crate::conversation::{ConversationPolicy, ConversationPorts, ConversationService};
+use crate::idempotency::IdempotencyService;
 use crate::lifecycle::{LifecyclePorts, LifecycleService};
 use crate::policy::SessionPolicy;
 use crate::ports::{
@@ -113,7 +114,7 @@ pub struct DomainPolicies {
     pub adopt_rooms: bool,
 }
 
-/// The four services, wired to the same ports. Cheap to clone; build one per process.
+/// The services, wired to the same ports. Cheap to clone; build one per process.
 #[derive(Clone)]
 pub struct Domain {
     /// The session use cases.
@@ -124,13 +125,14 @@ pub struct Domain {
     pub conversation: ConversationService,
     /// Transcripts, turns, barge-in.
     pub voice: VoiceService,
-    /// `Idempotency-Key` records, for the layer that reads the header.
-    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// The `Idempotency-Key` protocol, for the layer that reads the header.
+    pub idempotency: IdempotencyService,
 }
 
 impl Domain {
     /// Wires the services to `ports` under `policies`.
     pub fn new(ports: DomainPorts, policies: DomainPolicies) -> Self {
+        let idempotency = IdempotencyService::new(ports.idempotency, ports.clock.clone());
         let adopter = policies.adopt_rooms.then(|| {
             RoomAdopter::new(
                 ports.sessions.clone(),
@@ -196,7 +198,7 @@ impl Domain {
             lifecycle,
             conversation,
             voice,
-            idempotency: ports.idempotency,
+            idempotency,
         }
     }
 }

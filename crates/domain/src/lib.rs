@@ -71,12 +71,14 @@ pub mod conversation;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod idempotency;
 pub mod lifecycle;
 pub mod memory;
 pub mod model;
 pub mod policy;
 pub mod ports;
 pub mod service;
+mod speaker;
 pub mod voice;
 
 // Building the services: every port, every policy, one constructor.
@@ -129,6 +131,9 @@ pub use conversation::{
     MAX_USER_TEXT, NoDeltas, SentenceSplitter,
 };
 
+// `Idempotency-Key`: one answer per key and body.
+pub use idempotency::{Claim, IdempotencyKey, IdempotencyService};
+
 // The voice loop.
 pub use voice::{
     BotDispatch, PendingTurn, Transcript, TranscriptOutcome, TurnOutcome, TurnReport, VoiceConfig,
@@ -150,6 +155,10 @@ pub(crate) use {
 mod adoption_tests;
 #[cfg(test)]
 mod conversation_tests;
+#[cfg(test)]
+mod fake_clock;
+#[cfg(test)]
+mod idempotency_tests;
 #[cfg(test)]
 mod lifecycle_tests;
 #[cfg(test)]

@@ -4,24 +4,10 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
+use crate::fake_clock::FakeClock;
 use crate::memory::{InMemoryRooms, InMemoryStore};
 use crate::ports::*;
 use crate::*;
-
-struct FakeClock(Mutex<DateTime<Utc>>);
-
-impl FakeClock {
-    fn advance(&self, by: Duration) {
-        let mut t = self.0.lock().unwrap();
-        *t += by;
-    }
-}
-
-impl Clock for FakeClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
 
 /// Verifies nothing: for services whose tests send no webhooks.
 struct NoVerifier;

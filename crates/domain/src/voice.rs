@@ -10,14 +10,15 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::adoption::RoomAdopter;
-use crate::conversation::{ConversationPolicy, SentenceSplitter};
+use crate::conversation::{ConversationPolicy, NoDeltas, note};
 use crate::events::LiveKitEvent;
-use crate::model::{HistoryEntry, Role, Session, SessionKind, TrackKind, without_nul};
+use crate::model::{Role, Session, SessionKind, TrackKind, without_nul};
 use crate::ports::{
-    AgentDispatcher, ChatModel, Clock, DeltaSink, Flow, HistoryStore, LlmError, SessionStore,
-    SpeechError, SpeechRequest, TextToSpeech, TurnObserver, VoiceStateStore,
+    AgentDispatcher, ChatModel, Clock, HistoryStore, LlmError, SessionStore, SpeechError,
+    TextToSpeech, TurnObserver, VoiceStateStore,
 };
 use crate::service::SessionError;
+use crate::speaker::{Halt, SendGuard, Speaker, SpeakingSink};
 
 /// How the voice loop behaves; filled from configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,72 +148,22 @@ pub struct TurnReport {
     pub sentences: u32,
 }
 
-/// Sends each complete sentence to TTS, one at a time and in order, as long as the turn is
-/// still the session's current one (checked in the shared store before every send).
-struct VoiceSink<'a> {
-    svc: &'a VoiceService,
-    tts: &'a dyn TextToSpeech,
-    turn: &'a PendingTurn,
-    splitter: SentenceSplitter,
-    sent: Vec<String>,
-    first_token: Option<Duration>,
-    first_tts: Option<Duration>,
-    cancelled: bool,
-    failed: Option<String>,
-}
-
-impl VoiceSink<'_> {
-    /// Sends one sentence; false once the turn must stop.
-    async fn say(&mut self, sentence: String) -> bool {
-        match self
-            .svc
-            .voice_state
-            .current_turn(self.turn.session.id)
-            .await
-        {
-            Ok(g) if g == self.turn.generation => {}
-            Ok(_) => {
-                self.cancelled = true;
-                return false;
-            }
-            Err(e) => {
-                self.failed = Some(format!("the store failed: {e}"));
-                return false;
-            }
-        }
-        self.first_tts
-            .get_or_insert_with(|| self.turn.received.elapsed());
-        let request = SpeechRequest {
-            text: sentence.clone(),
-            room_name: self.turn.session.room_name.clone(),
-            voice_id: self.svc.policy.voice_id.clone(),
-            language: self.turn.language.clone(),
-            speed: self.svc.policy.speed,
-        };
-        match self.tts.synthesize(&request).await {
-            Ok(_) => {
-                self.sent.push(sentence);
-                true
-            }
-            Err(e) => {
-                self.failed = Some(e.to_string());
-                false
-            }
-        }
-    }
+/// A turn may speak while it is still the session's current one (checked in the shared
+/// store before every send, so a newer turn on any replica stops it).
+struct CurrentTurn<'a> {
+    voice_state: &'a dyn VoiceStateStore,
+    session_id: Uuid,
+    generation: u64,
 }
 
 #[async_trait]
-impl DeltaSink for VoiceSink<'_> {
-    async fn push(&mut self, delta: &str) -> Flow {
-        self.first_token
-            .get_or_insert_with(|| self.turn.received.elapsed());
-        for sentence in self.splitter.push(delta) {
-            if !self.say(sentence).await {
-                return Flow::Stop;
-            }
+impl SendGuard for CurrentTurn<'_> {
+    async fn check(&self) -> Result<(), Halt> {
+        match self.voice_state.current_turn(self.session_id).await {
+            Ok(g) if g == self.generation => Ok(()),
+            Ok(_) => Err(Halt::Cancelled),
+            Err(e) => Err(Halt::Failed(format!("the store failed: {e}"))),
         }
-        Flow::Continue
     }
 }
 
@@ -481,11 +432,16 @@ impl VoiceService {
         turn: &PendingTurn,
         out: &mut (Vec<String>, Option<Duration>, Option<Duration>, TurnOutcome),
     ) -> Result<(), String> {
-        let user = HistoryEntry::new(Role::User, &turn.text, self.clock.now());
-        self.history
-            .append(turn.session.id, &user)
-            .await
-            .map_err(|e| format!("the store failed: {e}"))?;
+        let now = self.clock.now();
+        note(
+            self.history.as_ref(),
+            turn.session.id,
+            Role::User,
+            &turn.text,
+            now,
+        )
+        .await
+        .map_err(|e| format!("the store failed: {e}"))?;
         let llm = self
             .llm
             .as_ref()
@@ -499,43 +455,42 @@ impl VoiceService {
             .request(self.history.as_ref(), turn.session.id)
             .await
             .map_err(|e| format!("the store failed: {e}"))?;
-        let mut sink = VoiceSink {
-            svc: self,
-            tts: tts.as_ref(),
-            turn,
-            splitter: SentenceSplitter::new(self.config.max_sentence_chars),
-            sent: Vec::new(),
-            first_token: None,
-            first_tts: None,
-            cancelled: false,
-            failed: None,
+        let current = CurrentTurn {
+            voice_state: self.voice_state.as_ref(),
+            session_id: turn.session.id,
+            generation: turn.generation,
         };
+        let speech = self
+            .policy
+            .speech(turn.session.room_name.clone(), turn.language.clone());
+        let mut speaker =
+            Speaker::new(tts.as_ref(), speech, self.config.max_sentence_chars).guarded(&current);
+        let mut silent = NoDeltas;
+        let mut sink = SpeakingSink::new(&mut silent, Some(&mut speaker));
         let streamed = llm.stream(&request, &mut sink).await;
+        let first_token = sink.first_delta;
         if streamed.is_ok() {
-            for rest in sink.splitter.finish() {
-                if !sink.say(rest).await {
-                    break;
-                }
-            }
+            speaker.finish().await;
         }
-        let result = match (&streamed, sink.cancelled, &sink.failed) {
-            (_, _, Some(reason)) => Err(reason.clone()),
-            (_, true, None) => Ok(TurnOutcome::Cancelled),
-            (Ok(_), false, None) => Ok(TurnOutcome::Completed),
-            (Err(e), false, None) => Err(e.to_string()),
+        let result = match (&streamed, &speaker.halted) {
+            (_, Some(Halt::Failed(reason))) => Err(reason.clone()),
+            (_, Some(Halt::Cancelled)) => Ok(TurnOutcome::Cancelled),
+            (Ok(_), None) => Ok(TurnOutcome::Completed),
+            (Err(e), None) => Err(e.to_string()),
         };
+        let since = |at: Instant| at.saturating_duration_since(turn.received);
         *out = (
-            std::mem::take(&mut sink.sent),
-            sink.first_token,
-            sink.first_tts,
+            std::mem::take(&mut speaker.sent),
+            first_token.map(since),
+            speaker.first_send.map(since),
             *result.as_ref().unwrap_or(&TurnOutcome::Failed),
         );
         result.map(|_| ())
     }
 
     async fn note(&self, session_id: Uuid, role: Role, content: &str) {
-        let entry = HistoryEntry::new(role, content, self.clock.now());
-        if let Err(e) = self.history.append(session_id, &entry).await {
+        let now = self.clock.now();
+        if let Err(e) = note(self.history.as_ref(), session_id, role, content, now).await {
             tracing::warn!(error = %e, "could not store a voice turn in history");
         }
     }

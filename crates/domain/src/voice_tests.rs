@@ -11,23 +11,10 @@ use std::task::{Context, Poll, Waker};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mockall::Sequence;
 
+use crate::fake_clock::FakeClock;
 use crate::memory::InMemoryStore;
 use crate::ports::*;
 use crate::*;
-
-struct FakeClock(Mutex<DateTime<Utc>>);
-
-impl FakeClock {
-    fn advance(&self, by: Duration) {
-        *self.0.lock().unwrap() += by;
-    }
-}
-
-impl Clock for FakeClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap()

@@ -66,8 +66,8 @@ pub struct AppState {
     pub lifecycle: LifecycleService,
     /// Chat turns and speech.
     pub conversation: ConversationService,
-    /// `Idempotency-Key` records.
-    pub idempotency: std::sync::Arc<dyn june_domain::ports::IdempotencyStore>,
+    /// The `Idempotency-Key` protocol.
+    pub idempotency: june_domain::IdempotencyService,
     /// Transcripts, turns, barge-in.
     pub voice: VoiceService,
     /// Verifies bearer credentials; `None` when `auth.mode = none`.

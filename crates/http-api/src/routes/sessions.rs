@@ -45,14 +45,9 @@ pub async fn create_session(
     let answer = match key {
         None => create(&state, body).await?,
         Some(key) => {
-            let key = idempotency::valid_key(&key)?;
             // Keys are per caller: two callers' "1" are not the same request.
-            let key = format!("{}:{key}", caller.id);
-            let fingerprint = idempotency::fingerprint(&raw);
-            idempotency::once(state.idempotency.as_ref(), &key, &fingerprint, || {
-                create(&state, body)
-            })
-            .await?
+            let key = state.idempotency.key(&caller, &key, &raw)?;
+            idempotency::once(&state.idempotency, &key, || create(&state, body)).await?
         }
     };
     Ok(HttpResponse::Ok().json(answer))
