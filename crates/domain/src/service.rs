@@ -219,13 +219,15 @@ impl SessionService {
         })
     }
 
+    /// The id-taking use cases below act for the system (no caller check): each is its
+    /// `*_for` twin called with [`Principal::anonymous`], which may act for anyone.
+    ///
     /// The session with a freshly minted owner token (tokens are never stored); none once
     /// the session is over or past its expiry, and none for a room session (it has no owner
     /// to join as).
     #[tracing::instrument(skip_all, fields(session_id = %id))]
     pub async fn get(&self, id: Uuid) -> Result<SessionWithToken, SessionError> {
-        let session = self.current(id).await?;
-        self.with_token(session)
+        self.get_for(&Principal::anonymous(), id).await
     }
 
     /// [`get`](Self::get) for `caller`: someone else's session is `NotFound`. One read.
@@ -290,8 +292,7 @@ impl SessionService {
     /// A room session's room is LiveKit's (and its participants'): it is never deleted.
     #[tracing::instrument(skip_all, fields(session_id = %id))]
     pub async fn end(&self, id: Uuid) -> Result<Session, SessionError> {
-        let session = self.current(id).await?;
-        self.end_read(session).await
+        self.end_for(&Principal::anonymous(), id).await
     }
 
     /// [`end`](Self::end) for `caller`: someone else's session is `NotFound`. One read, one
@@ -319,8 +320,7 @@ impl SessionService {
 
     /// Who is in the session's room now, as LiveKit sees it.
     pub async fn participants(&self, id: Uuid) -> Result<Vec<Participant>, SessionError> {
-        let session = self.store.get(id).await?;
-        Ok(self.rooms.list_participants(&session.room_name).await?)
+        self.participants_for(&Principal::anonymous(), id).await
     }
 
     /// [`participants`](Self::participants) for `caller`. One read.
@@ -335,8 +335,8 @@ impl SessionService {
 
     /// Disconnects a participant from the session's room.
     pub async fn remove_participant(&self, id: Uuid, identity: &str) -> Result<(), SessionError> {
-        let session = self.store.get(id).await?;
-        self.remove_from(&session, identity).await
+        self.remove_participant_for(&Principal::anonymous(), id, identity)
+            .await
     }
 
     /// [`remove_participant`](Self::remove_participant) for `caller`. One read.
@@ -421,8 +421,7 @@ impl SessionService {
 
     /// The session's conversation, oldest first.
     pub async fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>, SessionError> {
-        self.store.get(id).await?;
-        Ok(self.history.recent(id, HISTORY_READ_LIMIT).await?)
+        self.history_for(&Principal::anonymous(), id).await
     }
 
     /// [`history`](Self::history) for `caller`: one session read, one history read.
@@ -437,8 +436,7 @@ impl SessionService {
 
     /// Forgets the session's conversation.
     pub async fn clear_history(&self, id: Uuid) -> Result<(), SessionError> {
-        self.store.get(id).await?;
-        Ok(self.history.clear(id).await?)
+        self.clear_history_for(&Principal::anonymous(), id).await
     }
 
     /// [`clear_history`](Self::clear_history) for `caller`. One session read.
