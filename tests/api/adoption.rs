@@ -4,53 +4,17 @@
 
 use std::time::{Duration, Instant};
 
-use june_testkit::drip::{Chunk, DripServer};
+use june_testkit::drip::DripServer;
 use june_testkit::recorder::Recorder;
 use june_testkit::webhook::room_event;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, read, spawn_app_with};
-
-const TTS: &str = "/api/tts/synthesize";
-
-fn delta(text: &str, last: bool) -> String {
-    let mut c = json!({"content": {"role": "model", "parts": [{"text": text}]}});
-    if last {
-        c["finishReason"] = json!("STOP");
-    }
-    format!("data: {}\r\n\r\n", json!({"candidates": [c]}))
-}
-
-/// A Gemini that streams `parts`, each after `gap`, to every request.
-fn gemini(parts: &[&str], gap: Duration) -> DripServer {
-    let n = parts.len();
-    DripServer::start(
-        parts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                Chunk::after(
-                    if i == 0 { Duration::ZERO } else { gap },
-                    delta(p, i + 1 == n),
-                )
-            })
-            .collect(),
-    )
-}
+use crate::voice::{TTS, gemini, voice_app};
 
 /// The server as June's stack runs it (`JUNE_COMPAT=v3`), with Gemini and TTS faked.
 async fn v3_voice_app(llm: &DripServer, tts: &Recorder) -> TestApp {
-    let (llm_url, tts_url) = (llm.url(), tts.url());
-    spawn_app_with(&[
-        ("JUNE_COMPAT", "v3"),
-        ("GEMINI_API_KEY", "k"),
-        ("GEMINI_BASE_URL", llm_url.as_str()),
-        ("AI_MODEL", "test-model"),
-        ("TTS_SERVICE_URL", tts_url.as_str()),
-        ("SERVICE_AUTH_TOKEN", "tts-token"),
-        ("STT_SERVICE_TOKEN", "stt-secret"),
-    ])
-    .await
+    voice_app(llm, tts, &[("JUNE_COMPAT", "v3")]).await
 }
 
 /// What june-stt `livekit_worker.py` @ 83132ad posts: no Authorization, only

@@ -10,9 +10,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app_with};
 
-const TTS: &str = "/api/tts/synthesize";
+pub(crate) const TTS: &str = "/api/tts/synthesize";
 
-fn delta(text: &str, last: bool) -> String {
+/// One streamed Gemini chunk carrying `text` (the last one says STOP).
+pub(crate) fn delta(text: &str, last: bool) -> String {
     let mut c = json!({"content": {"role": "model", "parts": [{"text": text}]}});
     if last {
         c["finishReason"] = json!("STOP");
@@ -20,8 +21,8 @@ fn delta(text: &str, last: bool) -> String {
     format!("data: {}\r\n\r\n", json!({"candidates": [c]}))
 }
 
-/// A Gemini that streams `parts`, each after `gap`.
-fn gemini(parts: &[&str], gap: Duration) -> DripServer {
+/// A Gemini that streams `parts`, each after `gap`, to every request.
+pub(crate) fn gemini(parts: &[&str], gap: Duration) -> DripServer {
     let n = parts.len();
     DripServer::start(
         parts
@@ -37,7 +38,8 @@ fn gemini(parts: &[&str], gap: Duration) -> DripServer {
     )
 }
 
-async fn voice_app(llm: &DripServer, tts: &Recorder, extra: &[(&str, &str)]) -> TestApp {
+/// The server with Gemini and TTS faked, the STT token set, and `extra` settings.
+pub(crate) async fn voice_app(llm: &DripServer, tts: &Recorder, extra: &[(&str, &str)]) -> TestApp {
     let (llm_url, tts_url) = (llm.url(), tts.url());
     let mut env = vec![
         ("GEMINI_API_KEY", "k"),
