@@ -82,7 +82,7 @@ fn as_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
-/// One request with an optional bearer and JSON body, answered within [`GENEROUS`].
+/// [`helpers::call`](crate::helpers::call), answered within [`GENEROUS`] (a hang fails).
 async fn call(
     app: &TestApp,
     method: &str,
@@ -90,18 +90,12 @@ async fn call(
     bearer: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = app.client.request(method.parse().unwrap(), app.url(path));
-    if let Some(b) = bearer {
-        req = req.bearer_auth(b);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let resp = tokio::time::timeout(GENEROUS, req.send())
-        .await
-        .unwrap_or_else(|_| panic!("{method} {path}: no answer within 10 s"))
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    read(resp).await
+    tokio::time::timeout(
+        GENEROUS,
+        crate::helpers::call(app, method, path, bearer, body),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{method} {path}: no answer within 10 s"))
 }
 
 /// Which store a scenario ran on.

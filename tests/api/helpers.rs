@@ -203,6 +203,24 @@ pub async fn read(resp: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
+/// One request with an optional bearer and JSON body; its status and JSON (or text) body.
+pub async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = app.client.request(method.parse().unwrap(), app.url(path));
+    if let Some(b) = bearer {
+        req = req.bearer_auth(b);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    read(req.send().await.unwrap()).await
+}
+
 /// Seconds since the epoch.
 pub fn now() -> usize {
     chrono::Utc::now().timestamp() as usize

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use june_testkit::FakeIdp;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{TestApp, spawn_app_with};
 
@@ -25,22 +25,7 @@ async fn secured(idp: &FakeIdp, extra: &[(&str, &str)]) -> TestApp {
     spawn_app_with(&env).await
 }
 
-async fn call(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    bearer: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = app.client.request(method.parse().unwrap(), app.url(path));
-    if let Some(b) = bearer {
-        req = req.bearer_auth(b);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    crate::helpers::read(req.send().await.unwrap()).await
-}
+use crate::helpers::call;
 
 #[tokio::test]
 async fn without_valid_credentials_every_api_route_is_401() {
