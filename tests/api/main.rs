@@ -9,6 +9,7 @@ mod conformance;
 mod hardening;
 mod helpers;
 mod legacy;
+mod limits;
 mod operations;
 mod postgres;
 mod schemathesis;

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use june_http_api::client_addr::{ForwardedHeader, ProxyRules};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -23,7 +24,8 @@ auth = "none"
 adopt_rooms = true
 "#;
 
-/// The v3.0 environment names and the setting each one fills.
+/// The v3.0 environment names, and the short names of the replica setup (design §8.2), and
+/// the setting each one fills.
 pub const LEGACY_ENV: &[(&str, &str)] = &[
     ("LIVEKIT_API_KEY", "livekit.api_key"),
     ("LIVEKIT_API_SECRET", "livekit.api_secret"),
@@ -51,6 +53,8 @@ pub const LEGACY_ENV: &[(&str, &str)] = &[
     ("API_KEYS", "auth.api_keys"),
     ("OIDC_ISSUER", "auth.oidc_issuer"),
     ("OIDC_AUDIENCE", "auth.oidc_audience"),
+    ("TRUSTED_PROXIES", "server.trusted_proxies"),
+    ("RATE_LIMIT_REDIS_URL", "rate_limit.redis_url"),
 ];
 
 /// Secrets that may also come from a file named by `<NAME>_FILE` (Kubernetes secrets).
@@ -61,6 +65,7 @@ const FILE_SECRETS: &[&str] = &[
     "SERVICE_AUTH_TOKEN",
     "STT_SERVICE_TOKEN",
     "API_KEYS",
+    "RATE_LIMIT_REDIS_URL",
 ];
 
 /// Everything the binary is configured with.
@@ -141,7 +146,19 @@ pub struct RateLimitSettings {
     pub ip_per_second: u32,
     /// Per client address, burst.
     pub ip_burst: u32,
+    /// Redis of the limits shared by every replica (`RATE_LIMIT_REDIS_URL`, `redis://…`);
+    /// empty: each replica counts its own. May carry a password, so never logged.
+    pub redis_url: SecretString,
+    /// Deadline of each Redis call; a request whose call misses it is decided locally.
+    pub redis_timeout_ms: u64,
+    /// While Redis is away, how often it is tried again.
+    pub redis_retry_ms: u64,
+    /// Prefix of the Redis keys (several deployments may share one Redis).
+    pub redis_key_prefix: String,
 }
+
+/// Longest `rate_limit.redis_key_prefix`, so every key stays small.
+const MAX_KEY_PREFIX: usize = 64;
 
 /// Voice loop settings.
 #[derive(Debug, Deserialize)]
@@ -242,6 +259,20 @@ pub struct ServerSettings {
     pub body_timeout_ms: u64,
     /// How long in-flight requests get on SIGTERM.
     pub shutdown_timeout_secs: u64,
+    /// Reverse proxies whose forwarding headers are believed (`TRUSTED_PROXIES`: CIDRs or
+    /// addresses, comma-separated); none by default, and then the TCP peer is the client.
+    #[serde(deserialize_with = "proxy_list")]
+    pub trusted_proxies: ProxyRules,
+    /// The header those proxies write: `auto` (`Forwarded` if present, else
+    /// `X-Forwarded-For`), `forwarded` or `x-forwarded-for`.
+    pub forwarded_header: ForwardedHeader,
+}
+
+/// Parses `server.trusted_proxies`; a bad entry fails the load naming the setting.
+fn proxy_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ProxyRules, D::Error> {
+    String::deserialize(d)?
+        .parse()
+        .map_err(serde::de::Error::custom)
 }
 
 /// LiveKit settings.
@@ -548,6 +579,39 @@ impl Settings {
         if self.livekit.request_timeout_ms == 0 {
             return Err(invalid("livekit.request_timeout_ms", "must be positive"));
         }
+        self.validate_rate_limit()
+    }
+
+    /// The shared limiter's settings. The URL may hold a password: no message repeats it.
+    fn validate_rate_limit(&self) -> Result<(), ConfigError> {
+        let r = &self.rate_limit;
+        let url = r.redis_url.expose_secret();
+        if !url.is_empty() {
+            let scheme = url::Url::parse(url)
+                .map_err(|e| invalid("rate_limit.redis_url", format!("not a URL ({e})")))?
+                .scheme()
+                .to_owned();
+            if scheme != "redis" {
+                return Err(invalid(
+                    "rate_limit.redis_url",
+                    format!(
+                        "must start with redis:// (got {scheme}://; TLS to Redis is not built in)"
+                    ),
+                ));
+            }
+        }
+        if r.redis_timeout_ms == 0 || r.redis_retry_ms == 0 {
+            return Err(invalid(
+                "rate_limit.redis_timeout_ms",
+                "redis_timeout_ms and redis_retry_ms must be positive",
+            ));
+        }
+        if r.redis_key_prefix.len() > MAX_KEY_PREFIX {
+            return Err(invalid(
+                "rate_limit.redis_key_prefix",
+                format!("at most {MAX_KEY_PREFIX} bytes"),
+            ));
+        }
         Ok(())
     }
 
@@ -558,6 +622,14 @@ impl Settings {
         } else {
             june_livekit_adapter::api_url_from_ws(&self.livekit.api_url)
         }
+    }
+
+    /// Who the client of a request is: the trusted proxies and the header they write.
+    pub fn proxy_rules(&self) -> ProxyRules {
+        self.server
+            .trusted_proxies
+            .clone()
+            .with_header(self.server.forwarded_header)
     }
 
     /// CORS origins as a list.
@@ -832,6 +904,85 @@ mod tests {
     fn a_numeric_looking_api_key_stays_a_string() {
         let s = Settings::load(&env(&[("LIVEKIT_API_KEY", "12345")]), None).unwrap();
         assert_eq!(s.livekit.api_key, "12345");
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_trusted_proxies_and_a_bad_entry_is_named() {
+        let s = Settings::load(&env(&[]), None).unwrap();
+        assert!(s.proxy_rules().is_empty(), "none by default");
+        assert_eq!(s.server.forwarded_header, ForwardedHeader::Auto);
+        let s = Settings::load(
+            &env(&[
+                ("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+                ("JUNE__SERVER__FORWARDED_HEADER", "x-forwarded-for"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            s.proxy_rules(),
+            "10.0.0.0/8,127.0.0.1"
+                .parse::<ProxyRules>()
+                .unwrap()
+                .with_header(ForwardedHeader::XForwardedFor)
+        );
+        let err = Settings::load(&env(&[("TRUSTED_PROXIES", "10.0.0.0/8,10.0.0.0/40")]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.trusted_proxies")
+                && err.contains("TRUSTED_PROXIES")
+                && err.contains("10.0.0.0/40"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'));
+        let err = Settings::load(
+            &env(&[("JUNE__SERVER__FORWARDED_HEADER", "x-real-ip")]),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("server.forwarded_header"), "{err}");
+    }
+
+    #[test]
+    fn the_shared_limiter_is_off_by_default_and_its_url_is_checked_without_echoing_it() {
+        let s = Settings::load(&env(&[]), None).unwrap();
+        let r = &s.rate_limit;
+        assert!(r.redis_url.expose_secret().is_empty());
+        assert_eq!((r.redis_timeout_ms, r.redis_retry_ms), (50, 1000));
+        assert_eq!(r.redis_key_prefix, "june:rl:");
+        let s = Settings::load(
+            &env(&[("RATE_LIMIT_REDIS_URL", "redis://:pw@redis:6379/0")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            s.rate_limit.redis_url.expose_secret(),
+            "redis://:pw@redis:6379/0"
+        );
+        assert!(!format!("{s:?}").contains("pw@"));
+        for bad in [
+            "rediss://:hunter2@redis:6380",
+            "http://:hunter2@redis",
+            "hunter2",
+        ] {
+            let err = Settings::load(&env(&[("RATE_LIMIT_REDIS_URL", bad)]), None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("RATE_LIMIT_REDIS_URL"), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        let err =
+            Settings::load(&env(&[("JUNE__RATE_LIMIT__REDIS_TIMEOUT_MS", "0")]), None).unwrap_err();
+        assert!(err.to_string().contains("redis_timeout_ms"), "{err}");
+        let long = "p".repeat(65);
+        let err = Settings::load(
+            &env(&[("JUNE__RATE_LIMIT__REDIS_KEY_PREFIX", long.as_str())]),
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("redis_key_prefix"), "{err}");
     }
 
     #[test]

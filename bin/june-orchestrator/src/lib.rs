@@ -21,7 +21,7 @@ use june_domain::{
     ConversationPolicy, Domain, DomainPolicies, DomainPorts, LifecycleService, SessionPolicy,
     VoiceConfig,
 };
-use june_http_api::auth::{Rate, RateLimits};
+use june_http_api::limits::{Rate, RateLimits, Rates, SharedOptions};
 use june_http_api::{ApiConfig, AppState};
 use june_livekit_adapter::{
     LiveKitAgentDispatcher, LiveKitRoomService, LiveKitTokenIssuer, LiveKitWebhookVerifier,
@@ -44,6 +44,9 @@ pub enum StartError {
     /// The HTTP client of the AI adapters could not be built.
     #[error(transparent)]
     HttpClient(#[from] june_ai_adapters::ClientError),
+    /// The shared rate limiter could not be set up.
+    #[error(transparent)]
+    RateLimit(#[from] june_redis_limiter::RedisLimiterError),
     /// The address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -157,6 +160,45 @@ fn ai(settings: &Settings) -> Result<Ai, StartError> {
             speed: settings.tts.speed,
         },
     })
+}
+
+/// The request budgets: shared through Redis when `rate_limit.redis_url` is set (decided
+/// locally while it is away), else this replica's own. Redis is not called here: a replica
+/// starts whether Redis answers or not.
+fn rate_limits(settings: &Settings) -> Result<RateLimits, StartError> {
+    let r = &settings.rate_limit;
+    let rates = Rates {
+        principal: Rate {
+            per_second: r.per_second,
+            burst: r.burst,
+        },
+        address: Rate {
+            per_second: r.ip_per_second,
+            burst: r.ip_burst,
+        },
+    };
+    let url = r.redis_url.expose_secret();
+    if url.is_empty() {
+        return Ok(RateLimits::new(rates.principal, rates.address));
+    }
+    let timeout = Duration::from_millis(r.redis_timeout_ms);
+    let redis = june_redis_limiter::RedisLimiter::new(
+        url,
+        june_redis_limiter::RedisOptions {
+            key_prefix: r.redis_key_prefix.clone(),
+            timeout,
+        },
+        rates,
+    )?;
+    tracing::info!(prefix = %r.redis_key_prefix, "rate limits shared through Redis");
+    Ok(RateLimits::shared(
+        rates,
+        Arc::new(redis),
+        SharedOptions {
+            timeout,
+            retry_every: Duration::from_millis(r.redis_retry_ms),
+        },
+    ))
 }
 
 /// A built, bound, not yet running server.
@@ -293,16 +335,7 @@ impl Application {
             idempotency,
             voice,
             auth: authenticator(&settings)?,
-            rate_limits: Arc::new(RateLimits::new(
-                Rate {
-                    per_second: settings.rate_limit.per_second,
-                    burst: settings.rate_limit.burst,
-                },
-                Rate {
-                    per_second: settings.rate_limit.ip_per_second,
-                    burst: settings.rate_limit.ip_burst,
-                },
-            )),
+            rate_limits: Arc::new(rate_limits(&settings)?),
             config: ApiConfig {
                 livekit_url: lk.ws_url.clone(),
                 default_bot_room: Some(lk.default_bot_room.clone()).filter(|r| !r.is_empty()),
@@ -318,6 +351,7 @@ impl Application {
                     &v.tts_agent_name,
                     &lk.bot_identities,
                 ),
+                proxies: settings.proxy_rules(),
             },
         };
         settings.log_drop_in();

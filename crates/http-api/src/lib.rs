@@ -6,10 +6,12 @@
 //! whole application for the binary and for in-process tests alike; it does not run a server.
 
 pub mod auth;
+pub mod client_addr;
 pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -55,6 +57,9 @@ pub struct ApiConfig {
     /// The identities the token routes give bot grants (`agent`, and `hidden` for the STT
     /// bot); every other identity gets a participant's.
     pub bots: routes::tokens::BotIdentities,
+    /// Trusted reverse proxies and the header they write: who the client is
+    /// (`server.trusted_proxies`; none by default, and then the TCP peer is).
+    pub proxies: client_addr::ProxyRules,
 }
 
 /// Everything a handler can reach.

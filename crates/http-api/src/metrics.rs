@@ -68,6 +68,28 @@ pub fn http_request(method: &str, route: &str, status: u16, took: Duration) {
     metrics::histogram!("june_http_request_duration_seconds", &labels).record(took.as_secs_f64());
 }
 
+/// Counts a request refused for its budget; `scope` is `principal` or `address` (never the
+/// key itself: addresses and principals are unbounded).
+pub fn rate_limited(scope: &'static str) {
+    metrics::counter!("june_rate_limited_total", "scope" => scope).increment(1);
+}
+
+/// Which backend decides the rate limits: 1 for the one in force, 0 for the other.
+/// `backend` is `local` or the shared backend's fixed name (`redis`).
+pub fn rate_limit_backend(backend: &'static str, shared_in_force: bool) {
+    if backend != "local" {
+        metrics::gauge!("june_rate_limit_backend", "backend" => backend)
+            .set(f64::from(u8::from(shared_in_force)));
+    }
+    metrics::gauge!("june_rate_limit_backend", "backend" => "local")
+        .set(f64::from(u8::from(!shared_in_force || backend == "local")));
+}
+
+/// Counts a call to the shared rate-limit backend that failed or timed out.
+pub fn rate_limit_backend_error() {
+    metrics::counter!("june_rate_limit_backend_errors_total").increment(1);
+}
+
 /// LiveKit's webhook event names; any other name (a newer LiveKit's) counts as `other`.
 const WEBHOOK_EVENTS: &[&str] = &[
     "room_started",

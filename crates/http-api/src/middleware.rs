@@ -1,8 +1,10 @@
 //! Request context: one request id per request (the caller's `x-request-id` if well-formed),
-//! a tracing span carrying it around every log line of the request, and the id echoed back.
+//! the client's address (see `client_addr`) and its per-address budget, a tracing span carrying
+//! both around every log line of the request, and the id echoed back.
 
 use std::time::Instant;
 
+use actix_web::HttpMessage;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -10,6 +12,7 @@ use actix_web::middleware::Next;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
+use crate::client_addr::ClientAddr;
 use crate::error::ApiError;
 
 /// The header carrying the request id both ways.
@@ -68,12 +71,26 @@ pub async fn request_context(
         .filter(|v| well_formed(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // Who the client is (the peer, or behind trusted proxies the address they forwarded):
+    // worked out once, for the limit, the log span and handlers (`ClientAddr`).
+    let state = req
+        .app_data::<actix_web::web::Data<crate::AppState>>()
+        .cloned();
+    let client = req.peer_addr().map(|peer| match &state {
+        Some(state) => state.config.proxies.client(peer.ip(), req.headers()),
+        None => peer.ip().to_canonical(),
+    });
     let span = tracing::info_span!(
         "http_request",
         request_id = %id,
         method = %req.method(),
         path = %req.path(),
+        client_ip = tracing::field::Empty,
     );
+    if let Some(ip) = client {
+        span.record("client_ip", tracing::field::display(ip));
+        req.extensions_mut().insert(ClientAddr(ip));
+    }
     let started = Instant::now();
     // Per-address budget, before any work. Probes and metrics are exempt, and so are
     // LiveKit's signed webhooks: one LiveKit server sends every room's events from one
@@ -83,11 +100,12 @@ pub async fn request_context(
     let exempt = matches!(path, "/healthz" | "/readyz" | "/metrics")
         || path.starts_with("/api/livekit-webhooks");
     if !exempt
-        && let (Some(state), Some(peer)) = (
-            req.app_data::<actix_web::web::Data<crate::AppState>>(),
-            req.peer_addr(),
-        )
-        && let Err(e) = state.rate_limits.check_ip(peer.ip())
+        && let (Some(state), Some(ip)) = (&state, client)
+        && let Err(e) = state
+            .rate_limits
+            .check_ip(ip)
+            .instrument(span.clone())
+            .await
     {
         let mut res = req.into_response(actix_web::ResponseError::error_response(&e));
         finish(&mut res, &id);

@@ -721,3 +721,126 @@ fn sessions_over(
     })
     .sessions
 }
+
+/// A shared limit backend that never answers: Redis away, as the HTTP layer sees it.
+struct Unreachable;
+
+#[async_trait::async_trait]
+impl june_http_api::limits::LimitBackend for Unreachable {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn acquire(
+        &self,
+        _: june_http_api::limits::LimitKey<'_>,
+    ) -> Result<june_http_api::limits::Verdict, june_http_api::limits::BackendError> {
+        Err(june_http_api::limits::BackendError(
+            "connection refused".into(),
+        ))
+    }
+
+    async fn ping(&self) -> Result<(), june_http_api::limits::BackendError> {
+        Err(june_http_api::limits::BackendError(
+            "connection refused".into(),
+        ))
+    }
+}
+
+fn one_per_second() -> june_http_api::limits::Rate {
+    june_http_api::limits::Rate {
+        per_second: 1,
+        burst: 1,
+    }
+}
+
+#[actix_web::test]
+async fn readyz_reports_the_rate_limit_backend_and_redis_away_is_degraded_not_unready() {
+    let mut rooms = MockRoomService::new();
+    rooms.expect_list_rooms().returning(|_| Ok(vec![]));
+    let (status, body, _) = call(
+        state().rooms(rooms).build(),
+        TestRequest::get().uri("/readyz"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["checks"]["rate_limit"],
+        json!({"status": "ok", "backend": "local"})
+    );
+
+    let mut rooms = MockRoomService::new();
+    rooms.expect_list_rooms().returning(|_| Ok(vec![]));
+    let rates = june_http_api::limits::Rates {
+        principal: one_per_second(),
+        address: one_per_second(),
+    };
+    let limits = june_http_api::limits::RateLimits::shared(
+        rates,
+        Arc::new(Unreachable),
+        june_http_api::limits::SharedOptions {
+            timeout: std::time::Duration::from_millis(50),
+            retry_every: std::time::Duration::from_secs(60),
+        },
+    );
+    let (status, body, _) = call(
+        state().rooms(rooms).rate_limits(limits).build(),
+        TestRequest::get().uri("/readyz"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let check = &body["checks"]["rate_limit"];
+    assert_eq!(check["status"], "degraded", "{body}");
+    assert_eq!(check["backend"], "local", "{body}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("redis: connection refused"),
+        "{body}"
+    );
+}
+
+/// The per-address budget follows the client behind a trusted proxy, and only there. The
+/// budget is one request: the second from the same client is refused.
+#[actix_web::test]
+async fn the_per_address_budget_follows_forwarded_clients_only_from_trusted_proxies() {
+    let st = state()
+        .proxies("127.0.0.1".parse().unwrap())
+        .rate_limits(june_http_api::limits::RateLimits::new(
+            june_http_api::limits::Rate::OFF,
+            one_per_second(),
+        ))
+        .build();
+    let svc = test::init_service(app(st)).await;
+    let send = |peer: &str, xff: &str| {
+        let mut req = TestRequest::get()
+            .uri("/")
+            .peer_addr(format!("{peer}:40000").parse().unwrap());
+        if !xff.is_empty() {
+            req = req.insert_header(("x-forwarded-for", xff.to_owned()));
+        }
+        req.to_request()
+    };
+    macro_rules! status {
+        ($req:expr) => {
+            test::call_service(&svc, $req).await.status().as_u16()
+        };
+    }
+
+    // Behind the trusted proxy: one budget per forwarded client.
+    assert_eq!(status!(send("127.0.0.1", "203.0.113.1")), 200);
+    let refused = test::call_service(&svc, send("127.0.0.1", "203.0.113.1")).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers().get("retry-after").unwrap(), "1");
+    assert_eq!(status!(send("127.0.0.1", "203.0.113.2")), 200);
+    // An untrusted peer's header is ignored: its second request is refused whatever it says.
+    assert_eq!(status!(send("198.51.100.7", "203.0.113.3")), 200);
+    assert_eq!(status!(send("198.51.100.7", "203.0.113.4")), 429);
+    // Probes are never budgeted.
+    let probe = TestRequest::get()
+        .uri("/healthz")
+        .peer_addr("198.51.100.7:40000".parse().unwrap())
+        .to_request();
+    assert_eq!(test::call_service(&svc, probe).await.status(), 200);
+}

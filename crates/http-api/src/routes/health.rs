@@ -46,11 +46,14 @@ fn optional<E: std::fmt::Display>(
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready, with per-dependency checks", body = Object), (status = 503, description = "Not ready", body = Object)))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let timeout = state.config.readiness_timeout;
-    let (store, livekit, tts, stt) = tokio::join!(
+    // The rate limits never make a replica unready: Redis away only means each replica
+    // counts its own budget (the call is bounded by the limiter's own deadline).
+    let (store, livekit, tts, stt, rate_limit) = tokio::join!(
         tokio::time::timeout(timeout, state.sessions.check_store()),
         tokio::time::timeout(timeout, state.sessions.rooms()),
         tokio::time::timeout(timeout, state.conversation.tts_health()),
         tokio::time::timeout(timeout, state.conversation.stt_health()),
+        state.rate_limits.health(),
     );
     let verdict = |r: Result<Result<(), String>, _>| match r {
         Ok(Ok(())) => json!({ "status": "ok" }),
@@ -74,6 +77,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             "llm": llm,
             "tts": optional(tts),
             "stt": optional(stt),
+            "rate_limit": rate_limit,
         },
     });
     if ready {

@@ -17,6 +17,8 @@ use june_http_api::{ApiConfig, AppState};
 pub struct StateBuilder {
     ports: DomainPorts,
     auth: Option<Arc<dyn june_domain::Authenticator>>,
+    rate_limits: Option<june_http_api::limits::RateLimits>,
+    proxies: june_http_api::client_addr::ProxyRules,
 }
 
 pub fn state() -> StateBuilder {
@@ -52,6 +54,8 @@ pub fn state() -> StateBuilder {
             observer: Arc::new(NoObserver),
         },
         auth: None,
+        rate_limits: None,
+        proxies: Default::default(),
     }
 }
 
@@ -59,7 +63,12 @@ pub fn state() -> StateBuilder {
 impl StateBuilder {
     /// A builder over `ports` as they are.
     pub fn over(ports: DomainPorts) -> Self {
-        StateBuilder { ports, auth: None }
+        StateBuilder {
+            ports,
+            auth: None,
+            rate_limits: None,
+            proxies: Default::default(),
+        }
     }
 
     pub fn sessions(mut self, store: impl SessionStore + 'static) -> Self {
@@ -89,6 +98,18 @@ impl StateBuilder {
 
     pub fn idempotency(mut self, keys: impl IdempotencyStore + 'static) -> Self {
         self.ports.idempotency = Arc::new(keys);
+        self
+    }
+
+    /// Limits instead of none.
+    pub fn rate_limits(mut self, limits: june_http_api::limits::RateLimits) -> Self {
+        self.rate_limits = Some(limits);
+        self
+    }
+
+    /// Trusted proxies instead of none.
+    pub fn proxies(mut self, proxies: june_http_api::client_addr::ProxyRules) -> Self {
+        self.proxies = proxies;
         self
     }
 
@@ -130,7 +151,10 @@ impl StateBuilder {
             voice,
             idempotency,
             auth: self.auth,
-            rate_limits: Arc::new(june_http_api::auth::RateLimits::off()),
+            rate_limits: Arc::new(
+                self.rate_limits
+                    .unwrap_or_else(june_http_api::limits::RateLimits::off),
+            ),
             config: ApiConfig {
                 livekit_url: "ws://lk.test:7880".into(),
                 default_bot_room: None,
@@ -142,6 +166,7 @@ impl StateBuilder {
                 stt_token: None,
                 stt_auth: june_http_api::SttAuth::Bearer,
                 bots: june_http_api::BotIdentities::new("june-stt", "june-tts", ""),
+                proxies: self.proxies,
             },
         }
     }
