@@ -79,7 +79,7 @@ lint: ## Clippy on all targets, warnings are errors
 check-deps: ## The domain and HTTP crates must not depend on adapters' technologies
 	@bad=$$($(CARGO) tree -p june-domain -e normal --prefix none | grep -E '^(actix|sqlx|reqwest|livekit|utoipa|anyhow|tokio)' | sort -u); \
 	if [ -n "$$bad" ]; then echo "june-domain must not depend on: $$bad"; exit 1; fi
-	@bad=$$($(CARGO) tree -p june-http-api -e normal --prefix none | grep -E '^(sqlx|reqwest|livekit|jsonwebtoken)' | sort -u); \
+	@bad=$$($(CARGO) tree -p june-http-api -e normal --prefix none | grep -E '^(sqlx|reqwest|livekit|jsonwebtoken|redis)' | sort -u); \
 	if [ -n "$$bad" ]; then echo "june-http-api must not depend on: $$bad"; exit 1; fi
 	@echo "layering rules hold"
 

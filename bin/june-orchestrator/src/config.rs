@@ -910,11 +910,11 @@ mod tests {
     fn trusted_proxies_come_from_trusted_proxies_and_a_bad_entry_is_named() {
         let s = Settings::load(&env(&[]), None).unwrap();
         assert!(s.proxy_rules().is_empty(), "none by default");
-        assert_eq!(s.server.forwarded_header, ForwardedHeader::Auto);
+        assert_eq!(s.server.forwarded_header, ForwardedHeader::XForwardedFor);
         let s = Settings::load(
             &env(&[
                 ("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
-                ("JUNE__SERVER__FORWARDED_HEADER", "x-forwarded-for"),
+                ("JUNE__SERVER__FORWARDED_HEADER", "auto"),
             ]),
             None,
         )
@@ -924,7 +924,7 @@ mod tests {
             "10.0.0.0/8,127.0.0.1"
                 .parse::<ProxyRules>()
                 .unwrap()
-                .with_header(ForwardedHeader::XForwardedFor)
+                .with_header(ForwardedHeader::Auto)
         );
         let err = Settings::load(&env(&[("TRUSTED_PROXIES", "10.0.0.0/8,10.0.0.0/40")]), None)
             .unwrap_err()

@@ -15,11 +15,11 @@
 //!   trusted network);
 //! - IPv4-mapped IPv6 addresses (`::ffff:192.0.2.1`) are the IPv4 address, everywhere.
 //!
-//! Which header: [`ForwardedHeader::Auto`] (the default) reads `Forwarded` when the request has
-//! one, else `X-Forwarded-For` (the standard first). A proxy that only writes
-//! `X-Forwarded-For` (ingress-nginx, most cloud load balancers) passes a client's own
-//! `Forwarded` header through, and `Auto` would believe it: pin such a deployment to the
-//! header its proxy writes with `server.forwarded_header` (docs/configuration.md).
+//! Which header: only the one the proxy writes may be read, because a proxy passes the other
+//! through from clients, who could then choose their own address. The default is
+//! [`ForwardedHeader::XForwardedFor`], what ingress-nginx and the cloud load balancers write;
+//! `server.forwarded_header` picks `Forwarded` (RFC 7239) or [`ForwardedHeader::Auto`]
+//! (`Forwarded` when present, else `X-Forwarded-For`) for proxies that write those.
 
 use std::fmt;
 use std::future::{Ready, ready};
@@ -38,11 +38,11 @@ use crate::error::ApiError;
 #[serde(rename_all = "kebab-case")]
 pub enum ForwardedHeader {
     /// `Forwarded` when the request has one, else `X-Forwarded-For`.
-    #[default]
     Auto,
     /// Only `Forwarded` (RFC 7239).
     Forwarded,
-    /// Only `X-Forwarded-For`.
+    /// Only `X-Forwarded-For`: what nearly every proxy writes, so the safe default.
+    #[default]
     XForwardedFor,
 }
 
@@ -103,7 +103,7 @@ impl FromStr for ProxyRules {
             .collect::<Result<_, _>>()?;
         Ok(ProxyRules {
             trusted,
-            header: ForwardedHeader::Auto,
+            header: ForwardedHeader::default(),
         })
     }
 }
@@ -430,7 +430,7 @@ mod tests {
 
     #[test]
     fn forwarded_elements_ports_quotes_and_obfuscation_are_understood() {
-        let r = rules("10.0.0.0/8");
+        let r = rules("10.0.0.0/8").with_header(ForwardedHeader::Forwarded);
         let f = |value: &str| client(&r, "10.0.0.5", &[("forwarded", value)]);
         assert_eq!(
             f("for=192.0.2.60;proto=http;by=203.0.113.43"),
@@ -482,7 +482,12 @@ mod tests {
             ("forwarded", "for=192.0.2.1"),
             ("x-forwarded-for", "198.51.100.2"),
         ];
-        let auto = rules("10.0.0.0/8");
+        // The default reads only X-Forwarded-For: a client's own Forwarded changes nothing.
+        assert_eq!(
+            client(&rules("10.0.0.0/8"), "10.0.0.5", &both),
+            ip("198.51.100.2")
+        );
+        let auto = rules("10.0.0.0/8").with_header(ForwardedHeader::Auto);
         assert_eq!(client(&auto, "10.0.0.5", &both), ip("192.0.2.1"));
         assert_eq!(
             client(&auto, "10.0.0.5", &[("x-forwarded-for", "198.51.100.2")]),
