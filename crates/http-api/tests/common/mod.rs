@@ -10,6 +10,7 @@ use std::time::Duration;
 use june_domain::memory::InMemoryStore;
 use june_domain::ports::*;
 use june_domain::{Domain, DomainPolicies, DomainPorts, IssuedToken, NoObserver};
+use june_http_api::background::{Background, BackgroundConfig, Drain};
 use june_http_api::{ApiConfig, AppState};
 
 /// Builds an [`AppState`]; see the module docs for the defaults.
@@ -17,6 +18,7 @@ use june_http_api::{ApiConfig, AppState};
 pub struct StateBuilder {
     ports: DomainPorts,
     auth: Option<Arc<dyn june_domain::Authenticator>>,
+    background: BackgroundConfig,
 }
 
 pub fn state() -> StateBuilder {
@@ -52,6 +54,7 @@ pub fn state() -> StateBuilder {
             observer: Arc::new(NoObserver),
         },
         auth: None,
+        background: BackgroundConfig::default(),
     }
 }
 
@@ -59,7 +62,11 @@ pub fn state() -> StateBuilder {
 impl StateBuilder {
     /// A builder over `ports` as they are.
     pub fn over(ports: DomainPorts) -> Self {
-        StateBuilder { ports, auth: None }
+        StateBuilder {
+            ports,
+            auth: None,
+            background: BackgroundConfig::default(),
+        }
     }
 
     pub fn sessions(mut self, store: impl SessionStore + 'static) -> Self {
@@ -102,6 +109,12 @@ impl StateBuilder {
         self
     }
 
+    /// The background work's bounds (the defaults otherwise).
+    pub fn background(mut self, config: BackgroundConfig) -> Self {
+        self.background = config;
+        self
+    }
+
     /// Every store port in `store`.
     pub fn on_store(mut self, store: Arc<InMemoryStore>) -> Self {
         self.ports.sessions = store.clone();
@@ -124,6 +137,8 @@ impl StateBuilder {
             idempotency,
         } = Domain::new(self.ports, DomainPolicies::default());
         AppState {
+            background: Background::new(voice.clone(), self.background),
+            drain: Drain::default(),
             sessions,
             lifecycle,
             conversation,
