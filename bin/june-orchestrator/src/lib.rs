@@ -161,6 +161,9 @@ fn ai(settings: &Settings) -> Result<Ai, StartError> {
     })
 }
 
+/// How long past the shutdown deadline a reaper pass in progress may take to end.
+const REAPER_GRACE: Duration = Duration::from_secs(1);
+
 /// A built, bound, not yet running server.
 pub struct Application {
     port: u16,
@@ -424,7 +427,7 @@ impl Application {
     ///    dispatches, all within `server.shutdown_timeout_secs`; what is left at the deadline
     ///    is abandoned cleanly (dispatch claims are given back) — a further signal ends the
     ///    wait at once;
-    /// 3. stop the reaper, log, return.
+    /// 3. the reaper, told to stop with the server, ends within the same budget; log, return.
     ///
     /// Stopped through [`handle`](Self::handle) instead, it starts at step 2.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
@@ -489,12 +492,11 @@ impl Application {
             }
         };
         if let Some(reaper) = reaper {
-            // A pass in progress finishes its store calls (each bounded); give it a few seconds.
-            if tokio::time::timeout(Duration::from_secs(5), reaper.task)
-                .await
-                .is_err()
-            {
-                tracing::warn!("the reaper did not stop within 5 s");
+            // Told to stop with the server: a pass in progress finishes its store calls (each
+            // bounded) within the same budget, or a last second past it.
+            let until = deadline.max(Instant::now() + REAPER_GRACE);
+            if tokio::time::timeout_at(until, reaper.task).await.is_err() {
+                tracing::warn!("the reaper did not stop in time; its lease lapses on its own");
             }
         }
         os_signals.abort();
