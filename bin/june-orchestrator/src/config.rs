@@ -179,6 +179,18 @@ pub struct VoiceSettings {
     pub duplicate_window_ms: i64,
     /// Longest piece sent to TTS.
     pub max_sentence_chars: usize,
+    /// Voice turns running at once on this replica; a final beyond it is refused (503).
+    pub max_concurrent_turns: usize,
+    /// Bot dispatch orders waiting for a job; a full queue refuses new ones (claim given back).
+    pub dispatch_queue: usize,
+    /// Bot dispatch jobs running at once.
+    pub dispatch_concurrency: usize,
+    /// Attempts per bot dispatch order (1: no retry).
+    pub dispatch_attempts: u32,
+    /// Longest single attempt (both agents).
+    pub dispatch_attempt_timeout_ms: u64,
+    /// Wait before the second attempt, doubled before each later one.
+    pub dispatch_backoff_ms: u64,
 }
 
 /// Language model settings.
@@ -257,7 +269,11 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// Longest time to receive a request body (then 408 and the connection is closed).
     pub body_timeout_ms: u64,
-    /// How long in-flight requests get on SIGTERM.
+    /// After SIGTERM: how long the replica keeps serving while `/readyz` says `draining`,
+    /// before it stops accepting (for the load balancers to take it out of rotation).
+    pub drain_seconds: u64,
+    /// After the drain: how long in-flight requests, then voice turns and bot dispatches,
+    /// get to finish (one budget for both).
     pub shutdown_timeout_secs: u64,
     /// Reverse proxies whose forwarding headers are believed (`TRUSTED_PROXIES`: CIDRs or
     /// addresses, comma-separated); none by default, and then the TCP peer is the client.
@@ -579,6 +595,21 @@ impl Settings {
         if self.livekit.request_timeout_ms == 0 {
             return Err(invalid("livekit.request_timeout_ms", "must be positive"));
         }
+        let v = &self.voice;
+        for (setting, value) in [
+            ("voice.max_concurrent_turns", v.max_concurrent_turns as u64),
+            ("voice.dispatch_queue", v.dispatch_queue as u64),
+            ("voice.dispatch_concurrency", v.dispatch_concurrency as u64),
+            ("voice.dispatch_attempts", u64::from(v.dispatch_attempts)),
+            (
+                "voice.dispatch_attempt_timeout_ms",
+                v.dispatch_attempt_timeout_ms,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(setting, "must be positive"));
+            }
+        }
         self.validate_rate_limit()
     }
 
@@ -898,6 +929,36 @@ mod tests {
         assert_eq!(s.ai.temperature, Some(0.2));
         let err = Settings::load(&env(&[("TTS_SERVICE_URL", "tts:8000")]), None).unwrap_err();
         assert!(err.to_string().contains("TTS_SERVICE_URL"), "{err}");
+    }
+
+    #[test]
+    fn the_drain_and_the_background_bounds_have_defaults_and_refuse_zero() {
+        let s = Settings::load(&env(&[]), None).unwrap();
+        assert_eq!(
+            (s.server.drain_seconds, s.server.shutdown_timeout_secs),
+            (5, 10)
+        );
+        assert_eq!(
+            (s.voice.dispatch_queue, s.voice.dispatch_concurrency),
+            (256, 8)
+        );
+        assert_eq!(s.voice.dispatch_attempts, 3);
+        let s = Settings::load(&env(&[("JUNE__SERVER__DRAIN_SECONDS", "0")]), None).unwrap();
+        assert_eq!(s.server.drain_seconds, 0, "no drain is a valid choice");
+        for setting in [
+            "max_concurrent_turns",
+            "dispatch_queue",
+            "dispatch_concurrency",
+            "dispatch_attempts",
+            "dispatch_attempt_timeout_ms",
+        ] {
+            let var = format!("JUNE__VOICE__{}", setting.to_uppercase());
+            let err = Settings::load(&env(&[(var.as_str(), "0")]), None).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("voice.{setting}")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

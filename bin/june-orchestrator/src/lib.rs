@@ -21,14 +21,16 @@ use june_domain::{
     ConversationPolicy, Domain, DomainPolicies, DomainPorts, LifecycleService, SessionPolicy,
     VoiceConfig,
 };
+use june_http_api::background::{Background, BackgroundConfig, Drain};
 use june_http_api::limits::{Rate, RateLimits, Rates, SharedOptions};
 use june_http_api::{ApiConfig, AppState};
 use june_livekit_adapter::{
     LiveKitAgentDispatcher, LiveKitRoomService, LiveKitTokenIssuer, LiveKitWebhookVerifier,
 };
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::config::Settings;
 
@@ -201,11 +203,35 @@ fn rate_limits(settings: &Settings) -> Result<RateLimits, StartError> {
     ))
 }
 
+/// How long past the shutdown deadline a reaper pass in progress may take to end.
+const REAPER_GRACE: Duration = Duration::from_secs(1);
+
 /// A built, bound, not yet running server.
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
     reaper: Option<Reaper>,
+    background: Background,
+    drain: Drain,
+    /// `server.drain_seconds`.
+    drain_for: Duration,
+    /// `server.shutdown_timeout_secs`.
+    shutdown_timeout: Duration,
+    signals: mpsc::Receiver<()>,
+    signal: ShutdownSignal,
+}
+
+/// Asks a running [`Application`] to drain and stop exactly as SIGTERM does; a second call
+/// cuts the current wait short as a second SIGTERM does. For tests and embedders; cheap to
+/// clone.
+#[derive(Debug, Clone)]
+pub struct ShutdownSignal(mpsc::Sender<()>);
+
+impl ShutdownSignal {
+    /// Sends the signal (never waits; signals beyond a few pending ones add nothing).
+    pub fn send(&self) {
+        let _ = self.0.try_send(());
+    }
 }
 
 /// The reaper task and the switch that stops it.
@@ -321,6 +347,18 @@ impl Application {
             idempotency,
         } = Domain::new(ports, policies);
         june_http_api::metrics::handle();
+        let background = Background::new(
+            voice.clone(),
+            BackgroundConfig {
+                dispatch_queue: v.dispatch_queue,
+                dispatch_concurrency: v.dispatch_concurrency,
+                dispatch_attempts: v.dispatch_attempts,
+                dispatch_attempt_timeout: Duration::from_millis(v.dispatch_attempt_timeout_ms),
+                dispatch_backoff: Duration::from_millis(v.dispatch_backoff_ms),
+                max_turns: v.max_concurrent_turns,
+            },
+        );
+        let drain = Drain::default();
         let reaper = settings.reaper.enabled.then(|| {
             spawn_reaper(
                 lifecycle.clone(),
@@ -353,6 +391,8 @@ impl Application {
                 ),
                 proxies: settings.proxy_rules(),
             },
+            background: background.clone(),
+            drain: drain.clone(),
         };
         settings.log_drop_in();
 
@@ -374,16 +414,25 @@ impl Application {
                 source,
             })?
             .port();
+        // Signals are ours (see `run_until_stopped`): actix's would stop accepting at once.
         let server = HttpServer::new(move || june_http_api::app(state.clone()))
+            .disable_signals()
             .shutdown_timeout(settings.server.shutdown_timeout_secs)
             .listen(listener)
             .map_err(|source| StartError::Bind { address, source })?
             .run();
         tracing::info!(port, livekit = %settings.livekit_api_url(), "june-orchestrator listening");
+        let (signal, signals) = mpsc::channel(4);
         Ok(Application {
             port,
             server,
             reaper,
+            background,
+            drain,
+            drain_for: Duration::from_secs(settings.server.drain_seconds),
+            shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
+            signals,
+            signal: ShutdownSignal(signal),
         })
     }
 
@@ -392,25 +441,135 @@ impl Application {
         self.port
     }
 
-    /// A handle to stop the server from elsewhere (tests restart it this way).
+    /// A handle to stop the server from elsewhere (tests restart it this way). Stopped so,
+    /// the server skips the drain: it stops accepting at once, then finishes as after one.
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
 
-    /// Serves until SIGINT/SIGTERM (or [`handle`](Self::handle)`.stop`), lets in-flight
-    /// requests finish (bounded by `server.shutdown_timeout_secs`), then stops the reaper.
+    /// What SIGTERM does, in process: see [`ShutdownSignal`].
+    pub fn shutdown_signal(&self) -> ShutdownSignal {
+        self.signal.clone()
+    }
+
+    /// Serves until SIGTERM or SIGINT ([`shutdown_signal`](Self::shutdown_signal) in
+    /// process), then leaves without dropping work (design §8.2):
+    ///
+    /// 1. drain: `/readyz` answers 503 `draining` and responses say `Connection: close`, while
+    ///    every route still serves, for `server.drain_seconds` (a second signal ends it);
+    /// 2. stop accepting, finish in-flight requests, then wait for voice turns and bot
+    ///    dispatches, all within `server.shutdown_timeout_secs`; what is left at the deadline
+    ///    is abandoned cleanly (dispatch claims are given back) — a further signal ends the
+    ///    wait at once;
+    /// 3. the reaper, told to stop with the server, ends within the same budget; log, return.
+    ///
+    /// Stopped through [`handle`](Self::handle) instead, it starts at step 2.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served = self.server.await;
-        if let Some(reaper) = self.reaper {
+        let Application {
+            server,
+            reaper,
+            background,
+            drain,
+            drain_for,
+            shutdown_timeout,
+            mut signals,
+            signal,
+            ..
+        } = self;
+        let handle = server.handle();
+        let os_signals = forward_os_signals(signal);
+        // The server runs on its own task: it must be polled for `handle.stop` to progress.
+        let mut running = tokio::spawn(server);
+        let finished = tokio::select! {
+            finished = &mut running => Some(finished),
+            Some(()) = signals.recv() => None,
+        };
+        let deadline = match finished {
+            // Stopped through the handle, or failed: no drain.
+            Some(_) => Instant::now() + shutdown_timeout,
+            None => {
+                drain.begin();
+                tracing::info!(
+                    drain_seconds = drain_for.as_secs(),
+                    "shutdown signal: draining (/readyz answers 503 and connections close; every route still serves)"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(drain_for) => {}
+                    Some(()) = signals.recv() => tracing::info!("a second signal: the drain is cut short"),
+                }
+                tracing::info!(
+                    shutdown_timeout_secs = shutdown_timeout.as_secs(),
+                    "no longer accepting; finishing in-flight requests, voice turns and bot dispatches"
+                );
+                let deadline = Instant::now() + shutdown_timeout;
+                tokio::select! {
+                    () = handle.stop(true) => {}
+                    Some(()) = signals.recv() => {
+                        tracing::warn!("another signal: in-flight requests are cut");
+                        handle.stop(false).await;
+                    }
+                }
+                deadline
+            }
+        };
+        let served = running
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Some(reaper) = &reaper {
             let _ = reaper.stop.send(true);
-            if tokio::time::timeout(Duration::from_secs(5), reaper.task)
-                .await
-                .is_err()
-            {
-                tracing::warn!("the reaper did not stop within 5 s");
+        }
+        let left = tokio::select! {
+            left = background.shutdown(deadline) => left,
+            Some(()) = signals.recv() => {
+                tracing::warn!("another signal: background work is abandoned now");
+                background.shutdown(Instant::now()).await
+            }
+        };
+        if let Some(reaper) = reaper {
+            // Told to stop with the server: a pass in progress finishes its store calls (each
+            // bounded) within the same budget, or a last second past it.
+            let until = deadline.max(Instant::now() + REAPER_GRACE);
+            if tokio::time::timeout_at(until, reaper.task).await.is_err() {
+                tracing::warn!("the reaper did not stop in time; its lease lapses on its own");
             }
         }
-        tracing::info!("june-orchestrator stopped");
+        os_signals.abort();
+        tracing::info!(abandoned_tasks = left, "june-orchestrator stopped");
         served
     }
+}
+
+/// Listens for SIGTERM and SIGINT from now on (before the server runs, so an early signal is
+/// not the default kill), and forwards each to `signal` on a task of its own. Without a way
+/// to listen, nothing is forwarded (logged) and only the handle stops the server.
+fn forward_os_signals(signal: ShutdownSignal) -> JoinHandle<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal as listen};
+        let listeners = (
+            listen(SignalKind::terminate()),
+            listen(SignalKind::interrupt()),
+        );
+        tokio::spawn(async move {
+            let (Ok(mut term), Ok(mut int)) = listeners else {
+                tracing::warn!("cannot listen for SIGTERM/SIGINT");
+                return;
+            };
+            loop {
+                tokio::select! {
+                    Some(()) = term.recv() => tracing::info!("SIGTERM received"),
+                    Some(()) = int.recv() => tracing::info!("SIGINT received"),
+                    else => return,
+                }
+                signal.send();
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("Ctrl-C received");
+            signal.send();
+        }
+    })
 }

@@ -266,20 +266,27 @@ impl VoiceService {
         }))
     }
 
-    /// Gives back a claim whose order will not run (the batch that made it failed).
-    pub(crate) async fn unclaim_bots(&self, order: &BotDispatch) {
+    /// Gives back a claim whose order will not run (the batch that made it failed, or the
+    /// runner gave up on it), so a later `track_published` claims and tries again. A failed
+    /// release is logged: the claim then stays.
+    pub async fn unclaim_bots(&self, order: &BotDispatch) {
         if let Err(e) = self.voice_state.release_dispatch(order.session_id).await {
             tracing::warn!(session_id = %order.session_id, error = %e, "could not give a bot dispatch claim back");
         }
     }
 
-    /// Dispatches the STT and TTS agents of a claimed session (see
-    /// [`VoiceService::claim_bots`]). A failed dispatch gives the claim back, so a later
-    /// `track_published` tries again, and fails.
+    /// One attempt at a claimed order (see [`VoiceService::claim_bots`]): dispatches the STT
+    /// then the TTS agent, skipping those already in `dispatched` and adding each one LiveKit
+    /// accepts. LiveKit's CreateDispatch is not idempotent, so a retry after a partial
+    /// failure only sends the agents still owed. The claim is kept either way: the caller
+    /// retries, or gives up and calls [`VoiceService::unclaim_bots`].
     #[tracing::instrument(skip_all, fields(session_id = %order.session_id))]
-    pub async fn dispatch_bots(&self, order: BotDispatch) -> Result<(), SessionError> {
+    pub async fn dispatch_missing(
+        &self,
+        order: &BotDispatch,
+        dispatched: &mut Vec<String>,
+    ) -> Result<(), SessionError> {
         let Some(dispatcher) = &self.dispatcher else {
-            self.unclaim_bots(&order).await;
             return Ok(());
         };
         let metadata = serde_json::json!({
@@ -289,20 +296,28 @@ impl VoiceService {
         })
         .to_string();
         for agent in [&self.config.stt_agent, &self.config.tts_agent] {
-            if let Err(e) = dispatcher
-                .dispatch(&order.room_name, agent, &metadata)
-                .await
-            {
-                // Give the claim back so a later publish tries again; a failed release must
-                // not hide the dispatch error (the claim then stays, and the log says so).
-                if let Err(release) = self.voice_state.release_dispatch(order.session_id).await {
-                    tracing::warn!(error = %release, session_id = %order.session_id, "could not release the bot dispatch claim");
-                }
-                return Err(e.into());
+            if dispatched.contains(agent) {
+                continue;
             }
+            dispatcher
+                .dispatch(&order.room_name, agent, &metadata)
+                .await?;
+            dispatched.push(agent.clone());
         }
         tracing::info!(room = %order.room_name, "voice bots dispatched");
         Ok(())
+    }
+
+    /// Dispatches the STT and TTS agents of a claimed session in one attempt (see
+    /// [`VoiceService::claim_bots`]). A failed dispatch gives the claim back, so a later
+    /// `track_published` tries again, and fails. The HTTP server retries instead, through
+    /// [`VoiceService::dispatch_missing`].
+    pub async fn dispatch_bots(&self, order: BotDispatch) -> Result<(), SessionError> {
+        let result = self.dispatch_missing(&order, &mut Vec::new()).await;
+        if result.is_err() || self.dispatcher.is_none() {
+            self.unclaim_bots(&order).await;
+        }
+        result
     }
 
     /// A transcript from the STT bot. A final that passes the checks starts a new turn

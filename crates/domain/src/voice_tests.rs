@@ -653,6 +653,55 @@ async fn a_failed_dispatch_gives_the_claim_back() {
 }
 
 #[tokio::test]
+async fn a_retried_dispatch_sends_only_the_agents_still_owed_and_keeps_the_claim() {
+    // Arrange: LiveKit takes the STT bot, fails on the TTS bot, then takes it.
+    let fx = fixture().await;
+    let mut dispatcher = MockAgentDispatcher::new();
+    let mut order_of_calls = Sequence::new();
+    dispatcher
+        .expect_dispatch()
+        .withf(|_, name, _| name == "june-stt")
+        .times(1)
+        .in_sequence(&mut order_of_calls)
+        .returning(|_, _, _| Ok("AD_stt".into()));
+    dispatcher
+        .expect_dispatch()
+        .withf(|_, name, _| name == "june-tts")
+        .times(1)
+        .in_sequence(&mut order_of_calls)
+        .returning(|_, _, _| {
+            Err(RoomError::Unavailable {
+                message: "connection refused".into(),
+                source: None,
+            })
+        });
+    dispatcher
+        .expect_dispatch()
+        .withf(|_, name, _| name == "june-tts")
+        .times(1)
+        .in_sequence(&mut order_of_calls)
+        .returning(|_, _, _| Ok("AD_tts".into()));
+    let svc = fx.service(Ports {
+        dispatcher: Some(dispatcher),
+        ..Default::default()
+    });
+    let mic = microphone("vic", "STANDARD");
+    let order = svc.claim_bots(&fx.session, &mic).await.unwrap().unwrap();
+    let mut dispatched = Vec::new();
+
+    // Act: two attempts.
+    let first = svc.dispatch_missing(&order, &mut dispatched).await;
+    let second = svc.dispatch_missing(&order, &mut dispatched).await;
+
+    // Assert: the STT bot once (the dispatcher allows one call each), and the claim held
+    // throughout: no other event claims the bots.
+    assert_eq!(first.unwrap_err().code(), "livekit_unavailable");
+    second.unwrap();
+    assert_eq!(dispatched, ["june-stt", "june-tts"]);
+    assert_eq!(svc.claim_bots(&fx.session, &mic).await.unwrap(), None);
+}
+
+#[tokio::test]
 async fn only_a_persons_audio_in_a_live_voice_session_claims_the_bots() {
     let fx = fixture().await;
     let svc = fx.service(Ports {

@@ -6,6 +6,7 @@
 //! whole application for the binary and for in-process tests alike; it does not run a server.
 
 pub mod auth;
+pub mod background;
 pub mod client_addr;
 pub mod dto;
 pub mod error;
@@ -81,6 +82,10 @@ pub struct AppState {
     pub rate_limits: std::sync::Arc<crate::auth::RateLimits>,
     /// HTTP-level settings.
     pub config: ApiConfig,
+    /// Voice turns, chat producers and bot dispatch, tracked for the shutdown.
+    pub background: background::Background,
+    /// Set when the replica starts draining (SIGTERM): `/readyz` 503, `Connection: close`.
+    pub drain: background::Drain,
 }
 
 /// Body limit of the webhook route.
@@ -237,4 +242,5 @@ pub fn app(
         .wrap(cors)
         .wrap(NormalizePath::trim())
         .wrap(from_fn(middleware::request_context))
+        .wrap(from_fn(background::close_while_draining))
 }

@@ -35,6 +35,7 @@ pub async fn render(state: actix_web::web::Data<crate::AppState>) -> HttpRespons
         metrics::gauge!("june_store_pool_connections").set(f64::from(size));
         metrics::gauge!("june_store_pool_idle_connections").set(f64::from(idle));
     }
+    metrics::gauge!("june_background_tasks").set(state.background.len() as f64);
     let body = handle().map(PrometheusHandle::render).unwrap_or_default();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
@@ -120,6 +121,22 @@ pub fn webhook(event: &str, outcome: &'static str) {
         "outcome" => outcome
     )
     .increment(1);
+}
+
+/// Counts one voice bot dispatch order by how it ended (`DispatchOutcome::as_str`, a
+/// closed set).
+pub fn bot_dispatch(outcome: &'static str) {
+    metrics::counter!("june_bot_dispatches_total", "outcome" => outcome).increment(1);
+}
+
+/// Counts one retry of a bot dispatch order (an attempt failed or timed out).
+pub fn bot_dispatch_retry() {
+    metrics::counter!("june_bot_dispatch_retries_total").increment(1);
+}
+
+/// Counts a final transcript refused because `voice.max_concurrent_turns` turns run.
+pub fn turn_refused() {
+    metrics::counter!("june_turns_refused_total").increment(1);
 }
 
 /// Voice turn metrics (design §4.4).

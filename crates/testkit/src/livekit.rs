@@ -47,6 +47,8 @@ struct State {
     next_id: u64,
     /// People who join a room the moment it is created: (room, identity, publishing).
     arrivals: Vec<(String, String, bool)>,
+    /// CreateDispatch calls waiting for [`LiveKitDouble::release_dispatches`].
+    held: usize,
 }
 
 impl State {
@@ -61,6 +63,9 @@ type Shared = Arc<Mutex<State>>;
 /// A LiveKit server double on 127.0.0.1 with a random port; stops when dropped.
 pub struct LiveKitDouble {
     state: Shared,
+    /// `true` while CreateDispatch calls are held unanswered (see
+    /// [`LiveKitDouble::hold_dispatches`]).
+    hold: Arc<tokio::sync::watch::Sender<bool>>,
     port: u16,
     handle: actix_web::dev::ServerHandle,
 }
@@ -82,15 +87,19 @@ impl LiveKitDouble {
     /// Starts the double on its own thread and actix system.
     pub fn start() -> Self {
         let state: Shared = Arc::default();
+        let hold = Arc::new(tokio::sync::watch::Sender::new(false));
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = state.clone();
+        let held = hold.clone();
         std::thread::spawn(move || {
             let sys = actix_web::rt::System::new();
             sys.block_on(async move {
                 let data = web::Data::new(shared);
+                let hold = web::Data::from(held);
                 let server = HttpServer::new(move || {
                     App::new()
                         .app_data(data.clone())
+                        .app_data(hold.clone())
                         .app_data(web::PayloadConfig::new(10 * 1024 * 1024))
                         .route("/twirp/livekit.RoomService/{method}", web::post().to(twirp))
                         .route(
@@ -112,6 +121,7 @@ impl LiveKitDouble {
         let (port, handle) = rx.recv().expect("the LiveKit double started");
         LiveKitDouble {
             state,
+            hold,
             port,
             handle,
         }
@@ -184,6 +194,23 @@ impl LiveKitDouble {
         join(&mut lock(&self.state), room, identity, publishing)
     }
 
+    /// From now on, CreateDispatch calls are received (and counted by
+    /// [`held_dispatches`](Self::held_dispatches)) but not answered until [`release_dispatches`](Self::release_dispatches): a LiveKit
+    /// whose agent dispatch is slow, for as long as the test wants, with no timing involved.
+    pub fn hold_dispatches(&self) {
+        self.hold.send_replace(true);
+    }
+
+    /// Answers the held CreateDispatch calls, and every later one at once.
+    pub fn release_dispatches(&self) {
+        self.hold.send_replace(false);
+    }
+
+    /// How many CreateDispatch calls are waiting for [`release_dispatches`](Self::release_dispatches).
+    pub fn held_dispatches(&self) -> usize {
+        lock(&self.state).held
+    }
+
     /// Agent dispatches made so far (CreateDispatch), oldest first.
     pub fn dispatches(&self) -> Vec<proto::AgentDispatch> {
         lock(&self.state).dispatches.clone()
@@ -197,6 +224,8 @@ impl LiveKitDouble {
 
 impl Drop for LiveKitDouble {
     fn drop(&mut self) {
+        // A held call must not outlive the double.
+        self.release_dispatches();
         let handle = self.handle.clone();
         // Stopping is async; run it on a throw-away system so Drop stays sync.
         let _ = std::thread::spawn(move || {
@@ -422,6 +451,7 @@ async fn twirp(
     method: web::Path<String>,
     body: web::Bytes,
     state: web::Data<Shared>,
+    hold: web::Data<tokio::sync::watch::Sender<bool>>,
 ) -> HttpResponse {
     let content_type = req
         .headers()
@@ -461,6 +491,13 @@ async fn twirp(
         Err(resp) => return resp,
     };
     let method = method.into_inner();
+    if method == "CreateDispatch" && *hold.borrow() {
+        lock(&state).held += 1;
+        let mut released = hold.subscribe();
+        // Err only if the sender is gone, i.e. the double is being dropped: answer then.
+        let _ = released.wait_for(|held| !held).await;
+        lock(&state).held -= 1;
+    }
     match handle(&method, codec, &body, &grants, &state, &content_type) {
         Ok(resp) | Err(resp) => resp,
     }

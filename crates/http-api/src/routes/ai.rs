@@ -83,7 +83,8 @@ pub async fn chat(
 
     let (tx, mut rx) = mpsc::unbounded_channel();
     let conversation = state.conversation.clone();
-    actix_web::rt::spawn(async move {
+    // Tracked: the reply is stored even if the client goes away, and a shutdown waits for it.
+    state.background.spawn("chat reply", async move {
         let mut sink = ChannelSink(tx.clone());
         let result = conversation.chat(turn, &mut sink).await;
         let _ = tx.send(Frame::Done(result));

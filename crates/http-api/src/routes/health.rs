@@ -63,13 +63,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let store = verdict(store.map(|r| r.map_err(|e| e.to_string())));
     let livekit = verdict(livekit.map(|r| r.map(|_| ()).map_err(|e| e.to_string())));
     let ready = store["status"] == "ok" && livekit["status"] == "ok";
+    // A draining replica (SIGTERM) still serves, but asks to be taken out of rotation.
+    let draining = state.drain.is_draining();
     let llm = if state.conversation.llm_configured() {
         json!({ "status": "configured" })
     } else {
         json!({ "status": "not_configured" })
     };
     let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
+        "status": if draining { "draining" } else if ready { "ready" } else { "not_ready" },
         "stt_auth": state.config.stt_auth.as_str(),
         "checks": {
             "store": store,
@@ -80,7 +82,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             "rate_limit": rate_limit,
         },
     });
-    if ready {
+    if ready && !draining {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

@@ -115,6 +115,20 @@ pub async fn stt_transcript(
     ValidJson(Lenient(body)): ValidJson<Lenient<SttTranscriptRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let transcript = body.try_into_domain()?;
+    // A final may start a turn, which cancels the running one: it takes a place first, so a
+    // final refused for want of one changes nothing.
+    let slot = if transcript.is_final {
+        let Some(slot) = state.background.turn_slot() else {
+            crate::metrics::turn_refused();
+            return Err(ApiError::Unavailable {
+                detail: "too many voice turns are running; send the transcript again".into(),
+                code: "voice_busy",
+            });
+        };
+        Some(slot)
+    } else {
+        None
+    };
     let outcome = match state.voice.transcript(transcript.clone()).await {
         Err(SessionError::NotFound) => return unknown_room(&state, transcript).await,
         other => other?,
@@ -129,8 +143,10 @@ pub async fn stt_transcript(
         TranscriptOutcome::Turn(turn) => {
             let generation = turn.generation;
             let voice = state.voice.clone();
-            // The turn outlives this request: the STT bot must not wait for the reply.
-            actix_web::rt::spawn(async move {
+            // The turn outlives this request: the STT bot must not wait for the reply. It keeps
+            // its place until it ends, and a shutdown waits for it.
+            state.background.spawn("voice turn", async move {
+                let _slot = slot;
                 voice.run_turn(*turn).await;
             });
             Ok(HttpResponse::Ok().json(json!({

@@ -52,14 +52,9 @@ pub async fn livekit_webhook(
     }
     let receipt = receipt?;
     if let Some(order) = receipt.dispatch {
-        // LiveKit's agent dispatch is slow (two calls, each with a timeout): it runs after
-        // the answer, as voice turns do, so no delivery waits for it.
-        let voice = state.voice.clone();
-        actix_web::rt::spawn(async move {
-            if let Err(e) = voice.dispatch_bots(order).await {
-                tracing::warn!(error = %e, "voice bot dispatch failed; the next track_published tries again");
-            }
-        });
+        // LiveKit's agent dispatch is slow (two calls, each with a timeout): it is queued for
+        // the background jobs and runs after the answer, so no delivery waits for it.
+        state.background.dispatch(order).await;
     }
     match receipt.outcome {
         WebhookOutcome::Received { event, session_id } => {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use june_domain::memory::InMemoryStore;
 use june_domain::ports::*;
 use june_domain::{Domain, DomainPolicies, DomainPorts, IssuedToken, NoObserver};
+use june_http_api::background::{Background, BackgroundConfig, Drain};
 use june_http_api::{ApiConfig, AppState};
 
 /// Builds an [`AppState`]; see the module docs for the defaults.
@@ -19,6 +20,7 @@ pub struct StateBuilder {
     auth: Option<Arc<dyn june_domain::Authenticator>>,
     rate_limits: Option<june_http_api::limits::RateLimits>,
     proxies: june_http_api::client_addr::ProxyRules,
+    background: BackgroundConfig,
 }
 
 pub fn state() -> StateBuilder {
@@ -56,6 +58,7 @@ pub fn state() -> StateBuilder {
         auth: None,
         rate_limits: None,
         proxies: Default::default(),
+        background: BackgroundConfig::default(),
     }
 }
 
@@ -68,6 +71,7 @@ impl StateBuilder {
             auth: None,
             rate_limits: None,
             proxies: Default::default(),
+            background: BackgroundConfig::default(),
         }
     }
 
@@ -123,6 +127,12 @@ impl StateBuilder {
         self
     }
 
+    /// The background work's bounds (the defaults otherwise).
+    pub fn background(mut self, config: BackgroundConfig) -> Self {
+        self.background = config;
+        self
+    }
+
     /// Every store port in `store`.
     pub fn on_store(mut self, store: Arc<InMemoryStore>) -> Self {
         self.ports.sessions = store.clone();
@@ -145,6 +155,8 @@ impl StateBuilder {
             idempotency,
         } = Domain::new(self.ports, DomainPolicies::default());
         AppState {
+            background: Background::new(voice.clone(), self.background),
+            drain: Drain::default(),
             sessions,
             lifecycle,
             conversation,
