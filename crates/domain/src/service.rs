@@ -582,7 +582,8 @@ fn validate_guest(guest_name: &str, ttl_seconds: Option<i64>) -> Result<(), Sess
     if guest_name.is_empty() {
         return Err(SessionError::invalid("guest_name", "must not be empty"));
     }
-    if guest_name.len() > MAX_IDENTITY_LEN {
+    // Characters, as the OpenAPI spec's `maxLength` counts them, not UTF-8 bytes.
+    if guest_name.chars().count() > MAX_IDENTITY_LEN {
         return Err(SessionError::invalid("guest_name", "is too long"));
     }
     if guest_name.chars().any(char::is_control) {
@@ -599,7 +600,7 @@ fn validate_identity(field: &'static str, value: &str) -> Result<String, Session
     if v.is_empty() {
         return Err(SessionError::invalid(field, "is required"));
     }
-    if v.len() > MAX_IDENTITY_LEN {
+    if v.chars().count() > MAX_IDENTITY_LEN {
         return Err(SessionError::invalid(
             field,
             "is longer than 256 characters",

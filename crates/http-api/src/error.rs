@@ -40,9 +40,12 @@ pub enum ApiError {
     /// No such route (404).
     #[error("Not Found")]
     RouteNotFound,
-    /// The route exists but not for this method (405).
-    #[error("Method Not Allowed")]
-    MethodNotAllowed,
+    /// The route exists but not for this method (405, with `Allow`).
+    #[error("Method Not Allowed; this path allows {allow}")]
+    MethodNotAllowed {
+        /// The methods the path serves, as the `Allow` header lists them (`GET, POST`).
+        allow: String,
+    },
     /// The caller's credentials are missing or wrong (401).
     #[error("{detail}")]
     Unauthorized {
@@ -113,23 +116,6 @@ pub struct ErrorBody {
     pub field: Option<String>,
 }
 
-/// What every route behind credentials (an API key or OIDC token, or the STT bot's token) can
-/// answer besides its own responses: 401 before the handler runs, and 429 when the caller's or
-/// the client address's budget is spent. Declared once; handlers list it in `responses(…)`.
-#[derive(utoipa::IntoResponses)]
-pub enum AuthResponses {
-    /// Missing or invalid credentials.
-    #[response(status = 401, description = "Missing or invalid credentials")]
-    Unauthorized(ErrorBody),
-    /// Over the request budget.
-    #[response(
-        status = 429,
-        description = "Rate limited",
-        headers(("retry-after" = u64, description = "Seconds until a request is allowed again"))
-    )]
-    RateLimited(ErrorBody),
-}
-
 impl ApiError {
     /// The stable machine code of this error.
     pub fn code(&self) -> &'static str {
@@ -140,7 +126,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::BodyTimeout { .. } => "request_timeout",
             ApiError::RouteNotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::Conflict { code, .. } => code,
             ApiError::Internal(_) => "internal_error",
@@ -229,7 +215,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::RouteNotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -265,6 +251,9 @@ impl ResponseError for ApiError {
                 june_domain::AuthError::Missing | june_domain::AuthError::Invalid(_),
             ) => {
                 resp.insert_header(("www-authenticate", "Bearer"));
+            }
+            ApiError::MethodNotAllowed { allow } => {
+                resp.insert_header(("allow", allow.as_str()));
             }
             // The rest of a stalled body may still come: the connection cannot be reused.
             ApiError::BodyTimeout { .. } => {

@@ -32,7 +32,7 @@ use june_domain::{ConversationService, LifecycleService, SessionService, VoiceSe
 
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
-use crate::routes::{ai, health, participants, sessions, tokens, voice, webhooks};
+use crate::routes::{ai, health, meta, participants, sessions, tokens, voice, webhooks};
 
 /// Settings the HTTP layer needs besides the services.
 #[derive(Debug, Clone)]
@@ -112,41 +112,72 @@ async fn docs_home() -> HttpResponse {
         .finish()
 }
 
-async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(crate::openapi::json())
-}
-
 async fn route_not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::RouteNotFound)
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// A resource whose other methods answer 405 in our JSON shape, with the `Allow` header
+/// RFC 9110 requires: the methods `methods` (the route table's, lower case) names.
+fn resource(path: &str, methods: &[&str]) -> actix_web::Resource {
+    let allow = methods
+        .iter()
+        .map(|m| m.to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(", ");
+    web::resource(path).default_service(web::to(move || {
+        let allow = allow.clone();
+        async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow }) }
+    }))
 }
 
-/// A resource whose other methods answer 405 in our JSON shape.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// Who may call a route: what the spec's `security` says of its operations, and which
+/// shared answers (401, 429, 503) they document ([`openapi`] reads it from [`ROUTES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credentials; under the per-address budget (429).
+    Public,
+    /// No credentials and no budget: probes and scrapes. The request-context middleware's
+    /// exemption list names the same paths.
+    Probe,
+    /// `Authorization: Bearer` with an API key or an OIDC token, as `AUTH_MODE` says; nothing
+    /// is checked with `AUTH_MODE=none`.
+    Bearer,
+    /// The STT bot's bearer token (`STT_SERVICE_TOKEN`), unless `stt.auth` is `none`.
+    Stt,
+    /// LiveKit's signature in `Authorization`; no budget (one LiveKit server sends every
+    /// room's events from one address).
+    Signed,
 }
 
-/// Declares the API's routes once. Each line registers its handlers on its path and on its
-/// legacy aliases (`"/token" | "/livekit/token"`), and puts the handlers' `#[utoipa::path]`
-/// operations into the spec ([`Operations`], merged by [`openapi::ApiDoc`]): a handler cannot
-/// be served undocumented or documented unserved. Aliases are served and left out of the spec
-/// on purpose (docs/compat.md lists them). A path may name a function that adjusts its
-/// resources (`, webhook_limits`). The annotations' own `path` and method must match the
-/// line: a test compares the spec with [`OPERATIONS`].
+/// One line of the route table: a path, its methods (lower case) and who may call it.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// The path as the spec writes it (`/api/sessions/{id}`).
+    pub path: &'static str,
+    /// The methods served on it, lower case (`get`, `post`): the spec's, and the 405's `Allow`.
+    pub methods: &'static [&'static str],
+    /// Who may call it.
+    pub access: Access,
+}
+
+/// Declares the API's routes once. Each line names who may call the path ([`Access`]),
+/// registers its handlers on it and on its legacy aliases (`"/token" | "/livekit/token"`),
+/// and puts the handlers' `#[utoipa::path]` operations into the spec ([`Operations`], merged
+/// by [`openapi::ApiDoc`]): a handler cannot be served undocumented or documented unserved.
+/// Other methods answer 405 with `Allow` naming the line's methods. Aliases are served and
+/// left out of the spec on purpose (docs/compat.md lists them). A path may name a function
+/// that adjusts its resources (`, webhook_limits`). The annotations' own `path` and method
+/// must match the line: a test compares the spec with [`OPERATIONS`].
 macro_rules! api {
     ($(
-        $path:literal $(| $alias:literal)* $(, $adjust:ident)?
+        $access:ident $path:literal $(| $alias:literal)* $(, $adjust:ident)?
             => [$($method:ident: $($handler:ident)::+),+ $(,)?];
     )*) => {
         fn api_routes(cfg: &mut web::ServiceConfig) {
             $(
                 for path in [$path $(, $alias)*] {
-                    let r = resource(path)$(.route(web::$method().to($($handler)::+)))+;
+                    let r = resource(path, &[$(stringify!($method)),+])
+                        $(.route(web::$method().to($($handler)::+)))+;
                     $(let r = $adjust(r);)?
                     cfg.service(r);
                 }
@@ -155,6 +186,13 @@ macro_rules! api {
 
         /// Every `(method, path)` the API serves and the spec documents.
         pub const OPERATIONS: &[(&str, &str)] = &[$($((stringify!($method), $path),)+)*];
+
+        /// The route table: each documented path with its methods and who may call it.
+        pub const ROUTES: &[Route] = &[$(Route {
+            path: $path,
+            methods: &[$(stringify!($method)),+],
+            access: Access::$access,
+        },)*];
 
         /// The legacy aliases as `(alias, path)`: served like `path`, not in the spec.
         pub const ALIASES: &[(&str, &str)] = &[$($(($alias, $path),)*)*];
@@ -167,25 +205,27 @@ macro_rules! api {
 }
 
 api! {
-    "/" => [get: health::service_info];
-    "/healthz" => [get: health::healthz];
-    "/readyz" => [get: health::readyz];
-    "/api/sessions" => [post: sessions::create_session, get: sessions::list_sessions];
-    "/api/sessions/{id}" => [get: sessions::get_session, delete: sessions::delete_session];
-    "/api/sessions/{id}/participants" => [get: participants::list_participants];
-    "/api/sessions/{id}/participants/{identity}" => [delete: participants::remove_participant];
-    "/api/sessions/{id}/guest-token" => [post: sessions::create_guest_token];
-    "/api/sessions/{id}/history" => [get: sessions::get_history, delete: sessions::clear_history];
-    "/api/sessions/{id}/events" => [get: webhooks::list_events];
-    "/api/livekit-webhooks", webhook_limits => [post: webhooks::livekit_webhook];
-    "/api/webhooks/stt" => [post: voice::stt_transcript];
-    "/api/webhooks/voice_onset" => [post: voice::voice_onset];
-    "/api/ai/chat" | "/api/ai/process" => [post: ai::chat];
-    "/api/tts/publish" => [post: ai::tts_publish];
-    "/token" | "/livekit/token" => [post: tokens::participant_token];
-    "/api/livekit/token" => [post: tokens::service_token];
-    "/api/livekit/token-source" => [post: tokens::token_source];
-    "/rooms/list" => [post: tokens::list_rooms];
+    Public "/" => [get: health::service_info];
+    Probe "/healthz" => [get: health::healthz];
+    Probe "/readyz" => [get: health::readyz];
+    Probe "/metrics" => [get: meta::metrics];
+    Public "/openapi.json" => [get: meta::openapi_json];
+    Bearer "/api/sessions" => [post: sessions::create_session, get: sessions::list_sessions];
+    Bearer "/api/sessions/{id}" => [get: sessions::get_session, delete: sessions::delete_session];
+    Bearer "/api/sessions/{id}/participants" => [get: participants::list_participants];
+    Bearer "/api/sessions/{id}/participants/{identity}" => [delete: participants::remove_participant];
+    Bearer "/api/sessions/{id}/guest-token" => [post: sessions::create_guest_token];
+    Bearer "/api/sessions/{id}/history" => [get: sessions::get_history, delete: sessions::clear_history];
+    Bearer "/api/sessions/{id}/events" => [get: webhooks::list_events];
+    Signed "/api/livekit-webhooks", webhook_limits => [post: webhooks::livekit_webhook];
+    Stt "/api/webhooks/stt" => [post: voice::stt_transcript];
+    Stt "/api/webhooks/voice_onset" => [post: voice::voice_onset];
+    Bearer "/api/ai/chat" | "/api/ai/process" => [post: ai::chat];
+    Bearer "/api/tts/publish" => [post: ai::tts_publish];
+    Bearer "/token" | "/livekit/token" => [post: tokens::participant_token];
+    Bearer "/api/livekit/token" => [post: tokens::service_token];
+    Bearer "/api/livekit/token-source" => [post: tokens::token_source];
+    Bearer "/rooms/list" => [post: tokens::list_rooms];
 }
 
 /// A signed event is never refused for its size under 1 MiB (full-room events).
@@ -194,14 +234,12 @@ fn webhook_limits(r: actix_web::Resource) -> actix_web::Resource {
         .app_data(BodyLimit(WEBHOOK_BODY_LIMIT))
 }
 
-/// Registers every route: the API's (the `api!` table), then the metrics, the spec and its UI.
-/// Trailing-slash forms are handled by `NormalizePath` in [`app`].
+/// Registers every route: the API's (the `api!` table, with the metrics and the spec), then
+/// the spec's UI. Trailing-slash forms are handled by `NormalizePath` in [`app`].
 pub fn routes(cfg: &mut web::ServiceConfig) {
     api_routes(cfg);
-    cfg.service(resource("/metrics").route(web::get().to(crate::metrics::render)))
-        .service(resource("/openapi.json").route(web::get().to(openapi_json)))
-        // `/docs/` is trimmed to `/docs` by NormalizePath: send both to the UI's page.
-        .service(resource("/docs").route(web::get().to(docs_home)))
+    // `/docs/` is trimmed to `/docs` by NormalizePath: send both to the UI's page.
+    cfg.service(resource("/docs", &["get"]).route(web::get().to(docs_home)))
         .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url(
             "/api-docs/openapi.json",
             {

@@ -844,3 +844,159 @@ async fn the_per_address_budget_follows_forwarded_clients_only_from_trusted_prox
         .to_request();
     assert_eq!(test::call_service(&svc, probe).await.status(), 200);
 }
+
+fn spec() -> Value {
+    serde_json::from_str(&june_http_api::openapi::json()).unwrap()
+}
+
+/// JSON Schema counts `3600.0` as an integer, so a client generated from the spec may send it.
+#[actix_web::test]
+async fn an_integral_float_is_read_as_the_integer_and_a_fraction_is_422() {
+    let ttl = &spec()["components"]["schemas"]["CreateSessionRequest"]["properties"]["ttl_seconds"];
+    assert!(ttl["type"].to_string().contains("integer"), "{ttl}");
+
+    let (status, body, _) = call(
+        state().sessions(happy_store()).rooms(happy_rooms()).build(),
+        TestRequest::post()
+            .uri("/api/sessions")
+            .set_json(json!({"user_id": "alice", "ttl_seconds": 3600.0})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let at = |key: &str| chrono::DateTime::parse_from_rfc3339(body[key].as_str().unwrap()).unwrap();
+    assert_eq!((at("expires_at") - at("created_at")).num_seconds(), 3600);
+
+    for fraction in [json!(3600.5), json!("3600")] {
+        let (status, body, _) = call(
+            state().build(),
+            TestRequest::post()
+                .uri("/api/sessions")
+                .set_json(json!({"user_id": "alice", "ttl_seconds": fraction})),
+        )
+        .await;
+        assert_eq!(status, 422, "{fraction}: {body}");
+        assert_eq!(body["field"], "ttl_seconds");
+    }
+}
+
+/// What the spec says of `text` (at least one character that is not whitespace) is what the
+/// server refuses, with the status the spec documents.
+#[actix_web::test]
+async fn blank_text_is_the_documented_422_and_the_spec_says_min_length() {
+    let spec = spec();
+    for (schema, path) in [
+        ("ChatRequestDto", "/api/ai/chat"),
+        ("TtsPublishRequest", "/api/tts/publish"),
+    ] {
+        let text = &spec["components"]["schemas"][schema]["properties"]["text"];
+        assert_eq!(text["minLength"], 1, "{schema}");
+        assert_eq!(text["pattern"], "\\S", "{schema}");
+        assert!(
+            spec["paths"][path]["post"]["responses"]["422"].is_object(),
+            "{path}"
+        );
+    }
+
+    let session = live_session("hana");
+    let id = session.id;
+    let mut store = MockSessionStore::new();
+    store.expect_get().returning(move |_| Ok(session.clone()));
+    let st = state().sessions(store).build();
+    for blank in ["", " \n\t"] {
+        let (status, body, _) = call(
+            st.clone(),
+            TestRequest::post()
+                .uri("/api/ai/chat")
+                .set_json(json!({"session_id": id, "text": blank})),
+        )
+        .await;
+        assert_eq!(
+            (status.as_u16(), &body["field"]),
+            (422, &json!("text")),
+            "{blank:?}: {body}"
+        );
+        let (status, body, _) = call(
+            st.clone(),
+            TestRequest::post()
+                .uri("/api/tts/publish")
+                .set_json(json!({"room_name": "room-hana", "text": blank})),
+        )
+        .await;
+        assert_eq!(
+            (status.as_u16(), &body["field"]),
+            (422, &json!("text")),
+            "{blank:?}: {body}"
+        );
+    }
+}
+
+/// RFC 9110: a 405 names the methods the resource supports, here from the route table.
+#[actix_web::test]
+async fn a_method_a_path_does_not_serve_is_405_with_allow_naming_those_it_does() {
+    let svc = test::init_service(app(state().build())).await;
+    let aliases = june_http_api::ALIASES
+        .iter()
+        .map(|(alias, path)| (*alias, *path));
+    let paths = june_http_api::ROUTES
+        .iter()
+        .map(|r| (r.path, r.path))
+        .chain(aliases);
+    for (served, path) in paths {
+        let route = june_http_api::ROUTES
+            .iter()
+            .find(|r| r.path == path)
+            .unwrap();
+        let mut allowed: Vec<String> = route.methods.iter().map(|m| m.to_uppercase()).collect();
+        allowed.sort();
+        let unserved = ["PUT", "PATCH", "DELETE", "POST", "GET"]
+            .into_iter()
+            .find(|m| !allowed.iter().any(|a| a == m))
+            .unwrap();
+        // Both slash forms.
+        for uri in [served.to_owned(), format!("{served}/")] {
+            let uri = uri
+                .replace("{id}", "0b9f3c2e-6a57-4f4e-9d7c-1f0a3c5e7b21")
+                .replace("{identity}", "zoe");
+            let req = TestRequest::default()
+                .method(unserved.parse().unwrap())
+                .uri(&uri)
+                .to_request();
+            let resp = test::call_service(&svc, req).await;
+            assert_eq!(resp.status(), 405, "{unserved} {uri}");
+            let allow = resp.headers().get("allow").expect("Allow is sent");
+            let mut listed: Vec<String> = allow
+                .to_str()
+                .unwrap()
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .collect();
+            listed.sort();
+            assert_eq!(listed, allowed, "{unserved} {uri}");
+            let body: Value = serde_json::from_slice(&test::read_body(resp).await).unwrap();
+            assert_eq!(body["code"], "method_not_allowed", "{unserved} {uri}");
+        }
+    }
+}
+
+/// The spec's `maxLength` counts characters, and so does the server (not UTF-8 bytes).
+#[actix_web::test]
+async fn an_owner_of_256_characters_is_accepted_whatever_their_bytes_and_257_are_422() {
+    let owner = "é".repeat(june_domain::MAX_IDENTITY_LEN);
+    let (status, body, _) = call(
+        state().sessions(happy_store()).rooms(happy_rooms()).build(),
+        TestRequest::post()
+            .uri("/api/sessions")
+            .set_json(json!({ "user_id": owner })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body, _) = call(
+        state().build(),
+        TestRequest::post()
+            .uri("/api/sessions")
+            .set_json(json!({ "user_id": format!("{owner}é") })),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "user_id");
+}

@@ -7,9 +7,18 @@ use uuid::Uuid;
 /// `POST /api/ai/chat` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ChatRequestDto {
+    /// The session the turn belongs to (one that is not yours, or not a UUID: 404).
+    #[schema(format = "uuid")]
     pub session_id: String,
-    #[schema(example = "What can you do?")]
+    /// What the user says: 1–8000 characters once trimmed, not only whitespace.
+    #[schema(
+        example = "What can you do?",
+        min_length = 1,
+        max_length = 8000,
+        pattern = r"\S"
+    )]
     pub text: String,
+    /// The reply's language for speech; the session's when absent.
     #[serde(default)]
     pub language: Option<String>,
     #[serde(default)]
@@ -43,7 +52,11 @@ impl ChatResponse {
 /// `POST /api/tts/publish` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TtsPublishRequest {
+    /// The room to speak into (trimmed; not only whitespace).
+    #[schema(min_length = 1, pattern = r"\S")]
     pub room_name: String,
+    /// What to say (trimmed; not only whitespace).
+    #[schema(min_length = 1, pattern = r"\S")]
     pub text: String,
     #[serde(default)]
     pub language: Option<String>,

@@ -8,7 +8,11 @@ use super::rfc3339;
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    /// Page size, 1 to 200 (50 by default); a larger value is read as 200.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page (empty: the first page).
+    #[param(pattern = r"^([0-9]{1,16}_([0-7][0-9a-f])*)?$")]
     pub cursor: Option<String>,
 }
 

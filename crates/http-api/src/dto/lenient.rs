@@ -1,5 +1,6 @@
-//! Readers for bodies and fields that v3.0 clients and the voice bots send loosely. They never
+//! Readers for bodies and fields that v3.0 clients and the voice bots send loosely. Most never
 //! fail: a value of another type reads as absent, as the routes have always read it.
+//! [`whole_number`] reads what JSON Schema calls an integer, which serde alone does not.
 
 use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, de};
@@ -55,6 +56,51 @@ pub(crate) fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f32>, D::
     Ok(Value::deserialize(d)?.as_f64().map(|n| n as f32))
 }
 
+/// A whole number, also written as an integral float (`3600.0`): JSON Schema's `integer`
+/// admits it, so a client generated from the spec may send it, and serde's `i64` refuses it.
+/// `null` reads as absent; a fraction, a number beyond `i64` or another type is refused (422
+/// naming the field). Use with `#[serde(default)]`.
+pub(crate) fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let n = match Value::deserialize(d)? {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n,
+        other => {
+            return Err(de::Error::invalid_type(
+                unexpected(&other),
+                &"a whole number",
+            ));
+        }
+    };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    // i64::MAX as f64 rounds up to 2^63, which is out of range: the bound is exclusive.
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
+            Ok(Some(f as i64))
+        }
+        Some(f) => Err(de::Error::invalid_value(
+            de::Unexpected::Float(f),
+            &"a whole number within 64 bits",
+        )),
+        None => Err(de::Error::invalid_value(
+            de::Unexpected::Other("a number beyond 64 bits"),
+            &"a whole number within 64 bits",
+        )),
+    }
+}
+
+/// How serde names a JSON value in a type error.
+fn unexpected(value: &Value) -> de::Unexpected<'_> {
+    match value {
+        Value::Bool(b) => de::Unexpected::Bool(*b),
+        Value::String(s) => de::Unexpected::Str(s),
+        Value::Array(_) => de::Unexpected::Seq,
+        Value::Object(_) => de::Unexpected::Map,
+        Value::Null | Value::Number(_) => de::Unexpected::Other("a value"),
+    }
+}
+
 /// A JSON boolean; anything else reads as absent (`"partial": "yes"` says nothing).
 pub(crate) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     Ok(Value::deserialize(d)?.as_bool())
@@ -90,6 +136,8 @@ mod tests {
         config: Option<Value>,
         #[serde(default, deserialize_with = "flag")]
         on: Option<bool>,
+        #[serde(default, deserialize_with = "whole_number")]
+        ttl: Option<i64>,
     }
 
     fn read(body: Value) -> Fields {
@@ -137,6 +185,40 @@ mod tests {
         assert_eq!(read(json!({"score": "high"})).score, None);
         assert_eq!(read(json!({"config": null})).config, None);
         assert_eq!(read(json!({"config": "x"})).config, Some(json!("x")));
+    }
+
+    #[test]
+    fn a_whole_number_may_be_written_as_an_integral_float() {
+        assert_eq!(read(json!({"ttl": 3600})).ttl, Some(3600));
+        assert_eq!(read(json!({"ttl": 476611097.0})).ttl, Some(476_611_097));
+        assert_eq!(read(json!({"ttl": -2.0})).ttl, Some(-2));
+        assert_eq!(read(json!({"ttl": null})).ttl, None);
+        assert_eq!(read(json!({})).ttl, None);
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Ttl {
+        #[serde(default, deserialize_with = "whole_number")]
+        #[allow(dead_code)]
+        ttl: Option<i64>,
+    }
+
+    #[test]
+    fn a_fraction_a_huge_number_or_another_type_is_refused_naming_the_field() {
+        for bad in [
+            json!(1.5),
+            json!(1e300),
+            json!(u64::MAX),
+            json!("3600"),
+            json!(true),
+            json!([1]),
+        ] {
+            let body = json!({ "ttl": bad }).to_string();
+            match crate::extract::parse::<Ttl>(body.as_bytes()) {
+                Err(crate::error::ApiError::Validation { field, .. }) => assert_eq!(field, "ttl"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -10,29 +10,45 @@ use super::rfc3339;
 /// `POST /api/sessions` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateSessionRequest {
-    /// The owner; defaults to (and must equal) the caller when authenticated.
+    /// The owner: 1–256 characters once trimmed, no control characters, not starting with
+    /// `service:` (the server's own principals). Required with `AUTH_MODE=none` (422 naming
+    /// it when absent); with credentials it defaults to the caller and must equal the
+    /// caller's identity unless the caller is an admin or a service (422 otherwise).
     #[serde(default)]
-    #[schema(example = "alice")]
+    #[schema(
+        example = "alice",
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^(?!\s*service:)[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub user_id: Option<String>,
-    /// A room name of the client's choosing.
+    /// A room name of the client's choosing: 1–128 of `A-Z a-z 0-9 _ - .`. One a live
+    /// session or LiveKit already has is 409 `room_name_taken`.
     #[serde(default)]
-    #[schema(example = "team-standup")]
+    #[schema(
+        example = "team-standup",
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_.-]{1,128}$"
+    )]
     pub room_name: Option<String>,
     /// Free-form metadata object.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Conversation language (`en` by default).
+    /// Conversation language (`en` by default; empty means the default): letters, digits,
+    /// `-` and `_`, at most 35.
     #[serde(default)]
-    #[schema(example = "en")]
+    #[schema(example = "en", max_length = 35, pattern = r"^[A-Za-z0-9_-]{0,35}$")]
     pub language: Option<String>,
     /// Dispatch the voice bots.
     #[serde(default)]
     #[schema(example = true)]
     pub voice: Option<bool>,
-    /// Session lifetime in seconds.
-    #[serde(default)]
-    #[schema(example = 3600)]
+    /// Session lifetime in seconds, 1 to 315 360 000 (ten years); the policy caps it further
+    /// (7 days by default). An integral float (`3600.0`) is read as the integer.
+    #[serde(default, deserialize_with = "super::lenient::whole_number")]
+    #[schema(example = 3600, minimum = 1, maximum = 315360000)]
     pub ttl_seconds: Option<i64>,
 }
 
@@ -163,10 +179,31 @@ impl From<Session> for SessionSummary {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListSessionsQuery {
+    /// Only this owner's sessions (admins and services; a user always sees their own).
     pub user_id: Option<String>,
+    /// Only sessions in this state (empty: any).
+    #[param(value_type = Option<SessionStatusFilter>, inline)]
     pub status: Option<String>,
+    /// Page size, 1 to 200 (50 by default); a larger value is read as 200.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page (empty: the first page).
+    #[param(pattern = r"^([0-9]{1,16}_[0-9a-f]{32})?$")]
     pub cursor: Option<String>,
+}
+
+/// A session's state, as `GET /api/sessions?status=` filters by it.
+#[derive(Debug, Clone, Copy, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum SessionStatusFilter {
+    /// Made, nobody has joined yet.
+    Created,
+    /// LiveKit reported the room started or someone joined.
+    Active,
+    /// Deleted, or LiveKit finished the room.
+    Ended,
+    /// Past `expires_at`.
+    Expired,
 }
 
 /// `GET /api/sessions` response.
@@ -247,15 +284,28 @@ pub struct ParticipantRemoved {
     pub participant: String,
 }
 
-/// `POST /api/sessions/{id}/guest-token` body.
+/// `POST /api/sessions/{id}/guest-token` body. v3.0 clients may also send `session_id`; when
+/// they do it must equal the id in the path (422 naming it). It is left out of this schema:
+/// no rule of JSON Schema can say "equal to the path", and the path already names the session.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct GuestTokenRequest {
-    #[schema(example = "Sam")]
+    /// The guest's display name: 1–256 characters once trimmed, no control characters.
+    #[schema(
+        example = "Sam",
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub guest_name: String,
     #[serde(default)]
+    #[schema(ignore)]
     pub session_id: Option<String>,
-    #[serde(default)]
+    /// Token lifetime in seconds, 1 to 315 360 000; never past the session's expiry. An
+    /// integral float (`600.0`) is read as the integer.
+    #[serde(default, deserialize_with = "super::lenient::whole_number")]
+    #[schema(minimum = 1, maximum = 315360000)]
     pub ttl_seconds: Option<i64>,
+    /// May publish audio and video (`true` by default); guests never publish data.
     #[serde(default)]
     pub can_publish: Option<bool>,
 }

@@ -38,31 +38,31 @@ pub struct RoomList {
 /// a bot's, minted as by `POST /api/livekit/token`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct LegacyTokenRequest {
-    /// The room to join (or under `room`).
+    /// The room to join (or under `room`): 1–128 of `A-Z a-z 0-9 _ - .` (422 otherwise).
     #[serde(rename = "roomName", default, deserialize_with = "text_or_number")]
-    #[schema(value_type = String, required = true, example = "lobby")]
+    #[schema(value_type = String, required = true, example = "lobby", min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_.-]{1,128}$")]
     pub room_name: Option<String>,
     /// Alias of `roomName`.
     #[serde(default, deserialize_with = "text_or_number")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_.-]{1,128}$")]
     pub room: Option<String>,
     /// The identity in the room (or under `identity`); a number is taken as its text
-    /// (`42` → `"42"`).
+    /// (`42` → `"42"`). 1–256 characters once trimmed, no control characters (422).
     #[serde(
         rename = "participantName",
         default,
         deserialize_with = "text_or_number"
     )]
-    #[schema(value_type = String, required = true, example = "zoe")]
+    #[schema(value_type = String, required = true, example = "zoe", min_length = 1, max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
     pub participant_name: Option<String>,
     /// Alias of `participantName`.
     #[serde(default, deserialize_with = "text_or_number")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
     pub identity: Option<String>,
     /// A bot's identity, read only when neither `participantName` nor `identity` is given:
     /// then the body is handled as by `POST /api/livekit/token` (the room may be absent).
     #[serde(default, deserialize_with = "text_or_number")]
-    #[schema(value_type = Option<String>, example = "june-tts")]
+    #[schema(value_type = Option<String>, example = "june-tts", min_length = 1, max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
     pub service_identity: Option<String>,
     #[serde(default, deserialize_with = "json_text")]
     #[schema(schema_with = string_or_object)]
@@ -86,9 +86,10 @@ impl LegacyTokenRequest {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct ServiceTokenRequest {
     /// The identity, e.g. `june-stt` (or under `participantName` or `identity`). A configured
-    /// bot gets bot grants; any other identity a participant's token.
+    /// bot gets bot grants; any other identity a participant's token. 1–256 characters once
+    /// trimmed, no control characters (422).
     #[serde(default, deserialize_with = "text_or_number")]
-    #[schema(value_type = String, required = true, example = "june-stt")]
+    #[schema(value_type = String, required = true, example = "june-stt", min_length = 1, max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
     pub service_identity: Option<String>,
     /// Alias of `service_identity` (june-tts sends `{roomName, participantName}` here).
     #[serde(
@@ -96,17 +97,20 @@ pub struct ServiceTokenRequest {
         default,
         deserialize_with = "text_or_number"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
     pub participant_name: Option<String>,
     /// Alias of `service_identity`.
     #[serde(default, deserialize_with = "text_or_number")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
     pub identity: Option<String>,
-    /// Room; `livekit.default_bot_room` when absent (400 when that is not set either).
+    /// Room; `livekit.default_bot_room` when absent (400 `missing_fields` when that is not
+    /// set either). 1–128 of `A-Z a-z 0-9 _ - .` (422 otherwise).
     #[serde(default, deserialize_with = "text_or_number")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_.-]{1,128}$")]
     pub room: Option<String>,
     /// Alias of `room`, read when `room` is absent or blank.
     #[serde(rename = "roomName", default, deserialize_with = "text_or_number")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_.-]{1,128}$")]
     pub room_name: Option<String>,
 }
 
@@ -136,11 +140,17 @@ pub struct StatusResponse {
 /// body of `POST /token`: a number is taken as its text, a blank string counts as missing.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct TokenSourceRequest {
-    /// A live session's room; absent: a new session is created for the caller.
+    /// A live session's room (404 unless the caller may act for its owner); absent: a new
+    /// session is created for the participant.
     #[serde(default, deserialize_with = "text_or_number")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_.-]{1,128}$")]
     pub room_name: Option<String>,
-    /// The identity in the room; the caller's own when absent.
+    /// The identity in the room: 1–256 characters once trimmed, no control characters, not
+    /// starting with `service:` (422). With credentials it defaults to the caller's and must
+    /// be theirs unless the caller is an admin or a service (403); with `AUTH_MODE=none` it
+    /// is required (422 naming it when absent).
     #[serde(default, deserialize_with = "text_or_number")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = r"^(?!\s*service:)[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
     pub participant_identity: Option<String>,
     /// Accepted as LiveKit's clients send it, and not used: the token names the identity.
     #[serde(default, deserialize_with = "non_blank")]
@@ -151,7 +161,7 @@ pub struct TokenSourceRequest {
     /// Client-side room settings; agents and limits are refused (422), as is a value that is
     /// not an object.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = room_config)]
     pub room_config: Option<serde_json::Value>,
 }
 
@@ -165,6 +175,37 @@ fn string_or_object() -> utoipa::openapi::Schema {
         .item(ObjectBuilder::new().schema_type(Type::String))
         .item(ObjectBuilder::new().schema_type(Type::Object))
         .item(ObjectBuilder::new().schema_type(Type::Null))
+        .into()
+}
+
+/// Settings of `room_config` that are the server's to choose, never the client's: present
+/// only as `null`.
+pub const SERVER_SIDE_ROOM_CONFIG: &[&str] = &[
+    "agents",
+    "empty_timeout",
+    "emptyTimeout",
+    "departure_timeout",
+    "departureTimeout",
+    "max_participants",
+    "maxParticipants",
+    "egress",
+];
+
+/// The schema of `room_config`: an object (or `null`) in which the server's settings may only
+/// be `null`.
+fn room_config() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    SERVER_SIDE_ROOM_CONFIG
+        .iter()
+        .fold(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+                .description(Some(
+                    "Client-side room settings. What the server chooses (agents to dispatch, \
+                     timeouts, limits, egress) is refused (422) unless `null`.",
+                )),
+            |schema, key| schema.property(*key, ObjectBuilder::new().schema_type(Type::Null)),
+        )
         .into()
 }
 

@@ -18,10 +18,11 @@ pub struct SttTranscriptRequest {
     /// `final` (the default) or `transcript` (= final), `partial` or `partial_transcript`
     /// (= partial).
     #[serde(default, deserialize_with = "non_blank")]
-    #[schema(example = "final")]
+    #[schema(value_type = Option<TranscriptEvent>, example = "final")]
     pub event: Option<String>,
     /// Alias of `event`, read when `event` is absent.
     #[serde(rename = "type", default, deserialize_with = "non_blank")]
+    #[schema(value_type = Option<TranscriptEvent>)]
     pub kind: Option<String>,
     /// `true`: a partial. Read only when neither `event` nor `type` is given.
     #[serde(default, deserialize_with = "flag")]
@@ -29,15 +30,20 @@ pub struct SttTranscriptRequest {
     /// Alias of `partial`.
     #[serde(default, deserialize_with = "flag")]
     pub is_partial: Option<bool>,
-    /// The room of the session spoken in (or under `roomName` or `room`).
+    /// The room of the session spoken in (or under `roomName` or `room`), trimmed. No
+    /// control characters (422); a room no live session owns is 404 for a final and
+    /// `200 skipped/unknown_room` for a partial, and session rooms are 1–128 of
+    /// `A-Z a-z 0-9 _ - .`.
     #[serde(default, deserialize_with = "non_blank")]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, pattern = r"^\s*[A-Za-z0-9_.-]{1,128}\s*$")]
     pub room_name: Option<String>,
     /// Alias of `room_name`.
     #[serde(rename = "roomName", default, deserialize_with = "non_blank")]
+    #[schema(value_type = Option<String>, pattern = r"^\s*[A-Za-z0-9_.-]{1,128}\s*$")]
     pub room_name_camel: Option<String>,
     /// Alias of `room_name`.
     #[serde(default, deserialize_with = "non_blank")]
+    #[schema(value_type = Option<String>, pattern = r"^\s*[A-Za-z0-9_.-]{1,128}\s*$")]
     pub room: Option<String>,
     /// Who spoke (or under `user_id`, `session_id` or `participant_identity`).
     #[serde(default, deserialize_with = "non_blank")]
@@ -96,6 +102,21 @@ pub struct SttTranscriptRequest {
     pub audio_data: Option<serde_json::Value>,
 }
 
+/// What a transcript is: `final` and `transcript` are finals, `partial` and
+/// `partial_transcript` partials (the names of the STT bot's revisions). Anything else is 422.
+#[derive(Debug, Clone, Copy, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum TranscriptEvent {
+    /// A final transcript: starts a turn.
+    Final,
+    /// A final, as june-stt 1.C and later name it.
+    Transcript,
+    /// A partial transcript: starts nothing.
+    Partial,
+    /// A partial, as june-stt 1.C and later name it.
+    PartialTranscript,
+}
+
 impl SttTranscriptRequest {
     /// Final or partial; 422 for an `event` (or `type`) that is neither.
     fn is_final(&self) -> Result<bool, ApiError> {
@@ -142,15 +163,18 @@ impl SttTranscriptRequest {
 /// that holds a non-blank string names the room.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct VoiceOnsetRequest {
-    /// The room whose turn is interrupted (or under `roomName` or `room`).
+    /// The room whose turn is interrupted (or under `roomName` or `room`), trimmed; 422 when
+    /// no key names one, 404 when no live session owns it.
     #[serde(default, deserialize_with = "non_blank")]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, pattern = r"^\s*[A-Za-z0-9_.-]{1,128}\s*$")]
     pub room_name: Option<String>,
     /// Alias of `room_name`.
     #[serde(rename = "roomName", default, deserialize_with = "non_blank")]
+    #[schema(value_type = Option<String>, pattern = r"^\s*[A-Za-z0-9_.-]{1,128}\s*$")]
     pub room_name_camel: Option<String>,
     /// Alias of `room_name`.
     #[serde(default, deserialize_with = "non_blank")]
+    #[schema(value_type = Option<String>, pattern = r"^\s*[A-Za-z0-9_.-]{1,128}\s*$")]
     pub room: Option<String>,
     /// Who started speaking. Accepted and not used: the room's turn stops whoever spoke.
     #[serde(default, deserialize_with = "non_blank")]

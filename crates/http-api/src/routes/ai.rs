@@ -16,7 +16,7 @@ use super::owned_session;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::dto::{ChatRequestDto, ChatResponse, StatusResponse, TtsPublishRequest};
-use crate::error::{ApiError, AuthResponses, ErrorBody};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::ValidJson;
 
 /// What the chat task sends to the SSE response.
@@ -54,12 +54,15 @@ fn wants_stream(req: &HttpRequest) -> bool {
     tag = "ai",
     request_body = ChatRequestDto,
     responses(
-        (status = 200, description = "JSON, or with Accept: text/event-stream an SSE stream of delta events then done", body = ChatResponse),
+        (
+            status = 200,
+            description = "JSON, or with `Accept: text/event-stream` an SSE stream: `delta` events (`{text}`), then `done` (the JSON answer) or `error` (the error body)",
+            content((ChatResponse = "application/json"), (String = "text/event-stream"))
+        ),
         (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody),
         (status = 502, body = ErrorBody),
         (status = 503, body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn chat(
@@ -138,7 +141,6 @@ pub async fn chat(
         (status = 422, body = ErrorBody),
         (status = 502, body = ErrorBody),
         (status = 503, body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn tts_publish(

@@ -2,6 +2,7 @@
 
 pub mod ai;
 pub mod health;
+pub mod meta;
 pub mod participants;
 pub mod sessions;
 pub mod tokens;

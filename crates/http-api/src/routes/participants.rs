@@ -6,19 +6,18 @@ use super::session_id;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::dto::{ParticipantDto, ParticipantRemoved};
-use crate::error::{ApiError, AuthResponses, ErrorBody};
+use crate::error::{ApiError, ErrorBody};
 
 /// `GET /api/sessions/{id}/participants`
 #[utoipa::path(
     get,
     path = "/api/sessions/{id}/participants",
     tag = "sessions",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, format = "uuid", description = "The session id (a UUID; anything else names no session: 404)")),
     responses(
         (status = 200, body = [ParticipantDto]),
         (status = 404, description = "No such session (or not yours)", body = ErrorBody),
         (status = 502, body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn list_participants(
@@ -37,12 +36,11 @@ pub async fn list_participants(
     delete,
     path = "/api/sessions/{id}/participants/{identity}",
     tag = "sessions",
-    params(("id" = String, Path), ("identity" = String, Path)),
+    params(("id" = String, Path, format = "uuid", description = "The session id (a UUID; anything else names no session: 404)"), ("identity" = String, Path, description = "The participant's identity in the room")),
     responses(
         (status = 200, body = ParticipantRemoved),
         (status = 404, description = "No such session or participant", body = ErrorBody),
         (status = 502, body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn remove_participant(

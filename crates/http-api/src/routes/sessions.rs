@@ -10,7 +10,7 @@ use crate::dto::{
     CreateSessionRequest, GuestTokenRequest, GuestTokenResponse, HistoryCleared, HistoryResponse,
     ListSessionsQuery, SessionDeleted, SessionList, SessionResponse, decode_cursor, encode_cursor,
 };
-use crate::error::{ApiError, AuthResponses, ErrorBody};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{RawBody, ValidJson, parse};
 use crate::idempotency;
 use june_domain::Principal;
@@ -21,13 +21,19 @@ use june_domain::Principal;
     path = "/api/sessions",
     tag = "sessions",
     request_body = CreateSessionRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h return the first response")),
+    params((
+        "Idempotency-Key" = Option<String>,
+        Header,
+        description = "1–255 visible ASCII characters. The same key and body within 24 h return the first response; the same key with another body is 422; a retry while the first is still running waits for it, then is 409",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[!-~]{1,255}$"
+    )),
     responses(
         (status = 200, body = SessionResponse),
-        (status = 409, description = "Room name used by a live session", body = ErrorBody),
+        (status = 409, description = "Room name used by a live session or by LiveKit (`room_name_taken`), or a request with the same Idempotency-Key still running (`idempotency_in_progress`)", body = ErrorBody),
         (status = 422, body = ErrorBody),
         (status = 502, description = "LiveKit unavailable or refusing", body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn create_session(
@@ -92,11 +98,10 @@ async fn create(
     get,
     path = "/api/sessions/{id}",
     tag = "sessions",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, format = "uuid", description = "The session id (a UUID; anything else names no session: 404)")),
     responses(
         (status = 200, description = "The session with a freshly minted token", body = SessionResponse),
         (status = 404, description = "No such session (or not yours)", body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn get_session(
@@ -118,7 +123,6 @@ pub async fn get_session(
     responses(
         (status = 200, body = SessionList),
         (status = 422, body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn list_sessions(
@@ -161,12 +165,11 @@ pub async fn list_sessions(
     delete,
     path = "/api/sessions/{id}",
     tag = "sessions",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, format = "uuid", description = "The session id (a UUID; anything else names no session: 404)")),
     responses(
         (status = 200, body = SessionDeleted),
         (status = 404, description = "No such session (or not yours)", body = ErrorBody),
         (status = 502, body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn delete_session(
@@ -188,14 +191,13 @@ pub async fn delete_session(
     post,
     path = "/api/sessions/{id}/guest-token",
     tag = "sessions",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, format = "uuid", description = "The session id (a UUID; anything else names no session: 404)")),
     request_body = GuestTokenRequest,
     responses(
         (status = 200, body = GuestTokenResponse),
         (status = 404, description = "No such session (or not yours)", body = ErrorBody),
         (status = 409, description = "Session over", body = ErrorBody),
         (status = 422, body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn create_guest_token(
@@ -230,11 +232,10 @@ pub async fn create_guest_token(
     get,
     path = "/api/sessions/{id}/history",
     tag = "sessions",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, format = "uuid", description = "The session id (a UUID; anything else names no session: 404)")),
     responses(
         (status = 200, body = HistoryResponse),
         (status = 404, description = "No such session (or not yours)", body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn get_history(
@@ -255,11 +256,10 @@ pub async fn get_history(
     delete,
     path = "/api/sessions/{id}/history",
     tag = "sessions",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, format = "uuid", description = "The session id (a UUID; anything else names no session: 404)")),
     responses(
         (status = 200, body = HistoryCleared),
         (status = 404, description = "No such session (or not yours)", body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn clear_history(

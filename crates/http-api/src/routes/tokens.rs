@@ -6,10 +6,10 @@ use june_domain::{Grants, Principal};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::dto::{
-    LegacyTokenRequest, LegacyTokenResponse, Lenient, RoomDto, RoomList, ServiceTokenRequest,
-    TokenSourceRequest, TokenSourceResponse,
+    LegacyTokenRequest, LegacyTokenResponse, Lenient, RoomDto, RoomList, SERVER_SIDE_ROOM_CONFIG,
+    ServiceTokenRequest, TokenSourceRequest, TokenSourceResponse,
 };
-use crate::error::{ApiError, AuthResponses, ErrorBody};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::ValidJson;
 
 fn legacy_response(
@@ -148,11 +148,10 @@ async fn service(
     request_body = LegacyTokenRequest,
     responses(
         (status = 200, body = LegacyTokenResponse),
-        (status = 400, body = ErrorBody),
+        (status = 400, description = "No usable room and identity (`missing_fields`), or a body that is not JSON (`malformed_json`)", body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, description = "Not a live session of the caller's (users only)", body = ErrorBody),
         (status = 422, body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn participant_token(
@@ -183,11 +182,10 @@ pub async fn participant_token(
     request_body = ServiceTokenRequest,
     responses(
         (status = 200, body = LegacyTokenResponse),
-        (status = 400, body = ErrorBody),
+        (status = 400, description = "No identity, or no room and no `livekit.default_bot_room` (`missing_fields`), or a body that is not JSON (`malformed_json`)", body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, description = "Not a live session of the caller's (users asking for a participant token)", body = ErrorBody),
         (status = 422, body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn service_token(
@@ -213,7 +211,6 @@ pub async fn service_token(
     responses(
         (status = 200, body = RoomList),
         (status = 502, body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn list_rooms(
@@ -251,18 +248,6 @@ pub async fn list_rooms(
     }))
 }
 
-/// Settings of `room_config` that are the server's to choose, never the client's.
-const SERVER_SIDE: &[&str] = &[
-    "agents",
-    "empty_timeout",
-    "emptyTimeout",
-    "departure_timeout",
-    "departureTimeout",
-    "max_participants",
-    "maxParticipants",
-    "egress",
-];
-
 /// `POST /api/livekit/token-source`: LiveKit's standard token endpoint, so a client SDK's
 /// `TokenSource.endpoint(url)` works unchanged. No room: a new session is created for the
 /// caller. A room: it must be a live session the caller may act for.
@@ -276,7 +261,6 @@ const SERVER_SIDE: &[&str] = &[
         (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody),
         (status = 502, body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn token_source(
@@ -288,7 +272,7 @@ pub async fn token_source(
         let Some(config) = config.as_object() else {
             return Err(ApiError::invalid("room_config", "must be an object"));
         };
-        if let Some(key) = SERVER_SIDE
+        if let Some(key) = SERVER_SIDE_ROOM_CONFIG
             .iter()
             .find(|k| config.get(**k).is_some_and(|v| !v.is_null()))
         {

@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::dto::{Lenient, StatusResponse, SttTranscriptRequest, VoiceOnsetRequest};
-use crate::error::{ApiError, AuthResponses, ErrorBody};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::ValidJson;
 
 /// How the STT routes authenticate their caller (`stt.auth`, `STT_WEBHOOK_AUTH`).
@@ -106,7 +106,6 @@ impl FromRequest for SttBot {
         (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody),
         (status = 503, body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn stt_transcript(
@@ -186,8 +185,8 @@ async fn unknown_room(_state: &AppState, transcript: Transcript) -> Result<HttpR
     responses(
         (status = 200, body = StatusResponse),
         (status = 404, body = ErrorBody),
+        (status = 422, description = "No room named, or one with control characters", body = ErrorBody),
         (status = 503, body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn voice_onset(

@@ -12,14 +12,14 @@ use crate::auth::Caller;
 use crate::dto::{
     EventList, EventsQuery, StatusResponse, decode_event_cursor, encode_event_cursor,
 };
-use crate::error::{ApiError, AuthResponses, ErrorBody};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::RawBody;
 
 /// LiveKit sends `application/webhook+json`; some proxies and SDK test tools send JSON.
 const WEBHOOK_TYPES: &str = "application/webhook+json, application/json";
 
 /// `POST /api/livekit-webhooks`
-#[utoipa::path(post, path = "/api/livekit-webhooks", tag = "webhooks", request_body(content = Object, content_type = "application/webhook+json", description = "LiveKit WebhookEvent (protojson), signed: Authorization carries LiveKit's JWT with the body's sha256"), responses((status = 200, body = StatusResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 415, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/livekit-webhooks", tag = "webhooks", request_body(content = Object, content_type = "application/webhook+json", description = "LiveKit WebhookEvent (protojson), signed: Authorization carries LiveKit's JWT with the body's sha256"), responses((status = 200, body = StatusResponse), (status = 400, description = "A signed body that is not a LiveKit event, or one that could not be read", body = ErrorBody), (status = 401, description = "Signature missing, refused, or not over this body", body = ErrorBody), (status = 415, description = "Not `application/webhook+json` or `application/json`", body = ErrorBody)))]
 pub async fn livekit_webhook(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -75,12 +75,11 @@ pub async fn livekit_webhook(
     get,
     path = "/api/sessions/{id}/events",
     tag = "sessions",
-    params(("id" = String, Path), EventsQuery),
+    params(("id" = String, Path, format = "uuid", description = "The session id (a UUID; anything else names no session: 404)"), EventsQuery),
     responses(
         (status = 200, body = EventList),
         (status = 404, description = "No such session (or not yours)", body = ErrorBody),
         (status = 422, body = ErrorBody),
-        AuthResponses,
     ),
 )]
 pub async fn list_events(
