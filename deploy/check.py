@@ -12,6 +12,9 @@
 5. The Dockerfile's COPY sources exist and its binary is the one Cargo builds.
 6. The prod overlay authenticates callers (AUTH_MODE is not none) and does not use the v3
    drop-in profile (JUNE_COMPAT, stt.auth=none).
+7. The prod overlay runs as replicas should: trusted proxies for the ingress, rate limits
+   shared through Redis, and a termination grace period that covers the drain and the
+   in-flight budget (terminationGracePeriodSeconds > drain_seconds + shutdown_timeout_secs).
 """
 
 import copy
@@ -189,6 +192,20 @@ def main():
         settings.get("JUNE__STT__AUTH", "")
     ).lower() == "none":
         fail("prod: stt.auth=none lets anyone post transcripts")
+
+    # Replicas behind an ingress (docs/operations.md, "Replicas").
+    if not settings.get("TRUSTED_PROXIES"):
+        fail("prod: TRUSTED_PROXIES is unset; every client would share the ingress's rate budget")
+    if not settings.get("RATE_LIMIT_REDIS_URL"):
+        fail("prod: RATE_LIMIT_REDIS_URL is unset; each replica would grant its own budget")
+    pod = dep["spec"]["template"]["spec"]
+    drain = int(settings.get("JUNE__SERVER__DRAIN_SECONDS") or 0)
+    shutdown = int(settings.get("JUNE__SERVER__SHUTDOWN_TIMEOUT_SECS") or 30)
+    grace = int(pod.get("terminationGracePeriodSeconds", 30))
+    if grace <= drain + shutdown:
+        fail(f"prod: terminationGracePeriodSeconds {grace} must exceed drain {drain} + shutdown {shutdown} s")
+    if drain == 0:
+        fail("prod: JUNE__SERVER__DRAIN_SECONDS is 0; a rolling restart would drop requests")
 
     docker = (ROOT / "Dockerfile").read_text()
     for line in docker.splitlines():
