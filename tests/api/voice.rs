@@ -123,6 +123,8 @@ async fn the_first_sentence_reaches_tts_before_the_model_has_finished() {
             "I am listening."
         ]
     );
+    // The model's last chunk is parsed (and spoken) before the fake model notes its end.
+    wait_for(|| llm.finished_at().is_some(), Duration::from_secs(5)).await;
     let finished = llm.finished_at().expect("the stream ended");
     assert!(
         hits[0].at < finished,
@@ -131,8 +133,13 @@ async fn the_first_sentence_reaches_tts_before_the_model_has_finished() {
     assert!(hits.iter().all(|h| h.body["room_name"] == room.as_str()));
     assert_eq!(hits[0].authorization.as_deref(), Some("Bearer tts-token"));
 
-    wait_for(|| false, Duration::from_millis(100)).await;
-    let h = app.history(&id).await;
+    // The turn writes its reply to the history after the last TTS answer.
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut h = app.history(&id).await;
+    while h.len() < 2 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        h = app.history(&id).await;
+    }
     assert_eq!(h[0], ("user".to_owned(), "Hi June".to_owned()));
     assert_eq!(
         h[1],
