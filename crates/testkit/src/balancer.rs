@@ -219,16 +219,22 @@ fn accept(listener: TcpListener, state: Arc<State>) {
     }
 }
 
-/// Answers a connection the balancer cannot place, then closes it.
-fn refuse(state: &State, mut client: TcpStream, status: &str, why: &str) {
+/// Answers a connection the balancer cannot place, then closes it. The answer waits for the
+/// request (at most a second, on a thread of its own), as a client reads no response before
+/// it has sent one.
+fn refuse(state: &State, mut client: TcpStream, status: &'static str, why: &'static str) {
     state.refused.fetch_add(1, Ordering::SeqCst);
-    let body = format!("{why}\n");
-    let _ = write!(
-        client,
-        "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = client.shutdown(Shutdown::Both);
+    std::thread::spawn(move || {
+        let _ = client.set_read_timeout(Some(POLL_TIMEOUT));
+        let _ = client.read(&mut [0u8; 4096]);
+        let body = format!("{why}\n");
+        let _ = write!(
+            client,
+            "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = client.shutdown(Shutdown::Both);
+    });
 }
 
 /// Copies `from` to `to` until `from` ends, then passes the end on (a half close, so the other
