@@ -1,6 +1,9 @@
 //! A TCP load balancer in front of several server processes, as Kubernetes puts replicas
 //! behind a Service: it polls each backend's `GET /readyz` (every 100 ms by default) and
-//! sends each NEW connection, round-robin, to a backend whose last poll answered 200. A
+//! sends each NEW connection, round-robin, to a ready backend. As with a Kubernetes readiness
+//! probe's defaults, one poll answered 200 makes a backend ready, and three failed in a row
+//! (not 200, or no answer within a second) make it unready, so one slow answer from a busy
+//! replica does not take it out. A
 //! connection stays with the backend it was given until one side closes it, whatever the
 //! backend's readiness does meanwhile; a backend that is not ready only stops getting new
 //! connections. Backends can be added and removed while it runs (a rolling restart).
@@ -12,7 +15,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -22,8 +25,10 @@ const MAX_CONNECTIONS: usize = 512;
 const MAX_BACKENDS: usize = 64;
 /// How long a connect to a backend (proxying or polling) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-/// How long a readiness poll may wait for its answer.
+/// How long a readiness poll may wait for its answer (a probe's `timeoutSeconds`).
 const POLL_TIMEOUT: Duration = Duration::from_secs(1);
+/// Failed polls in a row that make a backend unready (a probe's `failureThreshold`).
+const FAILURE_THRESHOLD: u32 = 3;
 
 /// Names a backend of a [`Balancer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,8 +37,10 @@ pub struct BackendId(u64);
 struct Backend {
     id: BackendId,
     addr: SocketAddr,
-    /// The last readiness poll answered 200.
+    /// Gets new connections (see [`FAILURE_THRESHOLD`]).
     ready: AtomicBool,
+    /// Failed readiness polls in a row.
+    failures: AtomicU32,
     /// Connections handed to it.
     connections: AtomicU64,
     /// Connections on which it sent at least one byte back.
@@ -121,6 +128,7 @@ impl Balancer {
             id,
             addr,
             ready: AtomicBool::new(false),
+            failures: AtomicU32::new(0),
             connections: AtomicU64::new(0),
             answered: AtomicU64::new(0),
         });
@@ -139,7 +147,8 @@ impl Balancer {
         }
     }
 
-    /// Whether the backend's last readiness poll answered 200 (and it was not removed).
+    /// Whether the backend gets new connections: it was not removed, a poll answered 200,
+    /// and fewer than three have failed since.
     pub fn is_ready(&self, id: BackendId) -> bool {
         lock(&self.state.backends)
             .iter()
@@ -264,7 +273,12 @@ fn poll(state: Arc<State>, every: Duration) {
     while !state.stopped.load(Ordering::SeqCst) {
         let backends: Vec<Arc<Backend>> = lock(&state.backends).clone();
         for b in backends {
-            b.ready.store(ready(b.addr), Ordering::SeqCst);
+            if ready(b.addr) {
+                b.failures.store(0, Ordering::SeqCst);
+                b.ready.store(true, Ordering::SeqCst);
+            } else if b.failures.fetch_add(1, Ordering::SeqCst) + 1 >= FAILURE_THRESHOLD {
+                b.ready.store(false, Ordering::SeqCst);
+            }
         }
         std::thread::sleep(every);
     }
