@@ -1,10 +1,12 @@
 //! One client hammering two processes gets one per-address budget between them, shared
 //! through Redis (`RATE_LIMIT_REDIS_URL`), not one per replica.
 //!
-//! Needs the shared limiter and the trusted-proxy rules (issue #17 parts 1 and 2). The client
-//! is named by `X-Forwarded-For` from a trusted peer (127.0.0.1), with an address unique to
-//! this run, so its Redis keys are its own whatever else uses the server; and it uses a
-//! logical database of its own (9) besides. Keys expire by themselves, so nothing is flushed.
+//! Needs the shared limiter and the trusted-proxy rules (issue #17 parts 1 and 2). The test's
+//! Redis keys are its own whatever else uses the server: a key prefix unique to the run, a
+//! client address unique to the run (named by `X-Forwarded-For` from the trusted 127.0.0.1),
+//! and a logical database of its own (9). Keys expire by themselves, so nothing is flushed.
+//! Redis gets a second per call, not the 50 ms default: a call that misses its deadline is
+//! decided by the local limiter, and this test is about the shared one, not the fallback.
 
 use std::time::Instant;
 
@@ -20,8 +22,12 @@ const REQUESTS: usize = 200;
 #[tokio::test]
 async fn two_processes_share_one_per_address_budget_through_redis() {
     let (rate, burst) = (RATE.to_string(), BURST.to_string());
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let prefix = format!("june:rl:replicas:{run}:");
     let cluster = Cluster::start(&[
         ("RATE_LIMIT_REDIS_URL", "redis://127.0.0.1:6379/9"),
+        ("JUNE__RATE_LIMIT__REDIS_KEY_PREFIX", &prefix),
+        ("JUNE__RATE_LIMIT__REDIS_TIMEOUT_MS", "1000"),
         ("TRUSTED_PROXIES", "127.0.0.1/32"),
         ("JUNE__RATE_LIMIT__IP_PER_SECOND", &rate),
         ("JUNE__RATE_LIMIT__IP_BURST", &burst),
