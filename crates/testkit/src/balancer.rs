@@ -308,21 +308,49 @@ fn ready(addr: SocketAddr) -> bool {
 mod tests {
     use super::*;
 
-    /// A backend that answers `/readyz` with `status` and everything else with `name`, one
+    /// What a test backend's `/readyz` answers.
+    #[derive(Default)]
+    struct Probe {
+        /// 503 every time.
+        down: AtomicBool,
+        /// 200 on every third poll only (never three failures in a row).
+        flaky: AtomicBool,
+        polls: AtomicUsize,
+    }
+
+    impl Probe {
+        fn up() -> Arc<Probe> {
+            Arc::default()
+        }
+
+        fn down() -> Arc<Probe> {
+            let p = Probe::up();
+            p.down.store(true, Ordering::SeqCst);
+            p
+        }
+
+        fn answer(&self) -> bool {
+            let n = self.polls.fetch_add(1, Ordering::SeqCst);
+            let flaky = self.flaky.load(Ordering::SeqCst);
+            !self.down.load(Ordering::SeqCst) && (!flaky || n.is_multiple_of(3))
+        }
+    }
+
+    /// A backend that answers `/readyz` as `probe` says and everything else with `name`, one
     /// request per connection.
-    fn backend(name: &'static str, ready: Arc<AtomicBool>) -> SocketAddr {
+    fn backend(name: &'static str, probe: Arc<Probe>) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { continue };
-                let ready = ready.clone();
+                let probe = probe.clone();
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 1024];
                     let n = conn.read(&mut buf).unwrap_or(0);
                     let request = String::from_utf8_lossy(&buf[..n]);
                     let (status, body) = if request.starts_with("GET /readyz") {
-                        if ready.load(Ordering::SeqCst) {
+                        if probe.answer() {
                             ("200 OK", "ready")
                         } else {
                             ("503 Service Unavailable", "draining")
@@ -375,25 +403,22 @@ mod tests {
             get(lb.port()),
             "HTTP/1.1 503 Service Unavailable no ready backend"
         );
-        let (a_ready, b_ready) = (
-            Arc::new(AtomicBool::new(true)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let a = lb.add(backend("a", a_ready.clone()));
-        let b = lb.add(backend("b", b_ready.clone()));
+        let (a_probe, b_probe) = (Probe::up(), Probe::down());
+        let a = lb.add(backend("a", a_probe.clone()));
+        let b = lb.add(backend("b", b_probe.clone()));
         until("a is ready", || lb.is_ready(a));
         assert!(!lb.is_ready(b), "b answers 503");
         for _ in 0..4 {
             assert_eq!(get(lb.port()), "HTTP/1.1 200 OK a");
         }
 
-        b_ready.store(true, Ordering::SeqCst);
+        b_probe.down.store(false, Ordering::SeqCst);
         until("b is ready", || lb.is_ready(b));
         let answers: Vec<String> = (0..6).map(|_| get(lb.port())).collect();
         let from_b = answers.iter().filter(|a| a.ends_with(" b")).count();
         assert_eq!(from_b, 3, "{answers:?}");
 
-        a_ready.store(false, Ordering::SeqCst);
+        a_probe.down.store(true, Ordering::SeqCst);
         until("a is out", || !lb.is_ready(a));
         for _ in 0..4 {
             assert_eq!(get(lb.port()), "HTTP/1.1 200 OK b");
@@ -406,7 +431,7 @@ mod tests {
     #[test]
     fn a_removed_backend_gets_no_new_connection_and_a_replacement_takes_over() {
         let lb = Balancer::with_poll_interval(Duration::from_millis(10));
-        let a = lb.add(backend("a", Arc::new(AtomicBool::new(true))));
+        let a = lb.add(backend("a", Probe::up()));
         until("a is ready", || lb.is_ready(a));
         // An open connection keeps its backend when that backend is removed.
         let mut held = TcpStream::connect(("127.0.0.1", lb.port())).unwrap();
@@ -419,7 +444,7 @@ mod tests {
             get(lb.port()),
             "HTTP/1.1 503 Service Unavailable no ready backend"
         );
-        let a2 = lb.add(backend("a2", Arc::new(AtomicBool::new(true))));
+        let a2 = lb.add(backend("a2", Probe::up()));
         until("a2 is ready", || lb.is_ready(a2));
         assert_eq!(get(lb.port()), "HTTP/1.1 200 OK a2");
 
@@ -428,5 +453,26 @@ mod tests {
         held.read_to_string(&mut answer).unwrap();
         assert!(answer.ends_with("\r\n\r\na"), "{answer}");
         assert_eq!(lb.connections(a), 1);
+    }
+
+    #[test]
+    fn a_backend_stays_in_until_three_polls_in_a_row_fail() {
+        let lb = Balancer::with_poll_interval(Duration::from_millis(5));
+        let probe = Probe::up();
+        let a = lb.add(backend("a", probe.clone()));
+        until("a is ready", || lb.is_ready(a));
+        // Two failures, then a success, over and over: a busy replica, not a gone one.
+        probe.flaky.store(true, Ordering::SeqCst);
+        let from = probe.polls.load(Ordering::SeqCst);
+        while probe.polls.load(Ordering::SeqCst) < from + 30 {
+            assert!(
+                lb.is_ready(a),
+                "out after poll {}",
+                probe.polls.load(Ordering::SeqCst)
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        probe.down.store(true, Ordering::SeqCst);
+        until("a is out", || !lb.is_ready(a));
     }
 }
