@@ -154,6 +154,10 @@ async fn after_a_kill_9_the_other_replica_reaps_and_nothing_acknowledged_is_lost
     // polling delay is counted.
     let taken_at = b_until - LEASE_MS * 1000;
     let bound_ms = LEASE_MS + 2 * INTERVAL_MS + 2000;
+    eprintln!(
+        "B took the reaper lease {} ms after A's kill -9 (lease {LEASE_MS} ms)",
+        (taken_at - micros(killed_at)) / 1000
+    );
     assert!(
         taken_at - micros(killed_at) <= bound_ms * 1000,
         "B took the lease {} ms after the kill; the lease is {LEASE_MS} ms, the bound {bound_ms} ms",
