@@ -106,7 +106,8 @@ async fn a_rolling_restart_behind_a_balancer_fails_no_request() {
     a.terminate();
     let status = a.exit_status(Duration::from_secs(30)).await;
     assert!(status.success(), "SIGTERM ends with exit 0, not {status}");
-    assert!(!lb.is_ready(a_id), "the balancer saw A go unready");
+    // Checked after the failures, which say more when this does not hold.
+    let unready_at_exit = !lb.is_ready(a_id);
     lb.remove(a_id);
 
     let a2 = cluster.spawn("a2").await;
@@ -130,6 +131,10 @@ async fn a_rolling_restart_behind_a_balancer_fails_no_request() {
         "failed requests (of {}), the first ones: {:#?}",
         failed + load.ok.load(Ordering::SeqCst),
         load.failures.lock().unwrap()
+    );
+    assert!(
+        unready_at_exit,
+        "the balancer had taken A out by the time it exited"
     );
     assert_eq!(lb.refused(), 0, "the balancer always had a ready replica");
     assert!(lb.answered(a_id) > 0, "A served before its restart");
