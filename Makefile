@@ -1,7 +1,7 @@
 # June Orchestrator — the front door. `make help` lists the targets.
 CARGO ?= cargo
 
-.PHONY: help run build release test unit doctest examples fmt fmt-check lint check-deps conformance-deps deploy-check python-client schemathesis-deps docker bench bench-profile bench-deps openapi clean
+.PHONY: help run build release test unit replicas doctest examples fmt fmt-check lint check-deps conformance-deps deploy-check python-client schemathesis-deps docker bench bench-profile bench-deps openapi clean
 
 PYTHON ?= python3
 # LiveKit's official Python server SDK, the conformance peer of tests/api/conformance.rs.
@@ -19,7 +19,7 @@ build: ## Debug build of everything
 release: ## Release build: target/release/june-orchestrator
 	$(CARGO) build --release --bin june-orchestrator
 
-test: fmt-check lint check-deps deploy-check conformance-deps python-client schemathesis-deps doctest examples unit ## Everything CI runs: format, lints, layering rule, deployment files, all tests
+test: fmt-check lint check-deps deploy-check conformance-deps python-client schemathesis-deps doctest examples unit replicas ## Everything CI runs: format, lints, layering rule, deployment files, all tests
 
 conformance-deps: .venv/.livekit-sdk ## Install LiveKit's Python SDK into .venv (conformance peer)
 
@@ -58,8 +58,11 @@ schemathesis-deps: .venv/.schemathesis ## Install schemathesis into .venv (the s
 docker: ## Build the container image (needs a Docker engine)
 	docker build -f deploy/Dockerfile -t june-orchestrator:latest .
 
-unit: ## Every unit, adapter, HTTP and end-to-end test (nextest)
-	$(CARGO) nextest run --workspace --all-features --no-fail-fast
+unit: ## Every unit, adapter, HTTP and end-to-end test (nextest), but the OS-process replica suite
+	$(CARGO) nextest run --workspace --all-features --no-fail-fast -E 'not binary_id(june-e2e::replicas)'
+
+replicas: release ## The release binary as several processes on one PostgreSQL (and Redis): tests/replicas
+	$(CARGO) nextest run -p june-e2e --test replicas --all-features --no-fail-fast
 
 doctest: ## Doc examples (nextest skips them)
 	$(CARGO) test --workspace --doc --all-features

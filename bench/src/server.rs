@@ -2,7 +2,8 @@
 //! the LiveKit test double in this process on loopback, and `wrk` as the load generator.
 //!
 //! `june-serverbench [--server PATH] [--seconds 10]
-//!   [--connections 32] [--threads 2] [--sessions 10000] [--webhook-events 150000] [--perf DIR]`
+//!   [--connections 32] [--threads 2] [--sessions 10000] [--webhook-events 150000] [--perf DIR]
+//!   [--database sqlite|postgres] [--replicas 1] [--redis URL]`
 //!
 //! Prints a Markdown table (docs/benchmarks.md keeps the last one): throughput and latency of
 //! POST /api/sessions, GET /api/sessions/{id}, POST /token and signed POST
@@ -11,6 +12,13 @@
 //! profile of the server during each scenario and writes its hottest symbols to DIR.
 //! The server binary defaults to `june-orchestrator` beside this one (build both with
 //! `--release`; `make bench` does).
+//!
+//! Replicas (issue #17): `--database postgres` runs the servers on a schema of their own on
+//! the test PostgreSQL (`JUNE_TEST_POSTGRES_URL`), `--replicas N` starts N processes on it,
+//! and wrk's threads are spread over them (each thread keeps to one replica, as clients
+//! behind a balancer do; `--threads` is raised to a multiple of N). `--redis URL` turns the
+//! shared limiter on (`RATE_LIMIT_REDIS_URL`) with budgets too large to refuse anything, so
+//! every request pays for its Redis round trip; without it the limits are off.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use june_testkit::LiveKitDouble;
+use june_testkit::pg::PgSchema;
 use june_testkit::webhook::{authorization, participant_event, protojson};
 use livekit_protocol as proto;
 use serde_json::{Value, json};
@@ -31,6 +40,9 @@ struct Args {
     sessions: usize,
     webhook_events: usize,
     perf: Option<PathBuf>,
+    postgres: bool,
+    replicas: usize,
+    redis: Option<String>,
 }
 
 fn args() -> Result<Args> {
@@ -42,6 +54,9 @@ fn args() -> Result<Args> {
         sessions: 10_000,
         webhook_events: 150_000,
         perf: None,
+        postgres: false,
+        replicas: 1,
+        redis: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,9 +69,32 @@ fn args() -> Result<Args> {
             "--sessions" => a.sessions = value.parse()?,
             "--webhook-events" => a.webhook_events = value.parse()?,
             "--perf" => a.perf = Some(value.into()),
+            "--database" => {
+                a.postgres = match value.as_str() {
+                    "postgres" => true,
+                    "sqlite" => false,
+                    other => bail!("--database is sqlite or postgres, not {other}"),
+                }
+            }
+            "--replicas" => a.replicas = value.parse()?,
+            "--redis" => a.redis = Some(value),
             other => bail!("unknown flag {other}"),
         }
     }
+    if a.replicas == 0 {
+        bail!("--replicas must be at least 1");
+    }
+    if a.replicas > 1 && !a.postgres {
+        bail!(
+            "--replicas {} needs --database postgres (SQLite is one process's)",
+            a.replicas
+        );
+    }
+    if a.perf.is_some() && a.replicas > 1 {
+        bail!("--perf profiles one server: use it with --replicas 1");
+    }
+    // Each wrk thread keeps to one replica.
+    a.threads = a.threads.div_ceil(a.replicas) * a.replicas;
     Ok(a)
 }
 
@@ -85,23 +123,39 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-async fn spawn_server(a: &Args, lk: &LiveKitDouble, dir: &Path) -> Result<Server> {
+async fn spawn_server(
+    a: &Args,
+    lk: &LiveKitDouble,
+    dir: &Path,
+    database_url: &str,
+    n: usize,
+) -> Result<Server> {
     let port = free_port()?;
-    let log = std::fs::File::create(dir.join("server.log"))?;
-    let child = Command::new(&a.server)
-        .env("HOST", "127.0.0.1")
+    let log_name = format!("server-{n}.log");
+    let log = std::fs::File::create(dir.join(&log_name))?;
+    let mut cmd = Command::new(&a.server);
+    cmd.env("HOST", "127.0.0.1")
         .env("PORT", port.to_string())
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/bench.db", dir.display()),
-        )
+        .env("DATABASE_URL", database_url)
         .env("LIVEKIT_WS_URL", lk.ws_url())
         .env("LIVEKIT_API_KEY", lk.api_key())
         .env("LIVEKIT_API_SECRET", lk.api_secret())
-        .env("LOG_LEVEL", "warn")
-        // Every wrk connection comes from 127.0.0.1: the per-address budget would measure itself.
-        .env("JUNE__RATE_LIMIT__IP_PER_SECOND", "0")
-        .env("JUNE__RATE_LIMIT__PER_SECOND", "0")
+        .env("LOG_LEVEL", "warn");
+    match &a.redis {
+        // The shared limiter on, with budgets no run reaches: every request asks Redis.
+        Some(url) => cmd
+            .env("RATE_LIMIT_REDIS_URL", url)
+            .env("JUNE__RATE_LIMIT__IP_PER_SECOND", "10000000")
+            .env("JUNE__RATE_LIMIT__IP_BURST", "10000000")
+            .env("JUNE__RATE_LIMIT__PER_SECOND", "10000000")
+            .env("JUNE__RATE_LIMIT__BURST", "10000000"),
+        // Every wrk connection comes from 127.0.0.1: the per-address budget would measure
+        // itself.
+        None => cmd
+            .env("JUNE__RATE_LIMIT__IP_PER_SECOND", "0")
+            .env("JUNE__RATE_LIMIT__PER_SECOND", "0"),
+    };
+    let child = cmd
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
@@ -126,7 +180,7 @@ async fn spawn_server(a: &Args, lk: &LiveKitDouble, dir: &Path) -> Result<Server
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bail!(
-        "the server did not become ready; see {}/server.log",
+        "the server did not become ready; see {}/{log_name}",
         dir.display()
     )
 }
@@ -189,7 +243,8 @@ struct Scenario<'a> {
     signed: Option<PathBuf>,
 }
 
-async fn run_wrk(a: &Args, server: &Server, s: Scenario<'_>) -> Result<Outcome> {
+async fn run_wrk(a: &Args, servers: &[Server], s: Scenario<'_>) -> Result<Outcome> {
+    let server = &servers[0];
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("wrk/scenario.lua");
     let mut cmd = tokio::process::Command::new("wrk");
     cmd.arg(format!("-t{}", a.threads))
@@ -203,6 +258,13 @@ async fn run_wrk(a: &Args, server: &Server, s: Scenario<'_>) -> Result<Outcome> 
         .env("WRK_METHOD", s.method)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if servers.len() > 1 {
+        let addrs: Vec<&str> = servers
+            .iter()
+            .map(|s| s.base.trim_start_matches("http://"))
+            .collect();
+        cmd.env("WRK_ADDRS", addrs.join(","));
+    }
     if let Some(body) = &s.body {
         cmd.env("WRK_BODY", body);
     }
@@ -226,16 +288,19 @@ async fn run_wrk(a: &Args, server: &Server, s: Scenario<'_>) -> Result<Outcome> 
         ),
         None => None,
     };
-    let pid = server.pid().to_string();
-    let ((server_before, _), (double_before, children_before)) =
-        (cpu_seconds(&pid)?, cpu_seconds("self")?);
+    let servers_cpu = || -> Result<f64> {
+        servers
+            .iter()
+            .map(|s| Ok(cpu_seconds(&s.pid().to_string())?.0))
+            .sum()
+    };
+    let (server_before, (double_before, children_before)) = (servers_cpu()?, cpu_seconds("self")?);
     let output = cmd
         .output()
         .await
         .context("run wrk (apt-get install wrk)")?;
     // wrk is reaped by now, so its CPU is in our children's account (perf is not yet).
-    let ((server_after, _), (double_after, children_after)) =
-        (cpu_seconds(&pid)?, cpu_seconds("self")?);
+    let (server_after, (double_after, children_after)) = (servers_cpu()?, cpu_seconds("self")?);
     if let Some(mut p) = profiler {
         p.wait().await?;
     }
@@ -374,15 +439,34 @@ async fn main() -> Result<()> {
     if let Some(p) = &a.perf {
         std::fs::create_dir_all(p)?;
     }
-    let server = spawn_server(&a, &lk, dir.path()).await?;
+    let schema = match a.postgres {
+        true => Some(PgSchema::create().await),
+        false => None,
+    };
+    let database_url = schema.as_ref().map_or_else(
+        || format!("sqlite://{}/bench.db", dir.path().display()),
+        PgSchema::url,
+    );
+    let mut servers = Vec::new();
+    for n in 0..a.replicas {
+        servers.push(spawn_server(&a, &lk, dir.path(), &database_url, n).await?);
+    }
+    let server = &servers[0];
     let client = june_testkit::http_client();
-    let (idle, _) = rss(server.pid())?;
+    // Summed over the replicas.
+    let rss_all = || -> Result<(f64, f64)> {
+        servers.iter().try_fold((0.0, 0.0), |(now, peak), s| {
+            let (n, p) = rss(s.pid())?;
+            Ok((now + n, peak + p))
+        })
+    };
+    let (idle, _) = rss_all()?;
 
     let filling = Instant::now();
     fill(&client, &server.base, a.sessions).await?;
     let filled_in = filling.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (with_sessions, _) = rss(server.pid())?;
+    let (with_sessions, _) = rss_all()?;
 
     let target = create_session(&client, &server.base, "bench-target").await?;
     let id = target["session_id"]
@@ -451,12 +535,12 @@ async fn main() -> Result<()> {
     let mut outcomes = Vec::new();
     for s in scenarios {
         let name = s.name.to_owned();
-        outcomes.push(run_wrk(&a, &server, s).await?);
+        outcomes.push(run_wrk(&a, &servers, s).await?);
         if let Some(p) = &a.perf {
             perf_report(p, &name)?;
         }
     }
-    let (end, peak) = rss(server.pid())?;
+    let (end, peak) = rss_all()?;
     let mib = |name: &str| {
         std::fs::metadata(dir.path().join(name))
             .map(|m| m.len() as f64 / 1024.0 / 1024.0)
@@ -464,8 +548,17 @@ async fn main() -> Result<()> {
     };
     let (db_size, wal_size) = (mib("bench.db"), mib("bench.db-wal"));
 
+    let store = match (a.postgres, &a.redis) {
+        (false, _) => "SQLite".to_owned(),
+        (true, None) => "PostgreSQL".to_owned(),
+        (true, Some(_)) => "PostgreSQL, shared limiter on Redis".to_owned(),
+    };
+    let replicas = match a.replicas {
+        1 => "the release server".to_owned(),
+        n => format!("{n} release server processes (wrk threads spread over them)"),
+    };
     println!(
-        "wrk -t{} -c{} -d{}s against the release server (SQLite), LiveKit double in the driver, {} cores; CPU columns in cores used\n",
+        "wrk -t{} -c{} -d{}s against {replicas} ({store}), LiveKit double in the driver, {} cores; CPU columns in cores used\n",
         a.threads,
         a.connections,
         a.seconds,
@@ -501,9 +594,17 @@ async fn main() -> Result<()> {
         );
     }
     println!(
-        "\n| server RSS | MiB |\n| --- | ---: |\n| idle, empty store | {idle:.1} |\n| with {} live sessions (created in {:.1} s) | {with_sessions:.1} |\n| after the scenarios | {end:.1} |\n| peak (VmHWM) | {peak:.1} |\n\nDatabase file {db_size:.1} MiB, WAL {wal_size:.1} MiB after the scenarios.",
+        "\n| server RSS{} | MiB |\n| --- | ---: |\n| idle, empty store | {idle:.1} |\n| with {} live sessions (created in {:.1} s) | {with_sessions:.1} |\n| after the scenarios | {end:.1} |\n| peak (VmHWM) | {peak:.1} |",
+        if a.replicas > 1 { ", all replicas" } else { "" },
         a.sessions,
         filled_in.as_secs_f64()
     );
+    if !a.postgres {
+        println!("\nDatabase file {db_size:.1} MiB, WAL {wal_size:.1} MiB after the scenarios.");
+    }
+    drop(servers);
+    if let Some(schema) = schema {
+        schema.drop().await;
+    }
     Ok(())
 }

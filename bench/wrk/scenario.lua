@@ -4,15 +4,29 @@
 --     http://127.0.0.1:8000/api/sessions
 -- WRK_SIGNED=PREFIX reads pre-signed webhooks from PREFIX0, PREFIX1… (one file per thread,
 -- one "authorization<TAB>body" line per event): LiveKit signs every body, so they cannot be
--- made here. The summary is printed as one JSON line for the driver.
+-- made here. WRK_ADDRS=HOST:PORT,HOST:PORT… spreads the threads over several replicas (each
+-- thread keeps to one; the URL's host is only the Host header then). The summary is printed
+-- as one JSON line for the driver.
 
 local method = os.getenv("WRK_METHOD") or "GET"
 local body = os.getenv("WRK_BODY")
 local signed = os.getenv("WRK_SIGNED")
 
+local addr_list = os.getenv("WRK_ADDRS")
+local addrs = nil
+
 local next_thread = 0
 function setup(thread)
    thread:set("id", next_thread)
+   if addr_list then
+      if not addrs then
+         addrs = {}
+         for host, port in addr_list:gmatch("([^,:]+):(%d+)") do
+            addrs[#addrs + 1] = wrk.lookup(host, port)[1]
+         end
+      end
+      thread.addr = addrs[next_thread % #addrs + 1]
+   end
    next_thread = next_thread + 1
 end
 

@@ -17,9 +17,13 @@
 //!
 //! [`FakeIdp`] is an OIDC identity provider (discovery + JWKS) that signs test tokens.
 //!
+//! [`Balancer`] puts several server processes behind one port, round-robin over the ready
+//! ones, as a Kubernetes Service does (the OS-process replica suite, `tests/replicas`).
+//!
 //! [`session()`] builds a domain `Session` with sensible defaults; `pg::PgSchema` (feature
 //! `postgres`) gives a test its own schema on the real PostgreSQL.
 
+pub mod balancer;
 pub mod drip;
 pub mod idp;
 mod livekit;
@@ -30,6 +34,7 @@ pub mod recorder;
 mod session;
 pub mod webhook;
 
+pub use balancer::{BackendId, Balancer};
 pub use idp::FakeIdp;
 pub use livekit::{Call, Failure, LiveKitDouble};
 pub use session::{SessionBuilder, session};
