@@ -235,6 +235,57 @@ async fn bench_backend(backend: &str, a: &Args, client: &reqwest::Client) -> Res
     .await;
     rows.push(row("POST /api/livekit-webhooks", backend, &ingest));
 
+    // One big room: every event a new participant joining the same session's room, so the
+    // room grows to as many participants as there are events (presence cost per event must
+    // not grow with it).
+    let session: serde_json::Value = client
+        .post(format!("{base}/api/sessions"))
+        .json(&json!({ "user_id": "webhook-big-room" }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = session["id"].as_str().unwrap_or_default().to_owned();
+    let big = std::sync::Arc::new(
+        lk.room(session["room_name"].as_str().unwrap_or_default())
+            .context("the big room")?,
+    );
+    let (c, b) = (client.clone(), base.clone());
+    let grow = run(a.concurrency, a.seconds, move |w, n| {
+        let (c, b, big) = (c.clone(), b.clone(), big.clone());
+        async move {
+            let who = proto::ParticipantInfo {
+                identity: format!("big-{w}-{n}"),
+                ..Default::default()
+            };
+            let body = protojson(&participant_event("participant_joined", &big, &who));
+            let auth = authorization(body.as_bytes(), key, secret, 300);
+            c.post(format!("{b}/api/livekit-webhooks"))
+                .header("content-type", "application/webhook+json")
+                .header("authorization", auth)
+                .body(body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+    let counted: serde_json::Value = client
+        .get(format!("{base}/api/sessions/{id}"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    eprintln!(
+        "{backend}: the big room counts {} participants after {} joins",
+        counted["participant_count"], grow.ok
+    );
+    rows.push(row(
+        "POST /api/livekit-webhooks, one room growing",
+        backend,
+        &grow,
+    ));
+
     if let Some((server, schema)) = schema {
         let mut admin = sqlx::PgConnection::connect(&server).await?;
         sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use uuid::Uuid;
@@ -10,7 +11,7 @@ use uuid::Uuid;
 use crate::adoption::RoomAdopter;
 use crate::batch::{BatchError, Batcher};
 use crate::events::{EventKind, LiveKitEvent, ReapReport, RecordedEvent, WebhookOutcome};
-use crate::model::{Session, SessionKind, SessionStatus};
+use crate::model::{Room, Session, SessionKind, SessionStatus};
 use crate::ports::{
     Clock, EventCursor, EventStore, LeaseStore, Presence, PresenceStore, RoomService, SessionStore,
     StoreError, WebhookVerifier,
@@ -40,6 +41,10 @@ pub struct WebhookReceipt {
 
 /// Live sessions one reaper pass looks at, at most (the rest wait for the next pass).
 pub const REAP_BATCH: u32 = 1000;
+
+/// Live sessions one reaper pass reconciles with LiveKit's participant list, at most (one
+/// ListParticipants call each; the rest wait for the next pass).
+pub const RECONCILE_BATCH: usize = 20;
 
 /// A page of a session's event log.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +91,8 @@ pub struct LifecycleService {
     voice: Option<crate::voice::VoiceService>,
     /// Room adoption (`voice.adopt_rooms`), when on.
     adopter: Option<RoomAdopter>,
+    /// Where the reaper's next turn of reconciling sessions that look right starts.
+    reconcile_turn: Arc<AtomicUsize>,
     /// Deliveries in flight, applied together (see [`LifecycleService::receive`]).
     batches: Arc<Batcher<LiveKitEvent, Result<WebhookReceipt, SessionError>>>,
 }
@@ -105,6 +112,7 @@ impl LifecycleService {
             clock: ports.clock,
             voice: None,
             adopter: None,
+            reconcile_turn: Arc::new(AtomicUsize::new(0)),
             batches: Arc::new(Batcher::new(WEBHOOK_BATCH, WEBHOOK_QUEUE, WEBHOOK_LANES)),
         }
     }
@@ -461,7 +469,58 @@ impl LifecycleService {
                 report.ended += 1;
             }
         }
+        self.reconcile(&live, &rooms, now).await;
         Ok(report)
+    }
+
+    /// Repairs presence drift (a lost webhook leaves a ghost participant) for up to
+    /// [`RECONCILE_BATCH`] live, unexpired sessions per pass: each gets LiveKit's participant
+    /// list and [`PresenceStore::reconcile`]. First those whose stored count differs from the
+    /// number LiveKit gives for their room, then the others in turn (a rotating start), since
+    /// LiveKit's number also counts agents, which we never count, and so can hide a ghost.
+    /// A failure is logged and left for a later pass.
+    async fn reconcile(&self, live: &[Session], rooms: &[Room], now: DateTime<Utc>) {
+        let listed: HashMap<&str, u32> = rooms
+            .iter()
+            .map(|r| (r.name.as_str(), r.num_participants))
+            .collect();
+        let (mismatched, agreeing): (Vec<&Session>, Vec<&Session>) = live
+            .iter()
+            .filter(|s| now < s.expires_at && listed.contains_key(s.room_name.as_str()))
+            .partition(|s| listed.get(s.room_name.as_str()) != Some(&s.participant_count));
+        let spare = RECONCILE_BATCH.saturating_sub(mismatched.len());
+        let start = if agreeing.is_empty() {
+            0
+        } else {
+            self.reconcile_turn.fetch_add(spare, Ordering::Relaxed) % agreeing.len()
+        };
+        let rotated = agreeing[start..].iter().chain(&agreeing[..start]);
+        let drifting = mismatched
+            .iter()
+            .chain(rotated.take(spare))
+            .take(RECONCILE_BATCH);
+        for s in drifting {
+            // The time before asking: news LiveKit sends after its answer is newer, so it
+            // still wins over the repair.
+            let at = self.clock.now();
+            let people = match self.rooms.list_participants(&s.room_name).await {
+                Ok(people) => people,
+                Err(e) => {
+                    tracing::warn!(session_id = %s.id, error = %e, "could not list a room's participants to reconcile presence");
+                    continue;
+                }
+            };
+            let identities: Vec<String> = people.into_iter().map(|p| p.identity).collect();
+            match self.presence.reconcile(s.id, &identities, at).await {
+                Ok(count) if count != s.participant_count => {
+                    tracing::info!(session_id = %s.id, was = s.participant_count, now = count, "presence reconciled with LiveKit");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(session_id = %s.id, error = %e, "could not reconcile presence");
+                }
+            }
+        }
     }
 }
 

@@ -793,3 +793,121 @@ async fn a_batch_that_fails_gives_its_bot_claims_back() {
         "LiveKit's retry can claim the bots again"
     );
 }
+
+/// Someone LiveKit lists in a room.
+fn listed(identity: &str) -> Participant {
+    Participant {
+        identity: identity.into(),
+        name: identity.into(),
+        sid: format!("PA_{identity}"),
+        state: ParticipantState::Active,
+        joined_at: 0,
+        metadata: String::new(),
+        is_publisher: false,
+        tracks: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn the_reaper_repairs_presence_drift_from_livekits_participant_list() {
+    let f = fixture();
+    let s = new_session(&f, None).await;
+    // Webhooks said bob and a ghost joined; the ghost's leave was lost.
+    f.store
+        .record_presence(&[
+            Presence {
+                session_id: s.id,
+                identity: "bob".into(),
+                present: true,
+                at: t0(),
+            },
+            Presence {
+                session_id: s.id,
+                identity: "ghost".into(),
+                present: true,
+                at: t0(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(f.store.get(s.id).await.unwrap().participant_count, 2);
+    // LiveKit lists bob and an agent (never counted), not the ghost.
+    f.rooms.join(&s.room_name, listed("bob"));
+    f.rooms.join(&s.room_name, listed("agent-stt"));
+    f.clock.advance(Duration::seconds(5));
+
+    let report = f
+        .lifecycle
+        .reap(Duration::seconds(30), Duration::seconds(60))
+        .await
+        .unwrap();
+    assert_eq!((report.expired, report.ended), (0, 0));
+    let now = f.store.get(s.id).await.unwrap();
+    assert_eq!(now.participant_count, 1, "only bob");
+    assert_eq!(now.last_activity_at, Some(t0() + Duration::seconds(5)));
+    assert_eq!(now.status, s.status, "reconciling moves no status");
+}
+
+#[tokio::test]
+async fn the_reaper_reconciles_mismatched_counts_first_and_survives_a_failure() {
+    let store = Arc::new(InMemoryStore::default());
+    let clock = Arc::new(FakeClock(Mutex::new(t0())));
+    let session = |room: &str, count: u32| Session {
+        id: uuid::Uuid::new_v4(),
+        user_id: "a".into(),
+        room_name: room.into(),
+        livekit_room_sid: format!("RM_{room}"),
+        status: SessionStatus::Active,
+        language: "en".into(),
+        metadata: Default::default(),
+        voice: false,
+        kind: crate::SessionKind::Owned,
+        created_at: t0() - Duration::hours(1),
+        expires_at: t0() + Duration::hours(1),
+        updated_at: t0(),
+        ended_at: None,
+        participant_count: count,
+        last_activity_at: None,
+    };
+    let (agrees, drifts) = (session("agrees", 2), session("drifts", 3));
+    store.insert(&agrees).await.unwrap();
+    store.insert(&drifts).await.unwrap();
+    let mut rooms = MockRoomService::new();
+    rooms.expect_list_rooms().returning(|_| {
+        Ok(["agrees", "drifts"]
+            .map(|name| Room {
+                name: name.into(),
+                num_participants: 2,
+                ..Default::default()
+            })
+            .to_vec())
+    });
+    // The mismatched room is asked first; the agreeing one gets its turn in the spare slots.
+    let mut order = mockall::Sequence::new();
+    rooms
+        .expect_list_participants()
+        .withf(|room| room == "drifts")
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| {
+            Err(RoomError::Unavailable {
+                message: "down".into(),
+                source: None,
+            })
+        });
+    rooms
+        .expect_list_participants()
+        .withf(|room| room == "agrees")
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Ok(Vec::new()));
+    let lifecycle = on_memory(&store, Arc::new(rooms), Arc::new(NoVerifier), clock);
+    let report = lifecycle
+        .reap(Duration::seconds(30), Duration::seconds(60))
+        .await
+        .unwrap();
+    assert_eq!((report.expired, report.ended), (0, 0));
+    assert_eq!(store.get(drifts.id).await.unwrap().participant_count, 3);
+    // Nobody stored for the agreeing one: reconciling it recounts from its (no) rows.
+    assert_eq!(store.get(agrees.id).await.unwrap().participant_count, 0);
+}

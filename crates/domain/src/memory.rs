@@ -151,11 +151,31 @@ impl SessionStore for InMemoryStore {
     }
 }
 
+impl State {
+    /// Applies one piece of news if it is not older than what is known, and moves the
+    /// session's count and last activity by the change alone (as the SQL adapters' triggers).
+    fn apply_presence(&mut self, n: &Presence) {
+        let key = (n.session_id, n.identity.clone());
+        let was = match self.presence.get(&key) {
+            Some(&(_, at)) if n.at < at => return,
+            Some(&(here, _)) => here,
+            None => false,
+        };
+        self.presence.insert(key, (n.present, n.at));
+        if let Some(session) = self.sessions.get_mut(&n.session_id) {
+            let count =
+                i64::from(session.participant_count) + i64::from(n.present) - i64::from(was);
+            session.participant_count = u32::try_from(count).unwrap_or_default();
+            session.last_activity_at = session.last_activity_at.max(Some(n.at));
+        }
+    }
+}
+
 #[async_trait]
 impl PresenceStore for InMemoryStore {
     async fn record_presence(&self, news: &[Presence]) -> Result<(), StoreError> {
         let mut state = self.state()?;
-        // All or nothing, as the SQL adapters' transaction.
+        // All or nothing, as the SQL adapters' statement.
         if news
             .iter()
             .any(|n| !state.sessions.contains_key(&n.session_id))
@@ -163,25 +183,47 @@ impl PresenceStore for InMemoryStore {
             return Err(StoreError::NotFound);
         }
         for n in news {
-            let entry = state
-                .presence
-                .entry((n.session_id, n.identity.clone()))
-                .or_insert((n.present, n.at));
-            if n.at >= entry.1 {
-                *entry = (n.present, n.at);
-            }
-        }
-        let touched: HashSet<Uuid> = news.iter().map(|n| n.session_id).collect();
-        for id in touched {
-            let mine = || state.presence.iter().filter(move |((s, _), _)| *s == id);
-            let count = mine().filter(|(_, (here, _))| *here).count() as u32;
-            let last = mine().map(|(_, (_, t))| *t).max();
-            if let Some(session) = state.sessions.get_mut(&id) {
-                session.participant_count = count;
-                session.last_activity_at = last;
-            }
+            state.apply_presence(n);
         }
         Ok(())
+    }
+
+    async fn reconcile(
+        &self,
+        session_id: Uuid,
+        listed: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        let mut state = self.state()?;
+        if !state.sessions.contains_key(&session_id) {
+            return Err(StoreError::NotFound);
+        }
+        let listed: HashSet<&str> = listed.iter().map(String::as_str).collect();
+        let repairs: Vec<Presence> = state
+            .presence
+            .iter()
+            .filter(|((s, who), (here, _))| {
+                *s == session_id && *here != listed.contains(who.as_str())
+            })
+            .map(|((_, who), (here, _))| Presence {
+                session_id,
+                identity: who.clone(),
+                present: !here,
+                at,
+            })
+            .collect();
+        for n in &repairs {
+            state.apply_presence(n);
+        }
+        let mine = || state.presence.iter().filter(|((s, _), _)| *s == session_id);
+        let count = mine().filter(|(_, (here, _))| *here).count();
+        let last = mine().map(|(_, (_, t))| *t).max();
+        let count = u32::try_from(count).unwrap_or(u32::MAX);
+        if let Some(session) = state.sessions.get_mut(&session_id) {
+            session.participant_count = count;
+            session.last_activity_at = last;
+        }
+        Ok(count)
     }
 }
 

@@ -155,6 +155,16 @@ impl<S: PresenceStore> PresenceStore for Bounded<S> {
     async fn record_presence(&self, news: &[Presence]) -> Result<(), StoreError> {
         self.call(self.inner.record_presence(news)).await
     }
+
+    async fn reconcile(
+        &self,
+        session_id: Uuid,
+        listed: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        self.call(self.inner.reconcile(session_id, listed, at))
+            .await
+    }
 }
 
 #[async_trait]

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,11 +24,21 @@ use uuid::Uuid;
 
 use crate::StoreOptions;
 use crate::bounded::Abandonments;
-use crate::sql::{Conns, Dialect};
+use crate::sql::{CHUNK, Conns, Dialect, INSERT_PRESENCE, UPSERT_PRESENCE, collapse};
 use crate::store_error;
+use crate::time::to_micros;
 
 /// The shared statements, on PostgreSQL.
 type Sql = crate::sql::Sql<Postgres>;
+
+/// [`PresenceStore::record_presence`] on PostgreSQL: the winning news per identity
+/// ([`collapse`]), bound as four arrays and upserted in one statement, in key order.
+static UPSERT_PRESENCE_UNNEST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{INSERT_PRESENCE} SELECT * FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::bigint[]) \
+         {UPSERT_PRESENCE}"
+    )
+});
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -124,8 +135,6 @@ fn release_check(
 }
 
 impl Dialect for Postgres {
-    const ONE_TRIP: bool = false;
-
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()
     }
@@ -189,8 +198,40 @@ impl SessionStore for PgStore {
 
 #[async_trait]
 impl PresenceStore for PgStore {
+    /// One statement per batch (one round trip): the news bound as four arrays and
+    /// unnested, so the statement's text, and its prepared plan, is the same for every batch.
     async fn record_presence(&self, news: &[Presence]) -> Result<(), StoreError> {
-        Sql::record_presence(self, news).await
+        for chunk in collapse(news).chunks(CHUNK) {
+            let query = sqlx::query(UPSERT_PRESENCE_UNNEST.as_str())
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|n| n.session_id.to_string())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|n| n.identity.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(chunk.iter().map(|n| n.present).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|n| to_micros(n.at)).collect::<Vec<_>>());
+            query
+                .execute(&mut *self.writer().await?)
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(())
+    }
+
+    async fn reconcile(
+        &self,
+        session_id: Uuid,
+        listed: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        Sql::reconcile(self, session_id, listed, at).await
     }
 }
 

@@ -10,7 +10,7 @@
 //! appearance, so each query introduces them in order); dynamic queries use `QueryBuilder`,
 //! which writes each backend's own placeholders.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::ops::DerefMut;
@@ -35,11 +35,6 @@ pub(crate) const CHUNK: usize = 500;
 
 /// What differs between SQLite and PostgreSQL inside the shared statements.
 pub(crate) trait Dialect: Database {
-    /// Whether several statements can go to the database as one call. SQLite takes a batch
-    /// of statements in one call (one round trip to its connection thread); PostgreSQL
-    /// cannot prepare several statements as one, so they go one by one.
-    const ONE_TRIP: bool;
-
     /// How many rows a statement changed (sqlx has no trait for it).
     fn rows_affected(done: &Self::QueryResult) -> u64;
 
@@ -83,6 +78,7 @@ where
     for<'r> HistoryRow: FromRow<'r, DB::Row>,
     for<'r> IdempotencyRow: FromRow<'r, DB::Row>,
     for<'r> (String,): FromRow<'r, DB::Row>,
+    for<'r> (String, bool): FromRow<'r, DB::Row>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
 {
     // ---- statement shapes -------------------------------------------------------------
@@ -219,41 +215,18 @@ where
             .push("))");
     }
 
-    /// Presence news about one identity: newer-or-equal news wins, older is ignored.
-    fn push_upsert(qb: &mut QueryBuilder<'_, DB>, n: &Presence) {
-        qb.push(
-            "INSERT INTO session_participants (session_id, identity, present, last_event_at) \
-             VALUES (",
-        )
-        .push_bind(n.session_id.to_string())
-        .push(", ")
-        .push_bind(n.identity.clone())
-        .push(", ")
-        .push_bind(n.present)
-        .push(", ")
-        .push_bind(to_micros(n.at))
-        .push(
-            ") ON CONFLICT (session_id, identity) DO UPDATE \
-             SET present = excluded.present, last_event_at = excluded.last_event_at \
-             WHERE excluded.last_event_at >= session_participants.last_event_at",
-        );
-    }
-
-    /// The session's head count and last activity, recomputed from its participants.
-    fn push_recount(qb: &mut QueryBuilder<'_, DB>, id: Uuid) {
-        let id = id.to_string();
-        qb.push(
-            "UPDATE sessions SET participant_count = (SELECT COUNT(*) \
-             FROM session_participants WHERE present AND session_id = ",
-        )
-        .push_bind(id.clone())
-        .push(
-            "), last_activity_at = (SELECT MAX(last_event_at) \
-             FROM session_participants WHERE session_id = ",
-        )
-        .push_bind(id.clone())
-        .push(") WHERE id = ")
-        .push_bind(id);
+    /// Presence news, one row per identity (see [`collapse`]), as one multi-row upsert:
+    /// newer-or-equal news wins, older is ignored. The triggers of migration 0007 move the
+    /// session's count by each row's change.
+    fn push_upserts(qb: &mut QueryBuilder<'_, DB>, news: &[&Presence]) {
+        qb.push(INSERT_PRESENCE);
+        qb.push_values(news, |mut row, n| {
+            row.push_bind(n.session_id.to_string())
+                .push_bind(n.identity.clone())
+                .push_bind(n.present)
+                .push_bind(to_micros(n.at));
+        });
+        qb.push(UPSERT_PRESENCE);
     }
 
     // ---- SessionStore (`insert` is the backend's: SQLite commits in groups) -------------
@@ -367,54 +340,72 @@ where
         store: &impl Conns<Db = DB>,
         news: &[Presence],
     ) -> Result<(), StoreError> {
-        // The upserts, then one recount per session from its rows, all in one transaction
-        // (one commit): as one call where the dialect allows it ([`Dialect::ONE_TRIP`]),
-        // else statement by statement inside the transaction.
-        for news in news.chunks(CHUNK) {
-            // Rows in key order, so two replicas' batches cannot deadlock; the sort is
-            // stable, so news about one identity keeps its order.
-            let mut upserts: Vec<&Presence> = news.iter().collect();
-            upserts.sort_by_key(|n| (n.session_id, n.identity.as_str()));
-            let recounts: Vec<Uuid> = news
-                .iter()
-                .map(|n| n.session_id)
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            // Statement `i`: the upserts, then one recount per session.
-            let push = |qb: &mut QueryBuilder<'_, DB>, i: usize| {
-                if let Some(n) = upserts.get(i) {
-                    Self::push_upsert(qb, n);
-                } else if let Some(id) = recounts.get(i - upserts.len()) {
-                    Self::push_recount(qb, *id);
-                }
-            };
-            let statements = upserts.len() + recounts.len();
-            let mut writer = store.writer().await?;
-            if DB::ONE_TRIP {
-                let mut qb = QueryBuilder::<DB>::new("BEGIN; ");
-                for i in 0..statements {
-                    push(&mut qb, i);
-                    qb.push("; ");
-                }
-                qb.push("COMMIT");
-                if let Err(e) = Self::execute(&mut writer, DB::build(&mut qb)).await {
-                    let _ = Self::execute(&mut writer, sqlx::query("ROLLBACK")).await;
-                    return Err(e);
-                }
-            } else {
-                let mut tx = sqlx::Connection::begin(&mut *writer)
-                    .await
-                    .map_err(store_error)?;
-                for i in 0..statements {
-                    let mut qb = QueryBuilder::<DB>::new("");
-                    push(&mut qb, i);
-                    Self::execute(&mut tx, DB::build(&mut qb)).await?;
-                }
-                tx.commit().await.map_err(store_error)?;
-            }
+        // One statement per chunk of identities: atomic by itself, and no recount: the
+        // triggers adjust each session by the rows that changed.
+        for chunk in collapse(news).chunks(CHUNK) {
+            let mut qb = QueryBuilder::<DB>::new("");
+            Self::push_upserts(&mut qb, chunk);
+            Self::execute(&mut *store.writer().await?, DB::build(&mut qb)).await?;
         }
         Ok(())
+    }
+
+    pub(crate) async fn reconcile(
+        store: &impl Conns<Db = DB>,
+        session_id: Uuid,
+        listed: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        let id = session_id.to_string();
+        let mut writer = store.writer().await?;
+        let mut tx = sqlx::Connection::begin(&mut *writer)
+            .await
+            .map_err(store_error)?;
+        let rows: Vec<(String, bool)> = Self::fetch_all(
+            &mut tx,
+            sqlx::query("SELECT identity, present FROM session_participants WHERE session_id = $1")
+                .bind(id.clone()),
+        )
+        .await?;
+        let listed: HashSet<&str> = listed.iter().map(String::as_str).collect();
+        let repairs: Vec<Presence> = rows
+            .into_iter()
+            .filter(|(who, here)| *here != listed.contains(who.as_str()))
+            .map(|(identity, here)| Presence {
+                session_id,
+                identity,
+                present: !here,
+                at,
+            })
+            .collect();
+        for chunk in collapse(&repairs).chunks(CHUNK) {
+            let mut qb = QueryBuilder::<DB>::new("");
+            Self::push_upserts(&mut qb, chunk);
+            Self::execute(&mut tx, DB::build(&mut qb)).await?;
+        }
+        // Lock the session row before counting: on PostgreSQL the count then reads a fresh
+        // snapshot, and a concurrent writer's trigger waits for us and adds its change after
+        // (SQLite has one writer anyway). Rows are locked before the session, as webhooks do.
+        let lock =
+            sqlx::query("UPDATE sessions SET participant_count = participant_count WHERE id = $1")
+                .bind(id.clone());
+        if Self::execute(&mut tx, lock).await? == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let recount = sqlx::query(
+            "UPDATE sessions SET \
+               participant_count = (SELECT COUNT(*) FROM session_participants \
+                                    WHERE session_id = $1 AND present), \
+               last_activity_at = (SELECT MAX(last_event_at) FROM session_participants \
+                                   WHERE session_id = $1) \
+             WHERE id = $1 RETURNING participant_count",
+        )
+        .bind(id);
+        let (count,): (i64,) = Self::fetch_optional(&mut tx, recount)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(u32::try_from(count).unwrap_or_default())
     }
 
     // ---- LeaseStore ----------------------------------------------------------------------
@@ -686,4 +677,32 @@ where
         Self::execute(&mut *store.writer().await?, query).await?;
         Ok(())
     }
+}
+
+/// The head of every presence upsert (its rows follow).
+pub(crate) const INSERT_PRESENCE: &str =
+    "INSERT INTO session_participants (session_id, identity, present, last_event_at) ";
+
+/// The tail of every presence upsert: newer-or-equal news wins, older changes nothing.
+pub(crate) const UPSERT_PRESENCE: &str = " ON CONFLICT (session_id, identity) DO UPDATE \
+     SET present = excluded.present, last_event_at = excluded.last_event_at \
+     WHERE excluded.last_event_at >= session_participants.last_event_at";
+
+/// The news that wins per (session, identity): the latest `at`, of equal ones the later in
+/// the slice (what applying them in order would leave). An upsert cannot touch one row twice
+/// in a statement, so a batch writes only these; sorted by key, so two replicas' batches lock
+/// rows in the same order and cannot deadlock.
+pub(crate) fn collapse(news: &[Presence]) -> Vec<&Presence> {
+    let mut winners: BTreeMap<(Uuid, &str), &Presence> = BTreeMap::new();
+    for n in news {
+        winners
+            .entry((n.session_id, n.identity.as_str()))
+            .and_modify(|w| {
+                if n.at >= w.at {
+                    *w = n;
+                }
+            })
+            .or_insert(n);
+    }
+    winners.into_values().collect()
 }

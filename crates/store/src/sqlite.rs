@@ -123,8 +123,6 @@ async fn write_sessions(writer: &Connections, sessions: &[Session]) -> Vec<Resul
 const INSERT_BATCH: usize = 64;
 
 impl Dialect for Sqlite {
-    const ONE_TRIP: bool = true;
-
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()
     }
@@ -189,6 +187,15 @@ impl SessionStore for SqliteStore {
 impl PresenceStore for SqliteStore {
     async fn record_presence(&self, news: &[Presence]) -> Result<(), StoreError> {
         Sql::record_presence(self, news).await
+    }
+
+    async fn reconcile(
+        &self,
+        session_id: Uuid,
+        listed: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        Sql::reconcile(self, session_id, listed, at).await
     }
 }
 

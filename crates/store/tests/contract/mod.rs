@@ -21,6 +21,10 @@ macro_rules! store_contract {
             history_appends_reads_and_clears,
             sessions_are_found_by_room_sid_and_live_ones_listed_oldest_first,
             presence_counts_people_and_newer_news_wins,
+            presence_counts_hold_under_duplicates_reordering_and_batches,
+            the_same_news_applied_twice_at_once_counts_once,
+            a_room_of_thousands_keeps_the_exact_count,
+            reconciliation_repairs_drift_from_what_livekit_lists,
             events_are_recorded_once_and_listed_newest_first,
             idempotency_keys_claim_once_and_replay_the_response,
             racing_status_changes_are_won_exactly_once,
@@ -390,6 +394,178 @@ pub async fn presence_counts_people_and_newer_news_wins(db: &Stores) {
                 at: t,
             }])
             .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// News about `who` in session `s`, `secs` after a fixed instant.
+fn news(s: &Session, who: &str, present: bool, secs: i64) -> Presence {
+    Presence {
+        session_id: s.id,
+        identity: who.into(),
+        present,
+        at: Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap() + Duration::seconds(secs),
+    }
+}
+
+/// The session's (participant_count, last_activity_at), as stored.
+async fn counted(db: &Stores, s: &Session) -> (u32, Option<chrono::DateTime<Utc>>) {
+    let now = db.sessions.get(s.id).await.unwrap();
+    (now.participant_count, now.last_activity_at)
+}
+
+pub async fn presence_counts_hold_under_duplicates_reordering_and_batches(db: &Stores) {
+    let s = session("alice", "room-inc");
+    db.sessions.insert(&s).await.unwrap();
+    let at = |secs| Some(news(&s, "", true, secs).at);
+    let record = |batch: Vec<Presence>| async move { db.presence.record_presence(&batch).await };
+
+    record(vec![news(&s, "a", true, 1)]).await.unwrap();
+    record(vec![news(&s, "b", true, 2)]).await.unwrap();
+    assert_eq!(counted(db, &s).await, (2, at(2)));
+    // A duplicate join, delivered again, changes nothing.
+    record(vec![news(&s, "a", true, 1)]).await.unwrap();
+    record(vec![news(&s, "b", true, 2), news(&s, "b", true, 2)])
+        .await
+        .unwrap();
+    assert_eq!(counted(db, &s).await, (2, at(2)));
+    // A leave older than the join it follows changes nothing either.
+    record(vec![news(&s, "a", false, 0)]).await.unwrap();
+    assert_eq!(counted(db, &s).await, (2, at(2)));
+    // A leave, then its duplicate: counted once.
+    record(vec![news(&s, "a", false, 3)]).await.unwrap();
+    record(vec![news(&s, "a", false, 3)]).await.unwrap();
+    assert_eq!(counted(db, &s).await, (1, at(3)));
+    // Several pieces about one identity in one batch: the latest wins, in any order; of
+    // equal times the later in the slice.
+    record(vec![
+        news(&s, "c", true, 5),
+        news(&s, "c", false, 7),
+        news(&s, "c", true, 6),
+        news(&s, "d", true, 8),
+        news(&s, "d", false, 8),
+        news(&s, "e", false, 9),
+        news(&s, "e", true, 9),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(counted(db, &s).await, (2, at(9)), "b and e");
+    // A rejoin after a leave counts again; news older than the last activity keeps it.
+    record(vec![news(&s, "a", true, 10), news(&s, "b", false, 4)])
+        .await
+        .unwrap();
+    assert_eq!(counted(db, &s).await, (2, at(10)), "a and e");
+    // Another session's news moves only its own count.
+    let other = session("bob", "room-inc-2");
+    db.sessions.insert(&other).await.unwrap();
+    record(vec![news(&other, "a", true, 1), news(&s, "f", true, 11)])
+        .await
+        .unwrap();
+    assert_eq!(counted(db, &other).await, (1, at(1)));
+    assert_eq!(counted(db, &s).await, (3, at(11)));
+}
+
+/// Two replicas (or two webhook lanes) applying the same deliveries at the same moment:
+/// each piece of news changes the row once, so it is counted once.
+pub async fn the_same_news_applied_twice_at_once_counts_once(db: &Stores) {
+    let s = session("alice", "room-twice");
+    db.sessions.insert(&s).await.unwrap();
+    let joins: Vec<Presence> = (0..50)
+        .map(|i| news(&s, &format!("p{i}"), true, i))
+        .collect();
+    for round in 0..5 {
+        let batch: Vec<Presence> = joins
+            .iter()
+            .map(|n| Presence {
+                present: round % 2 == 0,
+                at: n.at + Duration::seconds(100 * round),
+                ..n.clone()
+            })
+            .collect();
+        let tasks = (0..2).map(|_| {
+            let (presence, batch) = (db.presence.clone(), batch.clone());
+            tokio::spawn(async move { presence.record_presence(&batch).await })
+        });
+        for done in futures_util::future::join_all(tasks).await {
+            done.unwrap().unwrap();
+        }
+        let expected = if round % 2 == 0 { 50 } else { 0 };
+        assert_eq!(counted(db, &s).await.0, expected, "round {round}");
+    }
+}
+
+pub async fn a_room_of_thousands_keeps_the_exact_count(db: &Stores) {
+    let s = session("alice", "room-big");
+    db.sessions.insert(&s).await.unwrap();
+    let joins: Vec<Presence> = (0..3000)
+        .map(|i| news(&s, &format!("p{i:05}"), true, i))
+        .collect();
+    // In webhook-sized batches, and one batch larger than a statement's chunk.
+    for batch in joins[..2000].chunks(64) {
+        db.presence.record_presence(batch).await.unwrap();
+    }
+    db.presence.record_presence(&joins[2000..]).await.unwrap();
+    assert_eq!(counted(db, &s).await, (3000, Some(joins[2999].at)));
+    let leaves: Vec<Presence> = joins
+        .iter()
+        .step_by(3)
+        .map(|n| Presence {
+            present: false,
+            at: n.at + Duration::hours(1),
+            ..n.clone()
+        })
+        .collect();
+    for batch in leaves.chunks(64) {
+        db.presence.record_presence(batch).await.unwrap();
+    }
+    assert_eq!(counted(db, &s).await.0, 2000);
+}
+
+pub async fn reconciliation_repairs_drift_from_what_livekit_lists(db: &Stores) {
+    // A count that disagrees with the rows (as a lost update or a hand edit would leave).
+    let s = Session {
+        participant_count: 7,
+        ..session("alice", "room-drift")
+    };
+    db.sessions.insert(&s).await.unwrap();
+    db.presence
+        .record_presence(&[
+            news(&s, "here", true, 1),
+            news(&s, "ghost", true, 2),
+            news(&s, "back", false, 3),
+            news(&s, "late", true, 50),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(counted(db, &s).await.0, 10, "the drift is kept, not hidden");
+
+    // LiveKit lists `here` and `back` (and an agent we never counted) at t+20: `ghost`'s
+    // leave was lost, `back`'s rejoin too; `late`'s news is newer than the listing.
+    let at = news(&s, "", true, 20).at;
+    let listed = ["here", "back", "agent-1"].map(String::from);
+    let count = db.presence.reconcile(s.id, &listed, at).await.unwrap();
+    assert_eq!(count, 3, "here, back and late");
+    assert_eq!(counted(db, &s).await, (3, Some(news(&s, "", true, 50).at)));
+    // The repair is news like any other: newer news still wins over it.
+    db.presence
+        .record_presence(&[news(&s, "ghost", true, 21), news(&s, "back", true, 10)])
+        .await
+        .unwrap();
+    assert_eq!(counted(db, &s).await.0, 4);
+    // Reconciling again with the same listing and time changes nothing more than the rows.
+    assert_eq!(
+        db.presence
+            .reconcile(
+                s.id,
+                &["here", "back", "ghost", "late"].map(String::from),
+                at
+            )
+            .await
+            .unwrap(),
+        4
+    );
+    assert!(matches!(
+        db.presence.reconcile(Uuid::new_v4(), &[], at).await,
         Err(StoreError::NotFound)
     ));
 }
