@@ -62,7 +62,7 @@ unit: ## Every unit, adapter, HTTP and end-to-end test (nextest), but the OS-pro
 	$(CARGO) nextest run --workspace --all-features --no-fail-fast -E 'not binary_id(june-e2e::replicas)'
 
 replicas: release ## The release binary as several processes on one PostgreSQL (and Redis): tests/replicas
-	$(CARGO) nextest run -p june-e2e --test replicas --all-features --no-fail-fast
+	$(CARGO) nextest run --workspace --all-features --no-fail-fast -E 'binary_id(june-e2e::replicas)'
 
 doctest: ## Doc examples (nextest skips them)
 	$(CARGO) test --workspace --doc --all-features
