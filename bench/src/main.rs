@@ -245,7 +245,10 @@ async fn bench_backend(backend: &str, a: &Args, client: &reqwest::Client) -> Res
         .await?
         .json()
         .await?;
-    let id = session["session_id"].as_str().unwrap_or_default().to_owned();
+    let id = session["session_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let big = std::sync::Arc::new(
         lk.room(session["room_name"].as_str().unwrap_or_default())
             .context("the big room")?,
