@@ -1,9 +1,9 @@
 //! Request budgets per principal and per client address, and the port they are counted
 //! through.
 //!
-//! [`LimitBackend`] is the port: the in-process [`LocalLimiter`] (governor, the embedded
-//! default) implements it, and so does the Redis one of `june-redis-limiter`, which shares
-//! one budget across replicas. [`RateLimits`] asks the shared backend when there is one, with
+//! [`LimitBackend`] is the port of a *shared* budget (the Redis one of `june-redis-limiter`,
+//! one budget across replicas); the in-process `LocalLimiter` (governor) is the embedded
+//! default and the fallback. [`RateLimits`] asks the shared backend when there is one, with
 //! a deadline on every call; when it fails or is slow, that request is decided by the local
 //! limiter, and the replica *falls back*: it decides locally (one `warn` line, the
 //! `june_rate_limit_backend` gauge, `/readyz` "degraded") and tries the shared backend again
@@ -163,7 +163,7 @@ fn local_check<K: Hash + Eq + Clone>(limiter: Option<&Keyed<K>>, key: &K) -> Ver
 }
 
 /// The in-process limiter (governor, keyed): one budget per key in this process.
-pub struct LocalLimiter {
+struct LocalLimiter {
     by_principal: Option<Keyed<String>>,
     by_address: Option<Keyed<IpAddr>>,
     seen: AtomicU64,
@@ -171,7 +171,7 @@ pub struct LocalLimiter {
 
 impl LocalLimiter {
     /// A limiter enforcing `rates` (a disabled rate lets everything through).
-    pub fn new(rates: Rates) -> Self {
+    fn new(rates: Rates) -> Self {
         LocalLimiter {
             by_principal: keyed(rates.principal),
             by_address: keyed(rates.address),
@@ -180,7 +180,7 @@ impl LocalLimiter {
     }
 
     /// Decides at once (the local limiter never fails).
-    pub fn check(&self, key: LimitKey<'_>) -> Verdict {
+    fn check(&self, key: LimitKey<'_>) -> Verdict {
         // Keyed limiters keep every key they saw: forget idle ones now and then.
         if self
             .seen
@@ -198,21 +198,6 @@ impl LocalLimiter {
             LimitKey::Principal(id) => local_check(self.by_principal.as_ref(), &id.to_owned()),
             LimitKey::Address(ip) => local_check(self.by_address.as_ref(), &ip),
         }
-    }
-}
-
-#[async_trait]
-impl LimitBackend for LocalLimiter {
-    fn name(&self) -> &'static str {
-        "local"
-    }
-
-    async fn acquire(&self, key: LimitKey<'_>) -> Result<Verdict, BackendError> {
-        Ok(self.check(key))
-    }
-
-    async fn ping(&self) -> Result<(), BackendError> {
-        Ok(())
     }
 }
 
