@@ -175,6 +175,15 @@ impl From<Session> for SessionSummary {
     }
 }
 
+/// The `{id}` of every session-scoped route, documented once.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SessionIdPath {
+    /// The session id (a UUID; anything else names no session: 404)
+    #[param(value_type = String, format = "uuid")]
+    pub id: String,
+}
+
 /// `GET /api/sessions` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

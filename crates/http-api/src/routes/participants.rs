@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use super::session_id;
 use crate::AppState;
 use crate::auth::Caller;
-use crate::dto::{ParticipantDto, ParticipantRemoved};
+use crate::dto::{ParticipantDto, ParticipantRemoved, SessionIdPath};
 use crate::error::{ApiError, ErrorBody};
 
 /// `GET /api/sessions/{id}/participants`
@@ -13,7 +13,7 @@ use crate::error::{ApiError, ErrorBody};
     get,
     path = "/api/sessions/{id}/participants",
     tag = "sessions",
-    params(("id" = String, Path, format = "uuid", description = "The session id (a UUID; anything else names no session: 404)")),
+    params(SessionIdPath),
     responses(
         (status = 200, body = [ParticipantDto]),
         (status = 404, description = "No such session (or not yours)", body = ErrorBody),
@@ -36,7 +36,7 @@ pub async fn list_participants(
     delete,
     path = "/api/sessions/{id}/participants/{identity}",
     tag = "sessions",
-    params(("id" = String, Path, format = "uuid", description = "The session id (a UUID; anything else names no session: 404)"), ("identity" = String, Path, description = "The participant's identity in the room")),
+    params(SessionIdPath, ("identity" = String, Path, description = "The participant's identity in the room")),
     responses(
         (status = 200, body = ParticipantRemoved),
         (status = 404, description = "No such session or participant", body = ErrorBody),

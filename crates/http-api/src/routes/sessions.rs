@@ -8,7 +8,8 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::dto::{
     CreateSessionRequest, GuestTokenRequest, GuestTokenResponse, HistoryCleared, HistoryResponse,
-    ListSessionsQuery, SessionDeleted, SessionList, SessionResponse, decode_cursor, encode_cursor,
+    ListSessionsQuery, SessionDeleted, SessionIdPath, SessionList, SessionResponse, decode_cursor,
+    encode_cursor,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{RawBody, ValidJson, parse};
@@ -98,7 +99,7 @@ async fn create(
     get,
     path = "/api/sessions/{id}",
     tag = "sessions",
-    params(("id" = String, Path, format = "uuid", description = "The session id (a UUID; anything else names no session: 404)")),
+    params(SessionIdPath),
     responses(
         (status = 200, description = "The session with a freshly minted token", body = SessionResponse),
         (status = 404, description = "No such session (or not yours)", body = ErrorBody),
@@ -165,7 +166,7 @@ pub async fn list_sessions(
     delete,
     path = "/api/sessions/{id}",
     tag = "sessions",
-    params(("id" = String, Path, format = "uuid", description = "The session id (a UUID; anything else names no session: 404)")),
+    params(SessionIdPath),
     responses(
         (status = 200, body = SessionDeleted),
         (status = 404, description = "No such session (or not yours)", body = ErrorBody),
@@ -191,7 +192,7 @@ pub async fn delete_session(
     post,
     path = "/api/sessions/{id}/guest-token",
     tag = "sessions",
-    params(("id" = String, Path, format = "uuid", description = "The session id (a UUID; anything else names no session: 404)")),
+    params(SessionIdPath),
     request_body = GuestTokenRequest,
     responses(
         (status = 200, body = GuestTokenResponse),
@@ -232,7 +233,7 @@ pub async fn create_guest_token(
     get,
     path = "/api/sessions/{id}/history",
     tag = "sessions",
-    params(("id" = String, Path, format = "uuid", description = "The session id (a UUID; anything else names no session: 404)")),
+    params(SessionIdPath),
     responses(
         (status = 200, body = HistoryResponse),
         (status = 404, description = "No such session (or not yours)", body = ErrorBody),
@@ -256,7 +257,7 @@ pub async fn get_history(
     delete,
     path = "/api/sessions/{id}/history",
     tag = "sessions",
-    params(("id" = String, Path, format = "uuid", description = "The session id (a UUID; anything else names no session: 404)")),
+    params(SessionIdPath),
     responses(
         (status = 200, body = HistoryCleared),
         (status = 404, description = "No such session (or not yours)", body = ErrorBody),

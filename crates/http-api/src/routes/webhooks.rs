@@ -10,7 +10,7 @@ use super::owned_session;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::dto::{
-    EventList, EventsQuery, StatusResponse, decode_event_cursor, encode_event_cursor,
+    EventList, EventsQuery, SessionIdPath, StatusResponse, decode_event_cursor, encode_event_cursor,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::RawBody;
@@ -75,7 +75,7 @@ pub async fn livekit_webhook(
     get,
     path = "/api/sessions/{id}/events",
     tag = "sessions",
-    params(("id" = String, Path, format = "uuid", description = "The session id (a UUID; anything else names no session: 404)"), EventsQuery),
+    params(SessionIdPath, EventsQuery),
     responses(
         (status = 200, body = EventList),
         (status = 404, description = "No such session (or not yours)", body = ErrorBody),
