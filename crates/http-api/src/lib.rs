@@ -136,8 +136,7 @@ fn resource(path: &str, methods: &[&str]) -> actix_web::Resource {
 pub enum Access {
     /// No credentials; under the per-address budget (429).
     Public,
-    /// No credentials and no budget: probes and scrapes. The request-context middleware's
-    /// exemption list names the same paths.
+    /// No credentials and no budget: probes and scrapes.
     Probe,
     /// `Authorization: Bearer` with an API key or an OIDC token, as `AUTH_MODE` says; nothing
     /// is checked with `AUTH_MODE=none`.
@@ -226,6 +225,18 @@ api! {
     Bearer "/api/livekit/token" => [post: tokens::service_token];
     Bearer "/api/livekit/token-source" => [post: tokens::token_source];
     Bearer "/rooms/list" => [post: tokens::list_rooms];
+}
+
+/// Whether `path` is outside the per-address budget: the route table's `Probe` and `Signed`
+/// routes (with or without a trailing slash, as the slash normaliser serves them).
+pub(crate) fn unbudgeted(path: &str) -> bool {
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    ROUTES
+        .iter()
+        .any(|r| matches!(r.access, Access::Probe | Access::Signed) && r.path == path)
 }
 
 /// A signed event is never refused for its size under 1 MiB (full-room events).

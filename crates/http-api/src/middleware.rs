@@ -92,14 +92,11 @@ pub async fn request_context(
         req.extensions_mut().insert(ClientAddr(ip));
     }
     let started = Instant::now();
-    // Per-address budget, before any work. Probes and metrics are exempt, and so are
-    // LiveKit's signed webhooks: one LiveKit server sends every room's events from one
+    // Per-address budget, before any work. The route table's probes and metrics are exempt,
+    // and so are LiveKit's signed webhooks: one LiveKit server sends every room's events from one
     // address, and a 429 there would lose events. The STT bot's routes are budgeted like
     // every other route (a wrong bearer must not be guessable at line rate).
-    let path = req.path();
-    let exempt = matches!(path, "/healthz" | "/readyz" | "/metrics")
-        || path.starts_with("/api/livekit-webhooks");
-    if !exempt
+    if !crate::unbudgeted(req.path())
         && let (Some(state), Some(ip)) = (&state, client)
         && let Err(e) = state
             .rate_limits
@@ -164,6 +161,28 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::well_formed;
+
+    #[test]
+    fn probes_and_signed_webhooks_are_outside_the_address_budget() {
+        for path in [
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/api/livekit-webhooks",
+            "/readyz/",
+        ] {
+            assert!(crate::unbudgeted(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/api/sessions",
+            "/api/webhooks/stt",
+            "/token",
+            "/openapi.json",
+        ] {
+            assert!(!crate::unbudgeted(path), "{path}");
+        }
+    }
 
     #[test]
     fn only_plain_short_ids_are_reused() {
