@@ -79,6 +79,7 @@ pub mod policy;
 pub mod ports;
 pub mod service;
 mod speaker;
+pub mod turns;
 pub mod voice;
 
 // Building the services: every port, every policy, one constructor.
@@ -141,7 +142,14 @@ pub use voice::{
 };
 
 // Ports that used to live at the crate root, where downstream code still names them.
-pub use ports::{AuthError, Authenticator, NoObserver, TurnObserver};
+pub use ports::{
+    AuthError, Authenticator, LiveEvent, LiveEvents, NoLiveEvents, NoObserver, SessionEvent,
+    TurnObserver,
+};
+pub use turns::{
+    Heard, InterruptedBy, Interruption, Partials, RecordOutcome, Reply, TokenUsage, TurnFailure,
+    TurnRecord, TurnSource, TurnTimings,
+};
 
 // What the crate's own tests build single services from (`use crate::*`).
 #[cfg(test)]

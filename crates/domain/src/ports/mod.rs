@@ -4,7 +4,7 @@
 //!
 //! The store is several ports, split by what each service needs: [`SessionStore`] (the
 //! sessions), [`PresenceStore`], [`VoiceStateStore`], [`LeaseStore`], [`StoreHealth`],
-//! [`HistoryStore`], [`EventStore`] and [`IdempotencyStore`]; they share [`StoreError`].
+//! [`HistoryStore`], [`TurnStore`], [`EventStore`] and [`IdempotencyStore`]; they share [`StoreError`].
 
 mod authenticator;
 mod chat_model;
@@ -13,6 +13,7 @@ mod event_store;
 mod history_store;
 mod idempotency;
 mod lease_store;
+mod live_events;
 mod presence_store;
 mod room_service;
 mod session_store;
@@ -21,6 +22,7 @@ mod store_error;
 mod store_health;
 mod token_issuer;
 mod turn_observer;
+mod turn_store;
 mod voice_state_store;
 mod webhook_verifier;
 
@@ -31,6 +33,7 @@ pub use event_store::*;
 pub use history_store::*;
 pub use idempotency::*;
 pub use lease_store::*;
+pub use live_events::*;
 pub use presence_store::*;
 pub use room_service::*;
 pub use session_store::*;
@@ -39,6 +42,7 @@ pub use store_error::*;
 pub use store_health::*;
 pub use token_issuer::*;
 pub use turn_observer::*;
+pub use turn_store::*;
 pub use voice_state_store::*;
 pub use webhook_verifier::*;
 
