@@ -344,6 +344,14 @@ pub struct DatabaseSettings {
     pub statement_timeout_ms: u64,
     /// Longest store call, kept by the client (see `june_store::StoreOptions::call_timeout`).
     pub call_timeout_ms: u64,
+    /// Prepared statements cached per connection.
+    pub statement_cache_capacity: usize,
+    /// SQLite page cache per connection, KiB.
+    pub sqlite_cache_kib: u32,
+    /// SQLite WAL size past which a checkpoint is forced.
+    pub sqlite_wal_limit_bytes: u64,
+    /// How often the SQLite checkpointer runs.
+    pub sqlite_checkpoint_ms: u64,
 }
 
 /// Logging settings.
@@ -543,6 +551,9 @@ impl Settings {
         }
         if self.database.call_timeout_ms == 0 {
             return Err(invalid("database.call_timeout_ms", "must be positive"));
+        }
+        if self.database.sqlite_checkpoint_ms == 0 {
+            return Err(invalid("database.sqlite_checkpoint_ms", "must be positive"));
         }
         let s = &self.sessions;
         if s.default_ttl_secs <= 0 || s.max_ttl_secs <= 0 || s.token_ttl_secs <= 0 {

@@ -101,6 +101,10 @@ pub async fn open_store(settings: &Settings) -> Result<june_store::Stores, Start
         connect_timeout: Duration::from_millis(db.connect_timeout_ms),
         statement_timeout: Duration::from_millis(db.statement_timeout_ms),
         call_timeout: Duration::from_millis(db.call_timeout_ms),
+        statement_cache_capacity: db.statement_cache_capacity,
+        sqlite_cache_kib: db.sqlite_cache_kib,
+        sqlite_wal_limit_bytes: db.sqlite_wal_limit_bytes,
+        sqlite_checkpoint_every: Duration::from_millis(db.sqlite_checkpoint_ms),
     };
     Ok(june_store::connect(db.url.expose_secret(), &options).await?)
 }

@@ -61,6 +61,11 @@ impl Connections {
             })
     }
 
+    /// Whether no connection is in use (the checkpointer waits for that).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.slots.iter().all(|s| s.try_lock().is_ok())
+    }
+
     /// `(connections, idle)` for the pool gauge.
     pub(crate) fn stats(&self) -> (u32, u32) {
         let idle = self.slots.iter().filter(|s| s.try_lock().is_ok()).count();

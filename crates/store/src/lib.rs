@@ -22,6 +22,7 @@ use june_domain::ports::{
 use crate::bounded::{Abandonments, Bounded};
 
 mod bounded;
+mod checkpoint;
 mod conns;
 mod postgres;
 mod rows;
@@ -66,6 +67,15 @@ pub struct StoreOptions {
     /// its own `statement_timeout`. Past it the call answers "unavailable". Keep it at least
     /// `connect_timeout + statement_timeout`, so the database's own timeouts answer first.
     pub call_timeout: Duration,
+    /// Prepared statements kept per connection (sqlx's LRU cache; both backends).
+    pub statement_cache_capacity: usize,
+    /// SQLite page cache per connection, in KiB.
+    pub sqlite_cache_kib: u32,
+    /// SQLite WAL size past which a checkpoint waits for the writer and readers; the WAL
+    /// file is truncated back to it when it restarts.
+    pub sqlite_wal_limit_bytes: u64,
+    /// How often the SQLite checkpointer looks at the WAL.
+    pub sqlite_checkpoint_every: Duration,
 }
 
 impl Default for StoreOptions {
@@ -75,6 +85,10 @@ impl Default for StoreOptions {
             connect_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(5),
             call_timeout: Duration::from_secs(8),
+            statement_cache_capacity: 100,
+            sqlite_cache_kib: 2048,
+            sqlite_wal_limit_bytes: 16 * 1024 * 1024,
+            sqlite_checkpoint_every: Duration::from_millis(500),
         }
     }
 }

@@ -62,7 +62,8 @@ impl PgStore {
         let abandoned = Abandonments::default();
         let connect = PgConnectOptions::from_str(url)
             .map_err(store_error)?
-            .options([("statement_timeout", statement_timeout.as_str())]);
+            .options([("statement_timeout", statement_timeout.as_str())])
+            .statement_cache_capacity(options.statement_cache_capacity);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.connect_timeout)

@@ -24,6 +24,7 @@ use tokio::sync::MutexGuard;
 use uuid::Uuid;
 
 use crate::StoreOptions;
+use crate::checkpoint::{CheckpointPolicy, Checkpointer};
 use crate::conns::Connections;
 use crate::sql::{Conns, Dialect};
 use crate::store_error;
@@ -42,6 +43,8 @@ pub struct SqliteStore {
     writer: Arc<Connections>,
     /// New sessions in flight, written in batches on `writer` (group commit).
     inserts: Arc<Batcher<Session, Result<(), StoreError>>>,
+    /// Checkpoints off the commit path (a file database only); stops with the store.
+    _checkpointer: Option<Arc<Checkpointer>>,
 }
 
 impl SqliteStore {
@@ -54,7 +57,16 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(options.statement_timeout);
+            .busy_timeout(options.statement_timeout)
+            .statement_cache_capacity(options.statement_cache_capacity)
+            // Negative: KiB rather than pages. Per connection, so memory stays bounded.
+            .pragma("cache_size", format!("-{}", options.sqlite_cache_kib))
+            // The checkpointer below does it, off the commit path.
+            .pragma("wal_autocheckpoint", "0")
+            .pragma(
+                "journal_size_limit",
+                options.sqlite_wal_limit_bytes.to_string(),
+            );
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         if !in_memory
             && let Some(dir) = Path::new(connect.get_filename()).parent()
@@ -70,10 +82,21 @@ impl SqliteStore {
         } else {
             Arc::new(Connections::open(&connect, options.max_connections, wait).await?)
         };
+        let checkpointer = if in_memory {
+            None
+        } else {
+            let policy = CheckpointPolicy {
+                every: options.sqlite_checkpoint_every,
+                wal_limit_bytes: options.sqlite_wal_limit_bytes,
+            };
+            let started = Checkpointer::start(&connect, writer.clone(), policy).await;
+            Some(Arc::new(started.map_err(store_error)?))
+        };
         let store = SqliteStore {
             inserts: Arc::new(Batcher::new(INSERT_BATCH, 4 * INSERT_BATCH, 1)),
             readers,
             writer,
+            _checkpointer: checkpointer,
         };
         store.migrate().await?;
         Ok(store)
