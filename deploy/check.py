@@ -22,7 +22,9 @@
    docs/operations.md (and every runbook section there has its alert); the ServiceMonitor
    selects the base Service and names its port; the Grafana dashboard parses, every panel
    queries through the `${datasource}` variable with an expr, ids are unique; every PromQL
-   expression has balanced brackets and quotes. Whether the `june_*` names exist is
+   expression parses (promql-parser, the Rust PromQL parser's Python binding; Grafana's
+   variables are substituted first) and has balanced brackets and quotes, which the parser's
+   terse error does not point at. Whether the `june_*` names exist is
    tests/api/dashboards.rs's job (it needs the running server).
 """
 
@@ -33,6 +35,7 @@ import re
 import sys
 
 import kubernetes_validate
+import promql_parser
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent
@@ -203,6 +206,26 @@ def promql_balanced(expr):
     return None
 
 
+# Grafana's interval variables become a duration, any other variable a label value, so
+# the rest of a dashboard query can be parsed as PromQL.
+GRAFANA_INTERVAL = re.compile(r"\$__(rate_interval|interval|range)\b|\$\{__(rate_interval|interval|range)\}")
+GRAFANA_VARIABLE = re.compile(r"\$\{\w+(:\w+)?\}|\$\w+")
+
+
+def promql_error(expr, grafana=False):
+    """Why `expr` is not valid PromQL, or None."""
+    why = promql_balanced(expr)
+    if why:
+        return f"not balanced: {why}"
+    if grafana:
+        expr = GRAFANA_VARIABLE.sub("x", GRAFANA_INTERVAL.sub("5m", expr))
+    try:
+        promql_parser.parse(expr)
+    except ValueError as e:
+        return f"does not parse: {e}"
+    return None
+
+
 def slug(heading):
     """The anchor a Markdown renderer (GitHub's rules) gives a heading."""
     text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
@@ -256,11 +279,12 @@ def check_rules(rule_obj):
             if not isinstance(expr, str) or not expr.strip():
                 fail(f"{rwhere}: needs an expr")
                 continue
-            why = promql_balanced(expr)
-            if why:
-                fail(f"{rwhere}: expr is not balanced: {why}")
             if "$" in expr:
                 fail(f"{rwhere}: expr uses a template variable ($); Prometheus has none")
+            else:
+                why = promql_error(expr)
+                if why:
+                    fail(f"{rwhere}: expr {why}")
             if "june_" not in expr:
                 fail(f"{rwhere}: expr reads no june_* metric")
             if "record" in r:
@@ -373,9 +397,9 @@ def check_dashboard(path):
             queries += 1
             if (t.get("datasource") or {}).get("uid", "${datasource}") not in uses:
                 fail(f"{pwhere}: target {t.get('refId')} names another datasource")
-            why = promql_balanced(expr)
+            why = promql_error(expr, grafana=True)
             if why:
-                fail(f"{pwhere}: expr is not balanced: {why}")
+                fail(f"{pwhere}: target {t.get('refId')} expr {why}")
             if "june_" not in expr:
                 fail(f"{pwhere}: expr reads no june_* metric")
     print(f"ok   monitoring: {path.name}: {len(ids)} panels, {queries} queries")
