@@ -35,7 +35,13 @@ conformance-deps: .venv/.livekit-sdk ## Install LiveKit's Python SDK into .venv 
 	.venv/bin/pip install --quiet --disable-pip-version-check "kubernetes-validate==1.37.0" "pyyaml==6.0.3"
 	touch $@
 
-deploy-check: .venv/.deploy-deps ## Deployment files: YAML parses, kustomizations render and validate, no literal secrets, Dockerfile sane
+# A PromQL parser for the dashboard's and the alerts' queries (its own stamp, so a venv made
+# before it was added gets it too).
+.venv/.promql-parser: .venv/bin/python
+	.venv/bin/pip install --quiet --disable-pip-version-check "promql-parser==0.11.0"
+	touch $@
+
+deploy-check: .venv/.deploy-deps .venv/.promql-parser ## Deployment files: YAML parses, kustomizations render and validate, no literal secrets, Dockerfile sane
 	.venv/bin/python deploy/check.py
 
 openapi: ## Write openapi/openapi.json from the code (a test fails when it is stale)

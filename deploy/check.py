@@ -15,20 +15,33 @@
 7. The prod overlay runs as replicas should: trusted proxies for the ingress, rate limits
    shared through Redis, and a termination grace period that covers the drain and the
    in-flight budget (terminationGracePeriodSeconds > drain_seconds + shutdown_timeout_secs).
+8. Monitoring (deploy/monitoring): the PrometheusRule and ServiceMonitor have the structure
+   the prometheus-operator CRDs accept (checked field by field: the CRDs' OpenAPI schemas
+   are not published in a PyPI or npm package as JSON); every alert has expr, for,
+   labels.severity, annotations.summary and a runbook_url whose section exists in
+   docs/operations.md (and every runbook section there has its alert); the ServiceMonitor
+   selects the base Service and names its port; the Grafana dashboard parses, every panel
+   queries through the `${datasource}` variable with an expr, ids are unique; every PromQL
+   expression parses (promql-parser, the Rust PromQL parser's Python binding; Grafana's
+   variables are substituted first) and has balanced brackets and quotes, which the parser's
+   terse error does not point at. Whether the `june_*` names exist is
+   tests/api/dashboards.rs's job (it needs the running server).
 """
 
 import copy
+import json
 import pathlib
 import re
 import sys
 
 import kubernetes_validate
+import promql_parser
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent
 REPO = ROOT.parent
 K8S_VERSION = "1.31.0"
-KUSTOMIZATIONS = ["k8s/base", "k8s/overlays/dev", "k8s/overlays/prod", "livekit", "stunner"]
+KUSTOMIZATIONS = ["k8s/base", "k8s/overlays/dev", "k8s/overlays/prod", "livekit", "stunner", "monitoring"]
 SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|API_KEY|APIKEY|PRIVATE)", re.I)
 # Config keys that hold secret values (not references to them, like `secretName`).
 SECRET_KEY = re.compile(r"(secret|token|password|private)(?!.*(name|ref)$)", re.I)
@@ -89,7 +102,10 @@ def render(folder):
         for entry in gen.get("files", []):
             key, _, file = entry.partition("=") if "=" in entry else (pathlib.Path(entry).name, "", entry)
             data[key] = (folder / file).read_text()
-        objs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": gen["name"]}, "data": data})
+        meta = {"name": gen["name"]}
+        if gen.get("options", {}).get("labels"):
+            meta["labels"] = dict(gen["options"]["labels"])
+        objs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data})
     objs = [copy.deepcopy(o) for o in objs]
     for o in objs:
         meta = o.setdefault("metadata", {})
@@ -133,6 +149,290 @@ def check_secrets(where, obj):
             for i, v in enumerate(node):
                 walk(v, f"{path}/{i}")
     walk(obj, "")
+
+
+MONITORING = ROOT / "monitoring"
+OPERATIONS = REPO / "docs/operations.md"
+RUNBOOK_HEADING = "## Alerts and runbooks"
+DURATION = re.compile(r"^((\d+)(ms|s|m|h|d|w|y))+$")
+ALERT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SEVERITIES = {"critical", "warning", "info"}
+# The fields the prometheus-operator v1 CRDs define for these objects (monitoring.coreos.com
+# PrometheusRule spec.groups[] and rules[], ServiceMonitor spec and endpoints[]): anything
+# else is a typo the API server would prune or refuse.
+GROUP_FIELDS = {"name", "interval", "rules", "limit", "partial_response_strategy", "query_offset", "labels"}
+RULE_FIELDS = {"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"}
+MONITOR_FIELDS = {
+    "selector", "endpoints", "namespaceSelector", "jobLabel", "targetLabels", "podTargetLabels",
+    "sampleLimit", "targetLimit", "labelLimit", "labelNameLengthLimit", "labelValueLengthLimit",
+    "keepDroppedTargets", "attachMetadata", "scrapeClass", "scrapeProtocols", "fallbackScrapeProtocol",
+    "bodySizeLimit", "selectorMechanism", "serviceDiscoveryRole", "convertClassicHistogramsToNHCB",
+    "nativeHistogramBucketLimit", "nativeHistogramMinBucketFactor", "scrapeClassicHistograms",
+}
+ENDPOINT_FIELDS = {
+    "port", "targetPort", "path", "scheme", "params", "interval", "scrapeTimeout", "honorLabels",
+    "honorTimestamps", "trackTimestampsStaleness", "metricRelabelings", "relabelings", "tlsConfig",
+    "authorization", "basicAuth", "oauth2", "bearerTokenSecret", "bearerTokenFile", "followRedirects",
+    "enableHttp2", "filterRunning", "proxyUrl", "noProxy", "proxyFromEnvironment", "proxyConnectHeader",
+}
+
+
+def promql_balanced(expr):
+    """Why an expression is unbalanced (brackets, braces, parentheses, quotes), or None."""
+    pairs = {")": "(", "]": "[", "}": "{"}
+    stack = []
+    quote = None
+    escaped = False
+    for i, c in enumerate(expr):
+        if quote:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == quote:
+                quote = None
+            continue
+        if c in "\"'`":
+            quote = c
+        elif c in "([{":
+            stack.append(c)
+        elif c in ")]}":
+            if not stack or stack.pop() != pairs[c]:
+                return f"unmatched {c!r} at {i}"
+    if quote:
+        return f"unclosed {quote}"
+    if stack:
+        return f"unclosed {stack[-1]!r}"
+    return None
+
+
+# Grafana's interval variables become a duration, any other variable a label value, so
+# the rest of a dashboard query can be parsed as PromQL.
+GRAFANA_INTERVAL = re.compile(r"\$__(rate_interval|interval|range)\b|\$\{__(rate_interval|interval|range)\}")
+GRAFANA_VARIABLE = re.compile(r"\$\{\w+(:\w+)?\}|\$\w+")
+
+
+def promql_error(expr, grafana=False):
+    """Why `expr` is not valid PromQL, or None."""
+    why = promql_balanced(expr)
+    if why:
+        return f"not balanced: {why}"
+    if grafana:
+        expr = GRAFANA_VARIABLE.sub("x", GRAFANA_INTERVAL.sub("5m", expr))
+    try:
+        promql_parser.parse(expr)
+    except ValueError as e:
+        return f"does not parse: {e}"
+    return None
+
+
+def slug(heading):
+    """The anchor a Markdown renderer (GitHub's rules) gives a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def runbook_sections():
+    """Anchors of the `###` sections under "Alerts and runbooks" in docs/operations.md."""
+    anchors = set()
+    inside = False
+    for line in OPERATIONS.read_text().splitlines():
+        if line.startswith("## "):
+            inside = line.strip() == RUNBOOK_HEADING
+        elif inside and line.startswith("### "):
+            anchors.add(slug(line[4:]))
+    return anchors
+
+
+def check_rules(rule_obj):
+    where = f"monitoring: PrometheusRule/{rule_obj.get('metadata', {}).get('name')}"
+    if rule_obj.get("apiVersion") != "monitoring.coreos.com/v1":
+        fail(f"{where}: apiVersion must be monitoring.coreos.com/v1")
+    groups = (rule_obj.get("spec") or {}).get("groups")
+    if not isinstance(groups, list) or not groups:
+        fail(f"{where}: spec.groups must be a non-empty list")
+        return set()
+    alerts = set()
+    group_names = set()
+    for g in groups:
+        gname = g.get("name")
+        if not gname or gname in group_names:
+            fail(f"{where}: every group needs a unique name ({gname!r})")
+        group_names.add(gname)
+        for extra in set(g) - GROUP_FIELDS:
+            fail(f"{where}: group {gname}: unknown field {extra}")
+        if "interval" in g and not DURATION.match(str(g["interval"])):
+            fail(f"{where}: group {gname}: interval {g['interval']!r} is not a duration")
+        rules = g.get("rules")
+        if not isinstance(rules, list) or not rules:
+            fail(f"{where}: group {gname}: rules must be a non-empty list")
+            continue
+        for r in rules:
+            name = r.get("alert") or r.get("record")
+            rwhere = f"{where}: {name}"
+            for extra in set(r) - RULE_FIELDS:
+                fail(f"{rwhere}: unknown field {extra}")
+            if ("alert" in r) == ("record" in r):
+                fail(f"{rwhere}: a rule is either an alert or a record")
+                continue
+            expr = r.get("expr")
+            if not isinstance(expr, str) or not expr.strip():
+                fail(f"{rwhere}: needs an expr")
+                continue
+            if "$" in expr:
+                fail(f"{rwhere}: expr uses a template variable ($); Prometheus has none")
+            else:
+                why = promql_error(expr)
+                if why:
+                    fail(f"{rwhere}: expr {why}")
+            if "june_" not in expr:
+                fail(f"{rwhere}: expr reads no june_* metric")
+            if "record" in r:
+                continue
+            if not ALERT_NAME.match(name):
+                fail(f"{rwhere}: alert name is not a Prometheus label value")
+            if name in alerts:
+                fail(f"{rwhere}: alert defined twice")
+            alerts.add(name)
+            if not DURATION.match(str(r.get("for", ""))):
+                fail(f"{rwhere}: needs a `for` duration (got {r.get('for')!r})")
+            if (r.get("labels") or {}).get("severity") not in SEVERITIES:
+                fail(f"{rwhere}: labels.severity must be one of {sorted(SEVERITIES)}")
+            ann = r.get("annotations") or {}
+            if not ann.get("summary"):
+                fail(f"{rwhere}: needs annotations.summary")
+            url = str(ann.get("runbook_url", ""))
+            m = re.match(r"^https?://\S+/docs/operations\.md#([a-z0-9_-]+)$", url)
+            if not m:
+                fail(f"{rwhere}: annotations.runbook_url must point at docs/operations.md#<section> (got {url!r})")
+            elif m.group(1) != slug(name):
+                fail(f"{rwhere}: runbook_url anchor #{m.group(1)} is not the alert's own (#{slug(name)})")
+    return alerts
+
+
+def check_service_monitor(mon, services):
+    where = f"monitoring: ServiceMonitor/{mon.get('metadata', {}).get('name')}"
+    if mon.get("apiVersion") != "monitoring.coreos.com/v1":
+        fail(f"{where}: apiVersion must be monitoring.coreos.com/v1")
+    spec = mon.get("spec") or {}
+    for extra in set(spec) - MONITOR_FIELDS:
+        fail(f"{where}: unknown spec field {extra}")
+    wanted = (spec.get("selector") or {}).get("matchLabels") or {}
+    if not wanted:
+        fail(f"{where}: spec.selector.matchLabels must name the Service's labels")
+    namespaces = (spec.get("namespaceSelector") or {}).get("matchNames") or [mon["metadata"].get("namespace")]
+    matched = [
+        s for s in services
+        if s["metadata"].get("namespace") in namespaces
+        and wanted
+        and all(s["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
+    ]
+    if not matched:
+        fail(f"{where}: selects no Service of deploy/k8s/base in {namespaces}")
+    endpoints = spec.get("endpoints")
+    if not isinstance(endpoints, list) or not endpoints:
+        fail(f"{where}: spec.endpoints must be a non-empty list")
+        return
+    for ep in endpoints:
+        for extra in set(ep) - ENDPOINT_FIELDS:
+            fail(f"{where}: unknown endpoint field {extra}")
+        port = ep.get("port")
+        if not isinstance(port, str) or not port:
+            fail(f"{where}: every endpoint needs the Service port's name (port)")
+        for s in matched:
+            if port not in {p.get("name") for p in s["spec"].get("ports", [])}:
+                fail(f"{where}: Service {s['metadata']['name']} has no port named {port!r}")
+        if ep.get("path", "/metrics") != "/metrics":
+            fail(f"{where}: the server exports metrics at /metrics (got {ep.get('path')!r})")
+        for key in ("interval", "scrapeTimeout"):
+            if key in ep and not DURATION.match(str(ep[key])):
+                fail(f"{where}: {key} {ep[key]!r} is not a duration")
+
+
+def dashboard_panels(panels):
+    for p in panels:
+        yield p
+        yield from dashboard_panels(p.get("panels", []))
+
+
+def check_dashboard(path):
+    where = f"monitoring: {path.name}"
+    try:
+        dash = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        fail(f"{where}: does not parse: {e}")
+        return
+    for key in ("uid", "title", "panels", "schemaVersion"):
+        if key not in dash:
+            fail(f"{where}: needs {key}")
+    variables = {v.get("name"): v for v in dash.get("templating", {}).get("list", [])}
+    ds = variables.get("datasource")
+    if not ds or ds.get("type") != "datasource" or ds.get("query") != "prometheus":
+        fail(f"{where}: needs a `datasource` template variable of type datasource (query prometheus)")
+    uses = {"${datasource}", "$datasource"}
+    ids = set()
+    queries = 0
+    for p in dashboard_panels(dash.get("panels", [])):
+        pwhere = f"{where}: panel {p.get('id')} {p.get('title')!r}"
+        if p.get("id") in ids or not isinstance(p.get("id"), int):
+            fail(f"{pwhere}: ids must be unique integers")
+        ids.add(p.get("id"))
+        if "gridPos" not in p:
+            fail(f"{pwhere}: needs gridPos")
+        if p.get("type") == "row":
+            continue
+        if (p.get("datasource") or {}).get("uid") not in uses:
+            fail(f"{pwhere}: must query through the ${{datasource}} variable")
+        targets = p.get("targets") or []
+        if not targets:
+            fail(f"{pwhere}: has no targets")
+        refs = [t.get("refId") for t in targets]
+        if len(set(refs)) != len(refs) or None in refs:
+            fail(f"{pwhere}: target refIds must be unique")
+        for t in targets:
+            expr = t.get("expr")
+            if not isinstance(expr, str) or not expr.strip():
+                fail(f"{pwhere}: target {t.get('refId')} has no expr")
+                continue
+            queries += 1
+            if (t.get("datasource") or {}).get("uid", "${datasource}") not in uses:
+                fail(f"{pwhere}: target {t.get('refId')} names another datasource")
+            why = promql_error(expr, grafana=True)
+            if why:
+                fail(f"{pwhere}: target {t.get('refId')} expr {why}")
+            if "june_" not in expr:
+                fail(f"{pwhere}: expr reads no june_* metric")
+    print(f"ok   monitoring: {path.name}: {len(ids)} panels, {queries} queries")
+
+
+def check_monitoring():
+    objs = render(MONITORING)
+    base = render(ROOT / "k8s/base")
+    services = [o for o in base if o["kind"] == "Service"]
+    kinds = {}
+    for o in objs:
+        kinds.setdefault(o["kind"], []).append(o)
+    alerts = set()
+    for rule in kinds.get("PrometheusRule", []):
+        alerts |= check_rules(rule)
+    if not alerts:
+        fail("monitoring: no PrometheusRule with alerts")
+    for mon in kinds.get("ServiceMonitor", []):
+        check_service_monitor(mon, services)
+    if not kinds.get("ServiceMonitor"):
+        fail("monitoring: no ServiceMonitor")
+    sections = runbook_sections()
+    for name in sorted(alerts):
+        if slug(name) not in sections:
+            fail(f"monitoring: alert {name} has no runbook section '### {name}' under '{RUNBOOK_HEADING}' in docs/operations.md")
+    for anchor in sorted(sections - {slug(a) for a in alerts}):
+        fail(f"monitoring: docs/operations.md has a runbook section #{anchor} for no alert")
+    dashboards = sorted(MONITORING.glob("*.json"))
+    if not dashboards:
+        fail("monitoring: no Grafana dashboard JSON")
+    for path in dashboards:
+        check_dashboard(path)
+    print(f"ok   monitoring: {len(alerts)} alerts, each with its runbook section")
 
 
 def main():
@@ -206,6 +506,8 @@ def main():
         fail(f"prod: terminationGracePeriodSeconds {grace} must exceed drain {drain} + shutdown {shutdown} s")
     if drain == 0:
         fail("prod: JUNE__SERVER__DRAIN_SECONDS is 0; a rolling restart would drop requests")
+
+    check_monitoring()
 
     docker = (ROOT / "Dockerfile").read_text()
     for line in docker.splitlines():

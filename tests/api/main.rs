@@ -6,6 +6,7 @@ mod ai;
 mod clients;
 mod clients_compat;
 mod conformance;
+mod dashboards;
 mod drain;
 mod hardening;
 mod helpers;

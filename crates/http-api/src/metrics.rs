@@ -69,6 +69,14 @@ pub fn http_request(method: &str, route: &str, status: u16, took: Duration) {
     metrics::histogram!("june_http_request_duration_seconds", &labels).record(took.as_secs_f64());
 }
 
+/// Whether a required dependency (`store` or `livekit`, a closed set) answered the last
+/// `/readyz` check: 1 or 0. The kubelet probes every few seconds, so the store-down and
+/// LiveKit-down alerts have a signal even without traffic, and a LiveKit call cut short by
+/// the readiness timeout (never counted in `june_livekit_calls_total`) still shows.
+pub fn dependency_up(dependency: &'static str, up: bool) {
+    metrics::gauge!("june_dependency_up", "dependency" => dependency).set(f64::from(u8::from(up)));
+}
+
 /// Counts a request refused for its budget; `scope` is `principal` or `address` (never the
 /// key itself: addresses and principals are unbounded).
 pub fn rate_limited(scope: &'static str) {

@@ -62,6 +62,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     let store = verdict(store.map(|r| r.map_err(|e| e.to_string())));
     let livekit = verdict(livekit.map(|r| r.map(|_| ()).map_err(|e| e.to_string())));
+    crate::metrics::dependency_up("store", store["status"] == "ok");
+    crate::metrics::dependency_up("livekit", livekit["status"] == "ok");
     let ready = store["status"] == "ok" && livekit["status"] == "ok";
     // A draining replica (SIGTERM) still serves, but asks to be taken out of rotation.
     let draining = state.drain.is_draining();
