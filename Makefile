@@ -92,11 +92,13 @@ check-deps: ## The domain and HTTP crates must not depend on adapters' technolog
 	if [ -n "$$bad" ]; then echo "june-http-api must not depend on: $$bad"; exit 1; fi
 	@echo "layering rules hold"
 
-bench: bench-deps ## Criterion micro-benchmarks, wrk against the release server, in-process PostgreSQL + voice-turn load
+bench: bench-deps ## Criterion micro-benchmarks; wrk against the release server on SQLite and PostgreSQL (RSS at 10k and 100k sessions); in-process webhook (many rooms, one big room) and voice-turn load on both
 	$(CARGO) bench -p june-bench --bench micro -- --warm-up-time 1 --measurement-time 3
 	$(CARGO) build --release -p june-orchestrator -p june-bench --bins
-	$(CARGO) run --release -p june-bench --bin june-serverbench -- --seconds 10
-	$(CARGO) run --release -p june-bench --bin june-loadgen -- --seconds 10 --concurrency 32 --backends postgres
+	$(CARGO) run --release -p june-bench --bin june-serverbench -- --seconds 10 --database sqlite
+	$(CARGO) run --release -p june-bench --bin june-serverbench -- --seconds 10 --database postgres
+	$(CARGO) run --release -p june-bench --bin june-serverbench -- --seconds 5 --sessions 100000
+	$(CARGO) run --release -p june-bench --bin june-loadgen -- --seconds 10 --concurrency 32 --backends sqlite,postgres
 
 bench-profile: bench-deps ## The wrk scenarios again under perf; hottest symbols per scenario in target/profiles
 	@command -v perf >/dev/null 2>&1 || apt-get install -y linux-perf || { apt-get update && apt-get install -y linux-perf; }
