@@ -55,6 +55,26 @@ pub fn continue_trace<'a>(span: &tracing::Span, get: impl Fn(&str) -> Option<&'a
     }
 }
 
+/// Makes `span` a child of `parent` in the exported trace only. For work that outlives the
+/// request that started it: created with `parent: None`, it does not keep the request's
+/// span open (tracing closes a span after its children), so the request span ends with the
+/// response while the work stays in the request's trace. Call it before `span` is entered.
+pub fn adopt(span: &tracing::Span, parent: &tracing::Span) {
+    let cx = parent.context();
+    if cx.span().span_context().is_valid() {
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// Renames `span` in the exported trace, after it started (a request span is named by its
+/// route once routing has matched one). `otel.name` recorded that late would be ignored.
+pub fn rename(span: &tracing::Span, name: String) {
+    let cx = span.context();
+    if cx.span().span_context().is_valid() {
+        cx.span().update_name(name);
+    }
+}
+
 /// The headers that carry `span`'s trace to the next service (`traceparent`, and
 /// `tracestate` when there is one). Empty when tracing is off or the span is disabled.
 pub fn outgoing_headers(span: &tracing::Span) -> Vec<(String, String)> {
@@ -108,9 +128,23 @@ mod tests {
             let headers = outgoing_headers(&child);
             let (name, value) = &headers[0];
             assert_eq!(name, "traceparent");
-            assert!(value.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{value}");
+            assert!(
+                value.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+                "{value}"
+            );
             // The child's own span id goes out, not the caller's.
             assert!(!value.contains("00f067aa0ba902b7"), "{value}");
+        });
+    }
+
+    #[test]
+    fn adopted_work_is_in_the_parent_trace() {
+        traced(|| {
+            let request = tracing::info_span!("request");
+            continue_trace(&request, |k| (k == "traceparent").then_some(PARENT));
+            let work = tracing::info_span!(parent: None, "work");
+            adopt(&work, &request);
+            assert_eq!(trace_id(&work), trace_id(&request));
         });
     }
 
