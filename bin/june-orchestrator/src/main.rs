@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use june_orchestrator::Application;
 use june_orchestrator::config::Settings;
+use june_orchestrator::telemetry::OtelSettings;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -23,17 +24,26 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    june_orchestrator::telemetry::init(
+    let otel = match OtelSettings::from_env(&env) {
+        Ok(otel) => otel,
+        Err(e) => {
+            eprintln!("june-orchestrator: {e}");
+            std::process::exit(2);
+        }
+    };
+    let telemetry = june_orchestrator::telemetry::init_with(
         &settings.log.level,
         settings.log.format == "json",
         std::io::stdout,
-    );
+        otel.as_ref(),
+    )?;
     match std::env::args().nth(1).as_deref() {
         None | Some("serve") => {}
         Some("migrate") => {
             // Opening the store applies the embedded migrations; then stop.
             june_orchestrator::open_store(&settings).await?;
             println!("june-orchestrator: migrations applied");
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
             return Ok(());
         }
         Some(other) => {
@@ -44,6 +54,10 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let app = Application::build(settings).await?;
-    app.run_until_stopped().await?;
+    let served = app.run_until_stopped().await;
+    // The spans of the last requests are still queued: export them (bounded by the export
+    // timeout) before leaving, whether the server stopped cleanly or not.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    served?;
     Ok(())
 }

@@ -271,12 +271,13 @@ impl GeminiChat {
 
     /// Sends the request; a non-200 answer is read and classified.
     async fn post(&self, url: &str, body: &Value) -> Result<reqwest::Response, Failure> {
-        let send = self
-            .client
-            .post(url)
-            .header("x-goog-api-key", self.config.api_key.expose_secret())
-            .json(body)
-            .send();
+        let send = crate::send_traced(
+            "POST gemini",
+            self.client
+                .post(url)
+                .header("x-goog-api-key", self.config.api_key.expose_secret())
+                .json(body),
+        );
         let resp = match tokio::time::timeout(self.config.timeout, send).await {
             Err(_) => return Err(Failure::Fatal(LlmError::Timeout)),
             Ok(Err(e)) => return Err(send_error(e)),

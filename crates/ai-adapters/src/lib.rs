@@ -17,6 +17,8 @@ pub use speech::{HttpSttClient, HttpTtsClient};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 /// Why a client could not be built.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the HTTP client: {0}")]
@@ -39,4 +41,28 @@ pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, ClientE
         .connect_timeout(connect_timeout)
         .build()
         .map_err(|e| ClientError(e.to_string()))
+}
+
+/// Sends `req` in a client span named `name` and puts that span's W3C trace context on it
+/// (`traceparent`, `tracestate`), so the service called continues our trace (design §8.4).
+/// The span covers the call up to the response head; a streamed body is read in the caller's
+/// span. Without tracing on, no header is added.
+pub(crate) async fn send_traced(
+    name: &'static str,
+    mut req: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let span = tracing::info_span!(
+        "http_client",
+        otel.name = name,
+        otel.kind = "client",
+        http.response.status_code = tracing::field::Empty,
+    );
+    for (header, value) in june_trace_context::outgoing_headers(&span) {
+        req = req.header(header, value);
+    }
+    let sent = req.send().instrument(span.clone()).await;
+    if let Ok(resp) = &sent {
+        span.record("http.response.status_code", resp.status().as_u16());
+    }
+    sent
 }

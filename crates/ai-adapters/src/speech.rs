@@ -23,16 +23,12 @@ fn unreachable(e: reqwest::Error) -> SpeechError {
 pub const MAX_TTS_TEXT_CHARS: usize = 1000;
 
 async fn health(client: &reqwest::Client, base: &str) -> Result<(), SpeechError> {
-    let mut resp = client
-        .get(format!("{base}/healthz"))
-        .send()
+    let mut resp = crate::send_traced("GET /healthz", client.get(format!("{base}/healthz")))
         .await
         .map_err(unreachable)?;
     // Some June TTS/STT revisions serve only `/health`.
     if matches!(resp.status().as_u16(), 404 | 405) {
-        resp = client
-            .get(format!("{base}/health"))
-            .send()
+        resp = crate::send_traced("GET /health", client.get(format!("{base}/health")))
             .await
             .map_err(unreachable)?;
     }
@@ -138,7 +134,9 @@ impl HttpTtsClient {
         if let Some(token) = &self.token {
             req = req.bearer_auth(token.expose_secret());
         }
-        let resp = req.send().await.map_err(unreachable)?;
+        let resp = crate::send_traced("POST /api/tts/synthesize", req)
+            .await
+            .map_err(unreachable)?;
         let status = resp.status();
         let text = resp.text().await.map_err(unreachable)?;
         if !status.is_success() {

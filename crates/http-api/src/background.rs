@@ -32,6 +32,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// How long work abandoned at the shutdown deadline gets to give its claims back (one store
 /// write each, all at once).
@@ -108,7 +109,8 @@ pub struct Background {
 struct Inner {
     tracker: TaskTracker,
     runtime: Handle,
-    orders: mpsc::Sender<BotDispatch>,
+    /// Each order with the span of the webhook that claimed it (its job joins that trace).
+    orders: mpsc::Sender<(BotDispatch, tracing::Span)>,
     turns: Arc<Semaphore>,
     /// Closes the dispatch intake; queued orders still run.
     closing: CancellationToken,
@@ -162,14 +164,16 @@ impl Background {
     /// later `track_published` tries again; only that one store write is awaited.
     pub async fn dispatch(&self, order: BotDispatch) {
         let sent = if self.inner.closing.is_cancelled() {
-            Err(TrySendError::Closed(order))
+            Err(TrySendError::Closed((order, tracing::Span::none())))
         } else {
-            self.inner.orders.try_send(order)
+            self.inner
+                .orders
+                .try_send((order, tracing::Span::current()))
         };
         let (order, outcome) = match sent {
             Ok(()) => return,
-            Err(TrySendError::Full(order)) => (order, DispatchOutcome::QueueFull),
-            Err(TrySendError::Closed(order)) => (order, DispatchOutcome::ShuttingDown),
+            Err(TrySendError::Full((order, _))) => (order, DispatchOutcome::QueueFull),
+            Err(TrySendError::Closed((order, _))) => (order, DispatchOutcome::ShuttingDown),
         };
         tracing::warn!(
             session_id = %order.session_id,
@@ -191,9 +195,12 @@ impl Background {
     }
 
     /// Runs `task` in the background, tracked: a shutdown waits for it, and drops it (with a
-    /// log line naming `what`) if it is still running at the deadline.
+    /// log line naming `what`) if it is still running at the deadline. It runs in a span of
+    /// its own that belongs to the caller's trace (the request that started it), so a voice
+    /// turn is one trace with its request; the request's span still ends with the response.
     pub fn spawn(&self, what: &'static str, task: impl Future<Output = ()> + Send + 'static) {
         let abandon = self.inner.abandon.clone();
+        let span = background_span(what, &tracing::Span::current());
         self.inner.tracker.spawn_on(
             async move {
                 tokio::select! {
@@ -202,7 +209,8 @@ impl Background {
                         tracing::warn!(task = what, "background task abandoned at the shutdown deadline");
                     }
                 }
-            },
+            }
+            .instrument(span),
             &self.inner.runtime,
         );
     }
@@ -251,10 +259,31 @@ impl Background {
     }
 }
 
+/// The span of background work started in `started_in` (a request's span): its own root in
+/// tracing, so the request's span ends with the response, but in the request's trace.
+fn background_span(what: &'static str, started_in: &tracing::Span) -> tracing::Span {
+    let span = tracing::info_span!(
+        parent: None,
+        "background",
+        task = what,
+        otel.name = what,
+        trace_id = tracing::field::Empty,
+    );
+    june_trace_context::adopt(&span, started_in);
+    if let Some(trace_id) = june_trace_context::trace_id(&span) {
+        span.record("trace_id", trace_id);
+    }
+    span
+}
+
 /// Starts queued orders in turn, each once one of the `dispatch_concurrency` places is free
 /// (a place first, then the order: what waits, waits in the bounded queue). After `closing`
 /// it runs what is queued and ends; abandoned, it gives back what is still queued.
-async fn intake(jobs: Jobs, mut queue: mpsc::Receiver<BotDispatch>, closing: CancellationToken) {
+async fn intake(
+    jobs: Jobs,
+    mut queue: mpsc::Receiver<(BotDispatch, tracing::Span)>,
+    closing: CancellationToken,
+) {
     let places = Arc::new(Semaphore::new(jobs.config.dispatch_concurrency.max(1)));
     let mut open = true;
     loop {
@@ -273,18 +302,21 @@ async fn intake(jobs: Jobs, mut queue: mpsc::Receiver<BotDispatch>, closing: Can
             }
             order = queue.recv() => order,
         };
-        let Some(order) = order else { break };
+        let Some((order, claimed_in)) = order else {
+            break;
+        };
         let job = jobs.clone();
         jobs.tracker.spawn_on(
             async move {
                 let _place = place;
                 job.run(order).await;
-            },
+            }
+            .instrument(background_span("bot dispatch", &claimed_in)),
             &jobs.runtime,
         );
     }
     queue.close();
-    while let Ok(order) = queue.try_recv() {
+    while let Ok((order, _)) = queue.try_recv() {
         // Given back concurrently, tracked like the jobs.
         let voice = jobs.voice.clone();
         jobs.tracker.spawn_on(

@@ -1,6 +1,8 @@
 //! Request context: one request id per request (the caller's `x-request-id` if well-formed),
 //! the client's address (see `client_addr`) and its per-address budget, a tracing span carrying
-//! both around every log line of the request, and the id echoed back.
+//! both around every log line of the request, and the id echoed back. When tracing is on, the
+//! request span continues the caller's W3C `traceparent`/`tracestate` and records its
+//! `trace_id`, so every log line of the request can be found in the trace and back.
 
 use std::time::Instant;
 
@@ -86,7 +88,17 @@ pub async fn request_context(
         method = %req.method(),
         path = %req.path(),
         client_ip = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        otel.kind = "server",
+        http.response.status_code = tracing::field::Empty,
     );
+    // Before anything reads the span's context: its parent is fixed when it starts.
+    june_trace_context::continue_trace(&span, |name| {
+        req.headers().get(name).and_then(|v| v.to_str().ok())
+    });
+    if let Some(trace_id) = june_trace_context::trace_id(&span) {
+        span.record("trace_id", trace_id);
+    }
     if let Some(ip) = client {
         span.record("client_ip", tracing::field::display(ip));
         req.extensions_mut().insert(ClientAddr(ip));
@@ -130,15 +142,17 @@ pub async fn request_context(
     };
     finish(&mut res, &id);
     let took = started.elapsed();
+    let route = res.request().match_pattern();
+    let route = route.as_deref().unwrap_or("unmatched");
     crate::metrics::http_request(
         res.request().method().as_str(),
-        res.request()
-            .match_pattern()
-            .as_deref()
-            .unwrap_or("unmatched"),
+        route,
         res.status().as_u16(),
         took,
     );
+    // The exported span is named by route, not path: one name per endpoint, no ids in it.
+    june_trace_context::rename(&span, format!("{} {route}", res.request().method()));
+    span.record("http.response.status_code", res.status().as_u16());
     span.in_scope(|| {
         tracing::info!(
             status = res.status().as_u16(),
