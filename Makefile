@@ -1,7 +1,7 @@
 # June Orchestrator — the front door. `make help` lists the targets.
 CARGO ?= cargo
 
-.PHONY: help run build release test unit replicas doctest examples fmt fmt-check lint check-deps conformance-deps deploy-check python-client schemathesis-deps docker bench bench-profile bench-deps openapi clean
+.PHONY: help run build release test unit replicas doctest examples fmt fmt-check lint check-deps conformance-deps deploy-check python-client ts-client-deps ts-client schemathesis-deps docker bench bench-profile bench-deps openapi clean
 
 PYTHON ?= python3
 # LiveKit's official Python server SDK, the conformance peer of tests/api/conformance.rs.
@@ -19,7 +19,7 @@ build: ## Debug build of everything
 release: ## Release build: target/release/june-orchestrator
 	$(CARGO) build --release --bin june-orchestrator
 
-test: fmt-check lint check-deps deploy-check conformance-deps python-client schemathesis-deps doctest examples unit replicas ## Everything CI runs: format, lints, layering rule, deployment files, all tests
+test: fmt-check lint check-deps deploy-check conformance-deps python-client ts-client-deps schemathesis-deps doctest examples unit replicas ## Everything CI runs: format, lints, layering rule, deployment files, all tests
 
 conformance-deps: .venv/.livekit-sdk ## Install LiveKit's Python SDK into .venv (conformance peer)
 
@@ -38,8 +38,22 @@ conformance-deps: .venv/.livekit-sdk ## Install LiveKit's Python SDK into .venv 
 deploy-check: .venv/.deploy-deps ## Deployment files: YAML parses, kustomizations render and validate, no literal secrets, Dockerfile sane
 	.venv/bin/python deploy/check.py
 
-openapi: ## Write openapi/openapi.json from the code (a test fails when it is stale)
+openapi: ## Write openapi/openapi.json from the code, then the TypeScript client from it (tests fail when either is stale)
 	$(CARGO) run --quiet --bin june-orchestrator -- openapi > openapi/openapi.json
+	$(MAKE) ts-client
+
+TS_CLIENT := clients/typescript
+
+ts-client-deps: $(TS_CLIENT)/node_modules/.installed ## Install the TypeScript client's pinned npm packages (npm ci)
+
+# The stamp lives inside node_modules, so `npm ci` (which empties it) and a lost folder both
+# invalidate it; a changed lock file re-installs.
+$(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+ts-client: ts-client-deps ## Regenerate clients/typescript/src/schema.d.ts from openapi/openapi.json
+	cd $(TS_CLIENT) && npm run --silent generate
 
 .venv/.client-deps: .venv/bin/python
 	.venv/bin/pip install --quiet --disable-pip-version-check "openapi-python-client==0.29.1"
