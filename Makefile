@@ -93,11 +93,13 @@ fmt-check: ## Fail if the code is not formatted
 lint: ## Clippy on all targets, warnings are errors
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
-check-deps: ## The domain and HTTP crates must not depend on adapters' technologies
+check-deps: ## The domain and HTTP crates must not depend on adapters' technologies, nor the client on the server's crates
 	@bad=$$($(CARGO) tree -p june-domain -e normal --prefix none | grep -E '^(actix|sqlx|reqwest|livekit|utoipa|anyhow|tokio)' | sort -u); \
 	if [ -n "$$bad" ]; then echo "june-domain must not depend on: $$bad"; exit 1; fi
 	@bad=$$($(CARGO) tree -p june-http-api -e normal --prefix none | grep -E '^(sqlx|reqwest|livekit|jsonwebtoken|redis)' | sort -u); \
 	if [ -n "$$bad" ]; then echo "june-http-api must not depend on: $$bad"; exit 1; fi
+	@bad=$$($(CARGO) tree -p june-client -e normal --prefix none | grep -E '^(june-|actix|sqlx|livekit|utoipa|redis)' | grep -v '^june-client ' | sort -u); \
+	if [ -n "$$bad" ]; then echo "june-client must not depend on: $$bad"; exit 1; fi
 	@echo "layering rules hold"
 
 bench: bench-deps ## Criterion micro-benchmarks, wrk against the release server, in-process PostgreSQL + voice-turn load

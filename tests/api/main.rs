@@ -13,6 +13,7 @@ mod legacy;
 mod limits;
 mod operations;
 mod postgres;
+mod rust_client;
 mod schemathesis;
 mod security;
 mod sessions;
