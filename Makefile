@@ -1,7 +1,7 @@
 # June Orchestrator — the front door. `make help` lists the targets.
 CARGO ?= cargo
 
-.PHONY: help run build release test unit replicas doctest examples fmt fmt-check lint check-deps conformance-deps deploy-check python-client schemathesis-deps docker bench bench-profile bench-deps openapi clean
+.PHONY: help run build release test unit replicas doctest examples fmt fmt-check lint check-deps conformance-deps deploy-check python-client ts-client-deps ts-client schemathesis-deps docker bench bench-profile bench-deps openapi clean
 
 PYTHON ?= python3
 # LiveKit's official Python server SDK, the conformance peer of tests/api/conformance.rs.
@@ -19,7 +19,7 @@ build: ## Debug build of everything
 release: ## Release build: target/release/june-orchestrator
 	$(CARGO) build --release --bin june-orchestrator
 
-test: fmt-check lint check-deps deploy-check conformance-deps python-client schemathesis-deps doctest examples unit replicas ## Everything CI runs: format, lints, layering rule, deployment files, all tests
+test: fmt-check lint check-deps deploy-check conformance-deps python-client ts-client-deps schemathesis-deps doctest examples unit replicas ## Everything CI runs: format, lints, layering rule, deployment files, all tests
 
 conformance-deps: .venv/.livekit-sdk ## Install LiveKit's Python SDK into .venv (conformance peer)
 
@@ -44,8 +44,22 @@ conformance-deps: .venv/.livekit-sdk ## Install LiveKit's Python SDK into .venv 
 deploy-check: .venv/.deploy-deps .venv/.promql-parser ## Deployment files: YAML parses, kustomizations render and validate, no literal secrets, Dockerfile sane
 	.venv/bin/python deploy/check.py
 
-openapi: ## Write openapi/openapi.json from the code (a test fails when it is stale)
+openapi: ## Write openapi/openapi.json from the code, then the TypeScript client from it (tests fail when either is stale)
 	$(CARGO) run --quiet --bin june-orchestrator -- openapi > openapi/openapi.json
+	$(MAKE) ts-client
+
+TS_CLIENT := clients/typescript
+
+ts-client-deps: $(TS_CLIENT)/node_modules/.installed ## Install the TypeScript client's pinned npm packages (npm ci)
+
+# The stamp lives inside node_modules, so `npm ci` (which empties it) and a lost folder both
+# invalidate it; a changed lock file re-installs.
+$(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+ts-client: ts-client-deps ## Regenerate clients/typescript/src/schema.d.ts from openapi/openapi.json
+	cd $(TS_CLIENT) && npm run --silent generate
 
 .venv/.client-deps: .venv/bin/python
 	.venv/bin/pip install --quiet --disable-pip-version-check "openapi-python-client==0.29.1"
@@ -85,11 +99,13 @@ fmt-check: ## Fail if the code is not formatted
 lint: ## Clippy on all targets, warnings are errors
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
-check-deps: ## The domain and HTTP crates must not depend on adapters' technologies
+check-deps: ## The domain and HTTP crates must not depend on adapters' technologies, nor the client on the server's crates
 	@bad=$$($(CARGO) tree -p june-domain -e normal --prefix none | grep -E '^(actix|sqlx|reqwest|livekit|utoipa|anyhow|tokio)' | sort -u); \
 	if [ -n "$$bad" ]; then echo "june-domain must not depend on: $$bad"; exit 1; fi
 	@bad=$$($(CARGO) tree -p june-http-api -e normal --prefix none | grep -E '^(sqlx|reqwest|livekit|jsonwebtoken|redis)' | sort -u); \
 	if [ -n "$$bad" ]; then echo "june-http-api must not depend on: $$bad"; exit 1; fi
+	@bad=$$($(CARGO) tree -p june-client -e normal --prefix none | grep -E '^(june-|actix|sqlx|livekit|utoipa|redis)' | grep -v '^june-client ' | sort -u); \
+	if [ -n "$$bad" ]; then echo "june-client must not depend on: $$bad"; exit 1; fi
 	@echo "layering rules hold"
 
 bench: bench-deps ## Criterion micro-benchmarks; wrk against the release server on SQLite and PostgreSQL (RSS at 10k and 100k sessions); in-process webhook (many rooms, one big room) and voice-turn load on both
