@@ -36,7 +36,7 @@ pub mod webhook;
 
 pub use balancer::{BackendId, Balancer};
 pub use idp::FakeIdp;
-pub use livekit::{Call, Failure, LiveKitDouble};
+pub use livekit::{Call, DataMessage, Failure, LiveKitDouble};
 pub use session::{SessionBuilder, session};
 
 /// A plain HTTP client for tests. reqwest as built in this workspace (through `livekit-api`)

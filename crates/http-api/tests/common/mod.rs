@@ -54,6 +54,7 @@ pub fn state() -> StateBuilder {
             stt: None,
             clock: Arc::new(SystemClock),
             observer: Arc::new(NoObserver),
+            live: Arc::new(june_domain::NoLiveEvents),
         },
         auth: None,
         rate_limits: None,
