@@ -14,6 +14,8 @@
 //!   `not_found`; ListParticipants of an unknown room is an empty list;
 //! - JSON replies use snake_case keys, as the OSS server's Twirp handlers do (unlike the
 //!   real server, default values are omitted).
+//! - `SendData` (admin of that room) is delivered only to a live room (else `not_found`)
+//!   and kept, in order, for [`LiveKitDouble::data_messages`]: the captions a test asserts.
 //!
 //! [`FakeIdp`] is an OIDC identity provider (discovery + JWKS) that signs test tokens.
 //!
