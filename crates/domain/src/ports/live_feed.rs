@@ -74,10 +74,14 @@ impl LocalFeed {
         // futures' channel holds `capacity` plus one per sender; one sender here.
         let (tx, rx) = mpsc::channel(capacity.saturating_sub(1));
         if let Ok(mut map) = self.subscribers.lock() {
-            let senders = map.entry(session_id).or_default();
-            // Forget watchers that went away, so a session watched often does not grow.
-            senders.retain(|s| !s.is_closed());
-            senders.push(tx);
+            // Forget watchers that went away (of any session: one that never publishes again
+            // would otherwise keep them), so the map holds about the open streams (bounded by
+            // the stream route), at the cost of one pass over them per new watcher.
+            map.retain(|_, senders| {
+                senders.retain(|s| !s.is_closed());
+                !senders.is_empty()
+            });
+            map.entry(session_id).or_default().push(tx);
         }
         rx
     }
@@ -158,5 +162,13 @@ mod tests {
         drop(feed.subscribe(s, 4));
         feed.publish(&event(s, 1)).await;
         assert_eq!(feed.subscribers(), 0);
+    }
+
+    #[test]
+    fn watchers_gone_from_a_quiet_session_are_forgotten_when_another_subscribes() {
+        let feed = LocalFeed::default();
+        drop(feed.subscribe(Uuid::new_v4(), 4));
+        let _kept = feed.subscribe(Uuid::new_v4(), 4);
+        assert_eq!(feed.subscribers(), 1);
     }
 }
