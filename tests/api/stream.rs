@@ -7,7 +7,7 @@
 //! process by `crates/http-api/tests/stream.rs`; once the turns publish, a voice turn here
 //! should show them and the LiveKit double's `data_messages()` the captions.
 
-use june_testkit::webhook::{participant_event, protojson};
+use june_testkit::webhook::participant_event;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, call, spawn_app, spawn_app_with};
