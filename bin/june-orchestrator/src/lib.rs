@@ -17,7 +17,7 @@ use june_ai_adapters::{GeminiChat, GeminiConfig, HttpSttClient, HttpTtsClient};
 use june_auth::{ApiKeys, Chain, Oidc, OidcConfig};
 use june_domain::Authenticator;
 use june_domain::ports::{
-    ChatModel, LiveFeed, LocalFeed, RoomService, SpeechToText, SystemClock, TextToSpeech,
+    ChatModel, LiveFeed, LocalFeed, RoomService, SpeechToText, SystemClock, TextToSpeech, TurnStore,
 };
 use june_domain::{
     ConversationPolicy, Domain, DomainPolicies, DomainPorts, LifecycleService, SessionPolicy,
@@ -215,6 +215,7 @@ fn rate_limits(settings: &Settings) -> Result<RateLimits, StartError> {
 fn live(
     settings: &Settings,
     rooms: Arc<dyn RoomService>,
+    turns: Option<Arc<dyn TurnStore>>,
 ) -> Result<(Arc<dyn LiveFeed>, Arc<LiveHub>), StartError> {
     let url = settings.database.url.expose_secret();
     let feed: Arc<dyn LiveFeed> = if url.starts_with("postgres:") || url.starts_with("postgresql:")
@@ -222,7 +223,7 @@ fn live(
         Arc::new(
             june_store::PgFeed::start(
                 url,
-                None,
+                turns,
                 june_store::FeedOptions {
                     timeout: Duration::from_millis(settings.database.connect_timeout_ms),
                     ..Default::default()
@@ -334,7 +335,12 @@ impl Application {
             Duration::from_millis(lk.request_timeout_ms),
         );
         let rooms: Arc<dyn RoomService> = Arc::new(rooms);
-        let (feed, live) = live(&settings, rooms.clone())?;
+        // The stored turn records, which a stream's resume replays and which PostgreSQL's feed
+        // reads a large record back from: the store's TurnStore once it keeps them (issue #19
+        // part 1, `Some(stores.turns.clone())`); until then a resume goes live without a
+        // replay and a record too large for a notification is not relayed.
+        let turns: Option<Arc<dyn TurnStore>> = None;
+        let (feed, live) = live(&settings, rooms.clone(), turns.clone())?;
         let tokens = LiveKitTokenIssuer::new(lk.api_key.clone(), lk.api_secret.clone());
         let verifier = LiveKitWebhookVerifier::new(&lk.api_key, &lk.api_secret);
         let s = &settings.sessions;
@@ -443,9 +449,7 @@ impl Application {
             drain: drain.clone(),
             live: LiveStreams::new(
                 feed,
-                // The turn records a resume replays: the store's TurnStore (issue #19 part 1)
-                // once it keeps them; until then a resume goes live without replaying.
-                None,
+                turns,
                 StreamConfig {
                     max_streams: settings.live.max_streams,
                     client_buffer: settings.live.client_buffer,
