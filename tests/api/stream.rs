@@ -235,3 +235,74 @@ async fn the_drain_ends_open_streams() {
     signal.send();
     run.await.unwrap().unwrap();
 }
+
+/// The captions path as the binary wires it — `LiveHub` over the LiveKit adapter, to the
+/// LiveKit double — driven with the events a voice turn publishes: the double receives them
+/// as reliable data messages on `june.transcript`, in order, in the documented shape.
+#[tokio::test]
+async fn captions_reach_the_room_as_reliable_data_messages_in_order() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use june_domain::ports::{LiveEvent, LiveEvents, LocalFeed, SessionEvent};
+    use june_http_api::live::{LiveConfig, LiveHub};
+
+    // Arrange
+    june_auth::install_crypto_provider();
+    let lk = june_testkit::LiveKitDouble::start();
+    lk.create_room("talk");
+    let rooms = june_livekit_adapter::LiveKitRoomService::new(
+        &lk.url(),
+        lk.api_key(),
+        &secrecy::SecretString::from(lk.api_secret()),
+        Duration::from_secs(2),
+    );
+    let hub = LiveHub::start(
+        Arc::new(rooms),
+        Arc::new(LocalFeed::default()),
+        LiveConfig::default(),
+    );
+    let event = |event| SessionEvent {
+        session_id: uuid::Uuid::new_v4(),
+        room_name: "talk".into(),
+        event,
+    };
+
+    // Act
+    hub.publish(event(LiveEvent::Transcript {
+        turn: 1,
+        text: "What time is it?".into(),
+    }));
+    for (index, text) in ["It is noon.", "Anything else?"].into_iter().enumerate() {
+        hub.publish(event(LiveEvent::Reply {
+            turn: 1,
+            index: index as u32,
+            text: text.into(),
+        }));
+    }
+
+    // Assert (waiting for the deliveries, with a guard so a broken build fails, not hangs)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while lk.data_messages().len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            lk.data_messages()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let sent = lk.data_messages();
+    assert!(
+        sent.iter().all(|m| m.room == "talk"
+            && m.topic.as_deref() == Some("june.transcript")
+            && m.reliable)
+    );
+    assert_eq!(
+        sent.iter().map(|m| m.json()).collect::<Vec<Value>>(),
+        vec![
+            json!({"type": "user", "turn": 1, "text": "What time is it?", "final": true}),
+            json!({"type": "assistant", "turn": 1, "text": "It is noon.", "final": false}),
+            json!({"type": "assistant", "turn": 1, "text": "Anything else?", "final": false}),
+        ]
+    );
+}
