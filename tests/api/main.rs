@@ -19,5 +19,6 @@ mod schemathesis;
 mod security;
 mod sessions;
 mod ts_client;
+mod stream;
 mod voice;
 mod webhooks;

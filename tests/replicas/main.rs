@@ -13,3 +13,4 @@ mod limits;
 mod reaper;
 mod restart;
 mod sessions;
+mod stream;

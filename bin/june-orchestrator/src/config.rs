@@ -97,6 +97,10 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Request budgets.
     pub rate_limit: RateLimitSettings,
+    /// Live captions in the room.
+    pub captions: CaptionSettings,
+    /// The live event stream.
+    pub live: LiveSettings,
     /// The compatibility profile in force (`JUNE_COMPAT`), for the start-up log.
     #[serde(skip)]
     pub compat: Option<&'static str>,
@@ -243,6 +247,30 @@ pub struct SttSettings {
     pub url: String,
     /// `bearer` or `none`: how transcripts are authenticated.
     pub auth: String,
+}
+
+/// Live captions (design.md §8.3).
+#[derive(Debug, Deserialize)]
+pub struct CaptionSettings {
+    /// Send captions to the room at all.
+    pub enabled: bool,
+    /// Longest one `SendData` may take.
+    pub send_timeout_ms: u64,
+    /// Events waiting per queue (captions, the stream's feed).
+    pub queue: usize,
+}
+
+/// `GET /api/sessions/{id}/stream` (design.md §8.3).
+#[derive(Debug, Deserialize)]
+pub struct LiveSettings {
+    /// Streams open at once on this replica.
+    pub max_streams: usize,
+    /// Events waiting for one client.
+    pub client_buffer: usize,
+    /// Interval of `: ping` on an idle stream.
+    pub ping_ms: u64,
+    /// Most stored turns a resume replays.
+    pub max_replay: u32,
 }
 
 /// Reaper settings.
@@ -616,6 +644,11 @@ impl Settings {
                 "voice.dispatch_attempt_timeout_ms",
                 v.dispatch_attempt_timeout_ms,
             ),
+            ("captions.send_timeout_ms", self.captions.send_timeout_ms),
+            ("captions.queue", self.captions.queue as u64),
+            ("live.max_streams", self.live.max_streams as u64),
+            ("live.client_buffer", self.live.client_buffer as u64),
+            ("live.ping_ms", self.live.ping_ms),
         ] {
             if value == 0 {
                 return Err(invalid(setting, "must be positive"));

@@ -16,13 +16,16 @@ use actix_web::HttpServer;
 use june_ai_adapters::{GeminiChat, GeminiConfig, HttpSttClient, HttpTtsClient};
 use june_auth::{ApiKeys, Chain, Oidc, OidcConfig};
 use june_domain::Authenticator;
-use june_domain::ports::{ChatModel, SpeechToText, SystemClock, TextToSpeech};
+use june_domain::ports::{
+    ChatModel, LiveFeed, LocalFeed, RoomService, SpeechToText, SystemClock, TextToSpeech, TurnStore,
+};
 use june_domain::{
     ConversationPolicy, Domain, DomainPolicies, DomainPorts, LifecycleService, SessionPolicy,
     VoiceConfig,
 };
 use june_http_api::background::{Background, BackgroundConfig, Drain};
 use june_http_api::limits::{Rate, RateLimits, Rates, SharedOptions};
+use june_http_api::live::{LiveConfig, LiveHub, LiveStreams, StreamConfig};
 use june_http_api::{ApiConfig, AppState};
 use june_livekit_adapter::{
     LiveKitAgentDispatcher, LiveKitRoomService, LiveKitTokenIssuer, LiveKitWebhookVerifier,
@@ -40,6 +43,9 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("cannot open the database: {0}")]
     Store(#[from] june_store::ConnectError),
+    /// The live feed's PostgreSQL connection could not be set up.
+    #[error("cannot set up the live feed: {0}")]
+    Feed(#[source] june_domain::ports::StoreError),
     /// The authentication settings could not be used.
     #[error("authentication: {0}")]
     Auth(String),
@@ -207,6 +213,47 @@ fn rate_limits(settings: &Settings) -> Result<RateLimits, StartError> {
     ))
 }
 
+/// The live feed (PostgreSQL `LISTEN/NOTIFY` when the store is PostgreSQL, so a stream on
+/// one replica sees the turns of another; in-process otherwise) and the `LiveEvents` the
+/// services publish to (captions in the room, then the feed).
+fn live(
+    settings: &Settings,
+    rooms: Arc<dyn RoomService>,
+    turns: Option<Arc<dyn TurnStore>>,
+) -> Result<(Arc<dyn LiveFeed>, Arc<LiveHub>), StartError> {
+    let url = settings.database.url.expose_secret();
+    let feed: Arc<dyn LiveFeed> = if url.starts_with("postgres:") || url.starts_with("postgresql:")
+    {
+        Arc::new(
+            june_store::PgFeed::start(
+                url,
+                turns,
+                june_store::FeedOptions {
+                    timeout: Duration::from_millis(settings.database.connect_timeout_ms),
+                    ..Default::default()
+                },
+            )
+            .map_err(StartError::Feed)?,
+        )
+    } else {
+        Arc::new(LocalFeed::default())
+    };
+    let c = &settings.captions;
+    let hub = LiveHub::start(
+        rooms,
+        feed.clone(),
+        LiveConfig {
+            captions: c.enabled,
+            queue: c.queue,
+            send_timeout: Duration::from_millis(c.send_timeout_ms),
+        },
+    );
+    if !c.enabled {
+        tracing::info!("captions.enabled=false: no captions are sent to the rooms");
+    }
+    Ok((feed, Arc::new(hub)))
+}
+
 /// How long past the shutdown deadline a reaper pass in progress may take to end.
 const REAPER_GRACE: Duration = Duration::from_secs(1);
 
@@ -291,7 +338,13 @@ impl Application {
             &lk.api_secret,
             Duration::from_millis(lk.request_timeout_ms),
         );
-        let rooms = Arc::new(rooms);
+        let rooms: Arc<dyn RoomService> = Arc::new(rooms);
+        // The stored turn records, which a stream's resume replays and which PostgreSQL's feed
+        // reads a large record back from: the store's TurnStore once it keeps them (issue #19
+        // part 1, `Some(stores.turns.clone())`); until then a resume goes live without a
+        // replay and a record too large for a notification is not relayed.
+        let turns: Option<Arc<dyn TurnStore>> = None;
+        let (feed, live) = live(&settings, rooms.clone(), turns.clone())?;
         let tokens = LiveKitTokenIssuer::new(lk.api_key.clone(), lk.api_secret.clone());
         let verifier = LiveKitWebhookVerifier::new(&lk.api_key, &lk.api_secret);
         let s = &settings.sessions;
@@ -329,6 +382,7 @@ impl Application {
             stt: ai.stt,
             clock: Arc::new(SystemClock),
             observer: Arc::new(june_http_api::metrics::PrometheusTurns),
+            live,
         };
         let policies = DomainPolicies {
             sessions: policy,
@@ -397,6 +451,16 @@ impl Application {
             },
             background: background.clone(),
             drain: drain.clone(),
+            live: LiveStreams::new(
+                feed,
+                turns,
+                StreamConfig {
+                    max_streams: settings.live.max_streams,
+                    client_buffer: settings.live.client_buffer,
+                    ping_every: Duration::from_millis(settings.live.ping_ms),
+                    max_replay: settings.live.max_replay,
+                },
+            ),
         };
         settings.log_drop_in();
 

@@ -53,6 +53,15 @@ impl RoomService for CountingRooms {
     async fn remove_participant(&self, room: &str, identity: &str) -> Result<(), RoomError> {
         self.inner.remove_participant(room, identity).await
     }
+    async fn send_data(
+        &self,
+        room: &str,
+        payload: Vec<u8>,
+        topic: &str,
+        reliable: bool,
+    ) -> Result<(), RoomError> {
+        self.inner.send_data(room, payload, topic, reliable).await
+    }
 }
 
 struct Tokens;

@@ -11,8 +11,9 @@ use crate::lifecycle::{LifecyclePorts, LifecycleService};
 use crate::policy::SessionPolicy;
 use crate::ports::{
     AgentDispatcher, ChatModel, Clock, EventStore, HistoryStore, IdempotencyStore, LeaseStore,
-    NoObserver, PresenceStore, RoomService, SessionStore, SpeechToText, StoreHealth, SystemClock,
-    TextToSpeech, TokenIssuer, TurnObserver, VoiceStateStore, WebhookVerifier,
+    LiveEvents, NoLiveEvents, NoObserver, PresenceStore, RoomService, SessionStore, SpeechToText,
+    StoreHealth, SystemClock, TextToSpeech, TokenIssuer, TurnObserver, VoiceStateStore,
+    WebhookVerifier,
 };
 use crate::service::SessionService;
 use crate::voice::{VoiceConfig, VoicePorts, VoiceService};
@@ -55,6 +56,8 @@ pub struct DomainPorts {
     pub clock: Arc<dyn Clock>,
     /// Voice-turn metrics.
     pub observer: Arc<dyn TurnObserver>,
+    /// Live captions and the live stream: where turn events and status changes go.
+    pub live: Arc<dyn LiveEvents>,
 }
 
 impl DomainPorts {
@@ -96,6 +99,7 @@ impl DomainPorts {
             stt: None,
             clock: Arc::new(SystemClock),
             observer: Arc::new(NoObserver),
+            live: Arc::new(NoLiveEvents),
         }
     }
 }
@@ -130,8 +134,13 @@ pub struct Domain {
 }
 
 impl Domain {
-    /// Wires the services to `ports` under `policies`.
-    pub fn new(ports: DomainPorts, policies: DomainPolicies) -> Self {
+    /// Wires the services to `ports` under `policies`. Every status change a service makes
+    /// is published to `ports.live` (see `announce.rs`).
+    pub fn new(mut ports: DomainPorts, policies: DomainPolicies) -> Self {
+        ports.sessions = Arc::new(crate::announce::StatusAnnouncer {
+            inner: ports.sessions,
+            live: ports.live.clone(),
+        });
         let idempotency = IdempotencyService::new(ports.idempotency, ports.clock.clone());
         let adopter = policies.adopt_rooms.then(|| {
             RoomAdopter::new(

@@ -65,6 +65,7 @@
 // the modules are public for the rest (helpers, constants), e.g. `june_domain::policy::sanitise`.
 
 pub mod adoption;
+mod announce;
 pub mod auth;
 pub mod batch;
 pub mod conversation;

@@ -448,13 +448,33 @@ impl IdempotencyStore for InMemoryStore {
 }
 
 /// Rooms in memory, with LiveKit's rules: creating a live room returns it unchanged,
-/// deleting a missing room is fine, an unknown room has no participants.
+/// deleting a missing room is fine, an unknown room has no participants. Data messages sent
+/// to a live room are kept (see [`InMemoryRooms::sent_data`]).
 #[derive(Debug, Default)]
 pub struct InMemoryRooms {
     rooms: Mutex<HashMap<String, (Room, Vec<Participant>)>>,
+    sent: Mutex<Vec<SentData>>,
+}
+
+/// A data message [`InMemoryRooms`] was asked to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentData {
+    /// The room.
+    pub room: String,
+    /// The topic.
+    pub topic: String,
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// Whether it was sent reliably.
+    pub reliable: bool,
 }
 
 impl InMemoryRooms {
+    /// The data messages sent so far, oldest first.
+    pub fn sent_data(&self) -> Vec<SentData> {
+        self.sent.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
     /// Puts a participant in a room (as if it joined), creating the room if needed.
     pub fn join(&self, room: &str, participant: Participant) {
         if let Ok(mut map) = self.rooms.lock() {
@@ -532,6 +552,25 @@ impl RoomService for InMemoryRooms {
             return Err(RoomError::NotFound(identity.to_owned()));
         }
         info.num_participants = people.len() as u32;
+        Ok(())
+    }
+
+    async fn send_data(
+        &self,
+        room: &str,
+        payload: Vec<u8>,
+        topic: &str,
+        reliable: bool,
+    ) -> Result<(), RoomError> {
+        if !self.rooms.lock().map_err(unavailable)?.contains_key(room) {
+            return Err(RoomError::NotFound(room.to_owned()));
+        }
+        self.sent.lock().map_err(unavailable)?.push(SentData {
+            room: room.to_owned(),
+            topic: topic.to_owned(),
+            payload,
+            reliable,
+        });
         Ok(())
     }
 }

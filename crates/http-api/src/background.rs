@@ -388,17 +388,26 @@ async fn give_back(voice: &VoiceService, order: &BotDispatch, outcome: DispatchO
 /// Whether this replica is draining (on its way out after SIGTERM). Cheap to clone: clones
 /// share the switch.
 #[derive(Debug, Clone, Default)]
-pub struct Drain(Arc<AtomicBool>);
+pub struct Drain(Arc<AtomicBool>, CancellationToken);
 
 impl Drain {
     /// Starts the drain; `false` if it had already started.
     pub fn begin(&self) -> bool {
-        !self.0.swap(true, Ordering::SeqCst)
+        let first = !self.0.swap(true, Ordering::SeqCst);
+        self.1.cancel();
+        first
     }
 
     /// Whether the drain has started.
     pub fn is_draining(&self) -> bool {
         self.0.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when the drain starts: long-lived responses (the live streams) end then, so
+    /// their clients reconnect to a replica that stays and the shutdown does not wait for
+    /// them.
+    pub async fn started(&self) {
+        self.1.cancelled().await;
     }
 }
 

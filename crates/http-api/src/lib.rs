@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod limits;
+pub mod live;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -32,7 +33,7 @@ use june_domain::{ConversationService, LifecycleService, SessionService, VoiceSe
 
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
-use crate::routes::{ai, health, meta, participants, sessions, tokens, voice, webhooks};
+use crate::routes::{ai, health, meta, participants, sessions, stream, tokens, voice, webhooks};
 
 /// Settings the HTTP layer needs besides the services.
 #[derive(Debug, Clone)]
@@ -86,6 +87,8 @@ pub struct AppState {
     pub background: background::Background,
     /// Set when the replica starts draining (SIGTERM): `/readyz` 503, `Connection: close`.
     pub drain: background::Drain,
+    /// The live event stream's feed, resume source and bounds.
+    pub live: live::LiveStreams,
 }
 
 /// Body limit of the webhook route.
@@ -216,6 +219,7 @@ api! {
     Bearer "/api/sessions/{id}/guest-token" => [post: sessions::create_guest_token];
     Bearer "/api/sessions/{id}/history" => [get: sessions::get_history, delete: sessions::clear_history];
     Bearer "/api/sessions/{id}/events" => [get: webhooks::list_events];
+    Bearer "/api/sessions/{id}/stream" => [get: stream::stream_session];
     Signed "/api/livekit-webhooks", webhook_limits => [post: webhooks::livekit_webhook];
     Stt "/api/webhooks/stt" => [post: voice::stt_transcript];
     Stt "/api/webhooks/voice_onset" => [post: voice::voice_onset];

@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use june_domain::ports::{RoomError, RoomService};
 use june_domain::{Participant, ParticipantState, Room, RoomSpec, Track, TrackKind};
-use livekit_api::services::room::{CreateRoomOptions, RoomClient};
+use livekit_api::services::room::{CreateRoomOptions, RoomClient, SendDataOptions};
 use livekit_api::services::{ServerError, ServiceError};
 use livekit_protocol as proto;
 use secrecy::{ExposeSecret, SecretString};
@@ -251,6 +251,33 @@ impl RoomService for LiveKitRoomService {
         observed("RemoveParticipant", async {
             self.client
                 .remove_participant(name, identity)
+                .await
+                .map_err(|e| self.map_error(e))
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(room = %name, topic = %topic))]
+    async fn send_data(
+        &self,
+        name: &str,
+        payload: Vec<u8>,
+        topic: &str,
+        reliable: bool,
+    ) -> Result<(), RoomError> {
+        let kind = if reliable {
+            proto::data_packet::Kind::Reliable
+        } else {
+            proto::data_packet::Kind::Lossy
+        };
+        let options = SendDataOptions {
+            kind,
+            topic: Some(topic.to_owned()),
+            ..Default::default()
+        };
+        observed("SendData", async {
+            self.client
+                .send_data(name, payload, options)
                 .await
                 .map_err(|e| self.map_error(e))
         })

@@ -192,3 +192,115 @@ fn websocket_urls_become_http_api_urls() {
         "https://lk.example.com"
     );
 }
+
+#[tokio::test]
+async fn send_data_delivers_a_reliable_message_on_its_topic_over_protobuf() {
+    let lk = LiveKitDouble::start();
+    lk.create_room("talk");
+    let svc = service(&lk);
+
+    svc.send_data(
+        "talk",
+        br#"{"type":"user"}"#.to_vec(),
+        "june.transcript",
+        true,
+    )
+    .await
+    .unwrap();
+    svc.send_data("talk", b"second".to_vec(), "june.transcript", false)
+        .await
+        .unwrap();
+
+    let sent = lk.data_messages();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].room, "talk");
+    assert_eq!(sent[0].topic.as_deref(), Some("june.transcript"));
+    assert_eq!(sent[0].json(), serde_json::json!({"type": "user"}));
+    assert!(sent[0].reliable);
+    assert_eq!(sent[1].payload, b"second");
+    assert!(!sent[1].reliable);
+    let call = lk
+        .calls()
+        .into_iter()
+        .find(|c| c.method == "SendData")
+        .unwrap();
+    assert_eq!(call.content_type, "application/protobuf");
+}
+
+#[tokio::test]
+async fn send_data_to_a_room_that_is_not_live_is_not_found() {
+    let lk = LiveKitDouble::start();
+    let err = service(&lk)
+        .send_data("nowhere", b"x".to_vec(), "june.transcript", true)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RoomError::NotFound(_)), "{err:?}");
+    assert!(lk.data_messages().is_empty());
+}
+
+#[tokio::test]
+async fn send_data_with_a_wrong_secret_is_unauthorized_and_delivers_nothing() {
+    let lk = LiveKitDouble::start();
+    lk.create_room("talk");
+    let svc = LiveKitRoomService::new(
+        &lk.url(),
+        lk.api_key(),
+        &SecretString::from("not-the-secret-0123456789abcdef01234"),
+        Duration::from_secs(2),
+    );
+    let err = svc
+        .send_data("talk", b"x".to_vec(), "june.transcript", true)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RoomError::Unauthorized(_)), "{err:?}");
+    assert!(lk.data_messages().is_empty());
+}
+
+/// What other LiveKit SDKs send: Twirp JSON, base64 data, the kind by name. The double takes
+/// it only with `roomAdmin` for that very room.
+#[tokio::test]
+async fn the_double_takes_json_send_data_only_with_room_admin_for_that_room() {
+    use base64::Engine as _;
+    use livekit_api::access_token::{AccessToken, VideoGrants};
+
+    let lk = LiveKitDouble::start();
+    lk.create_room("talk");
+    let token = |room: &str| {
+        AccessToken::with_api_key(lk.api_key(), lk.api_secret())
+            .with_grants(VideoGrants {
+                room_admin: true,
+                room: room.to_owned(),
+                ..Default::default()
+            })
+            .to_jwt()
+            .unwrap()
+    };
+    let body = serde_json::json!({
+        "room": "talk",
+        "data": base64::engine::general_purpose::STANDARD.encode(br#"{"text":"hi"}"#),
+        "kind": "RELIABLE",
+        "topic": "june.transcript",
+    });
+    let send = |jwt: String| {
+        june_testkit::http_client()
+            .post(format!("{}/twirp/livekit.RoomService/SendData", lk.url()))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {jwt}"))
+            .body(body.to_string())
+            .send()
+    };
+
+    // Arrange/Act: admin of another room.
+    let resp = send(token("other")).await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(lk.data_messages().is_empty());
+
+    // Admin of this room.
+    let resp = send(token("talk")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let sent = lk.data_messages();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].json(), serde_json::json!({"text": "hi"}));
+    assert_eq!(sent[0].topic.as_deref(), Some("june.transcript"));
+    assert!(sent[0].reliable);
+}

@@ -24,12 +24,14 @@ use crate::bounded::{Abandonments, Bounded};
 mod bounded;
 mod checkpoint;
 mod conns;
+mod feed;
 mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
 mod time;
 
+pub use feed::{FeedOptions, PgFeed};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

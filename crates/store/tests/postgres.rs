@@ -103,3 +103,52 @@ async fn a_nul_in_a_text_is_an_invalid_value_not_an_outage() {
     assert!(db.stores.history.recent(s.id, 10).await.unwrap().is_empty());
     db.cleanup().await;
 }
+
+/// The live feed across replicas: a subscriber of one `PgFeed` gets what another publishes,
+/// in order, and nothing of other sessions.
+#[tokio::test]
+async fn the_pg_feed_carries_events_from_one_replica_to_another() {
+    use futures_util::StreamExt;
+    use june_domain::ports::{LiveEvent, LiveFeed, SessionEvent};
+    use june_store::{FeedOptions, PgFeed};
+
+    let url = june_testkit::pg::server();
+    let a = PgFeed::start(&url, None, FeedOptions::default()).unwrap();
+    let b = PgFeed::start(&url, None, FeedOptions::default()).unwrap();
+    let session = uuid::Uuid::new_v4();
+    let mut watcher = b.subscribe(session, 16);
+    let event = |turn: u64| SessionEvent {
+        session_id: session,
+        room_name: "r".into(),
+        event: LiveEvent::Transcript {
+            turn,
+            text: format!("t{turn}"),
+        },
+    };
+
+    // B's listener connects in the background: publish until the first event arrives (a
+    // notification sent before LISTEN is not kept), then two more in order.
+    let first = loop {
+        a.publish(&event(0)).await;
+        tokio::select! {
+            got = watcher.next() => break got,
+            () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+        }
+    };
+    assert_eq!(first, Some(event(0)));
+    a.publish(&SessionEvent {
+        session_id: uuid::Uuid::new_v4(),
+        ..event(9)
+    })
+    .await;
+    a.publish(&event(1)).await;
+    a.publish(&event(2)).await;
+    let mut rest = Vec::new();
+    while rest.len() < 2 {
+        let got = watcher.next().await.unwrap();
+        if got != event(0) {
+            rest.push(got);
+        }
+    }
+    assert_eq!(rest, vec![event(1), event(2)]);
+}

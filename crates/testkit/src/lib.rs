@@ -14,6 +14,8 @@
 //!   `not_found`; ListParticipants of an unknown room is an empty list;
 //! - JSON replies use snake_case keys, as the OSS server's Twirp handlers do (unlike the
 //!   real server, default values are omitted).
+//! - `SendData` (admin of that room) is delivered only to a live room (else `not_found`)
+//!   and kept, in order, for [`LiveKitDouble::data_messages`]: the captions a test asserts.
 //!
 //! [`FakeIdp`] is an OIDC identity provider (discovery + JWKS) that signs test tokens.
 //!
@@ -36,7 +38,7 @@ pub mod webhook;
 
 pub use balancer::{BackendId, Balancer};
 pub use idp::FakeIdp;
-pub use livekit::{Call, Failure, LiveKitDouble};
+pub use livekit::{Call, DataMessage, Failure, LiveKitDouble};
 pub use session::{SessionBuilder, session};
 
 /// A plain HTTP client for tests. reqwest as built in this workspace (through `livekit-api`)

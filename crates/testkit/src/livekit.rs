@@ -38,10 +38,31 @@ pub struct Call {
     pub body: serde_json::Value,
 }
 
+/// A data message a SendData call delivered to a live room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataMessage {
+    /// The room.
+    pub room: String,
+    /// The topic (`None` when the request had none).
+    pub topic: Option<String>,
+    /// The payload, as sent.
+    pub payload: Vec<u8>,
+    /// `true` for the `RELIABLE` kind, `false` for `LOSSY`.
+    pub reliable: bool,
+}
+
+impl DataMessage {
+    /// The payload parsed as JSON (`Null` if it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.payload).unwrap_or_default()
+    }
+}
+
 #[derive(Default)]
 struct State {
     rooms: HashMap<String, (proto::Room, Vec<proto::ParticipantInfo>)>,
     dispatches: Vec<proto::AgentDispatch>,
+    data: Vec<DataMessage>,
     failure: Option<Failure>,
     calls: Vec<Call>,
     next_id: u64,
@@ -214,6 +235,11 @@ impl LiveKitDouble {
     /// Agent dispatches made so far (CreateDispatch), oldest first.
     pub fn dispatches(&self) -> Vec<proto::AgentDispatch> {
         lock(&self.state).dispatches.clone()
+    }
+
+    /// Data messages delivered so far (SendData), oldest first.
+    pub fn data_messages(&self) -> Vec<DataMessage> {
+        lock(&self.state).data.clone()
     }
 
     /// Every call received so far.
@@ -591,6 +617,24 @@ fn handle(
             people.remove(pos);
             info.num_participants = people.len() as u32;
             Ok(reply(codec, &proto::RemoveParticipantResponse {}))
+        }
+        "SendData" => {
+            let req: proto::SendDataRequest = decode(codec, body)?;
+            record(state, method, content_type, &req);
+            if !is_admin(grants, &req.room) {
+                return Err(denied());
+            }
+            let mut st = lock(state);
+            if !st.rooms.contains_key(&req.room) {
+                return Err(twirp_error("not_found", "requested room does not exist"));
+            }
+            st.data.push(DataMessage {
+                room: req.room,
+                topic: req.topic,
+                payload: req.data,
+                reliable: req.kind == proto::data_packet::Kind::Reliable as i32,
+            });
+            Ok(reply(codec, &proto::SendDataResponse {}))
         }
         "CreateDispatch" => {
             let req: proto::CreateAgentDispatchRequest = decode(codec, body)?;

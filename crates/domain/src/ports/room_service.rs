@@ -44,6 +44,20 @@ pub trait RoomService: Send + Sync {
 
     /// Disconnects a participant. `RoomError::NotFound` if it is not in the room.
     async fn remove_participant(&self, room: &str, identity: &str) -> Result<(), RoomError>;
+
+    /// Sends a data message to everyone in the room on `topic` (LiveKit's `SendData`): the
+    /// live captions. `reliable` asks for ordered, retransmitted delivery (LiveKit's
+    /// `RELIABLE` kind); otherwise it may be dropped (`LOSSY`).
+    ///
+    /// Errors: `NotFound` if the room is not live, `Unauthorized`, `Rejected` (e.g. a payload
+    /// over LiveKit's size limit), `Unavailable`.
+    async fn send_data(
+        &self,
+        room: &str,
+        payload: Vec<u8>,
+        topic: &str,
+        reliable: bool,
+    ) -> Result<(), RoomError>;
 }
 
 /// Sends agents (the STT and TTS bots) into rooms: LiveKit's AgentDispatchService.

@@ -5,6 +5,7 @@ pub mod health;
 pub mod meta;
 pub mod participants;
 pub mod sessions;
+pub mod stream;
 pub mod tokens;
 pub mod voice;
 pub mod webhooks;

@@ -21,6 +21,7 @@ pub struct StateBuilder {
     rate_limits: Option<june_http_api::limits::RateLimits>,
     proxies: june_http_api::client_addr::ProxyRules,
     background: BackgroundConfig,
+    live: Option<june_http_api::live::LiveStreams>,
 }
 
 pub fn state() -> StateBuilder {
@@ -54,11 +55,13 @@ pub fn state() -> StateBuilder {
             stt: None,
             clock: Arc::new(SystemClock),
             observer: Arc::new(NoObserver),
+            live: Arc::new(june_domain::NoLiveEvents),
         },
         auth: None,
         rate_limits: None,
         proxies: Default::default(),
         background: BackgroundConfig::default(),
+        live: None,
     }
 }
 
@@ -72,6 +75,7 @@ impl StateBuilder {
             rate_limits: None,
             proxies: Default::default(),
             background: BackgroundConfig::default(),
+            live: None,
         }
     }
 
@@ -127,6 +131,19 @@ impl StateBuilder {
         self
     }
 
+    /// The live stream's feed, turn records and bounds (an in-process feed, no records and
+    /// the default bounds otherwise).
+    pub fn live(mut self, live: june_http_api::live::LiveStreams) -> Self {
+        self.live = Some(live);
+        self
+    }
+
+    /// Where the services publish live events (nothing otherwise).
+    pub fn live_events(mut self, live: Arc<dyn LiveEvents>) -> Self {
+        self.ports.live = live;
+        self
+    }
+
     /// The background work's bounds (the defaults otherwise).
     pub fn background(mut self, config: BackgroundConfig) -> Self {
         self.background = config;
@@ -157,6 +174,13 @@ impl StateBuilder {
         AppState {
             background: Background::new(voice.clone(), self.background),
             drain: Drain::default(),
+            live: self.live.unwrap_or_else(|| {
+                june_http_api::live::LiveStreams::new(
+                    Arc::new(LocalFeed::default()),
+                    None,
+                    Default::default(),
+                )
+            }),
             sessions,
             lifecycle,
             conversation,
