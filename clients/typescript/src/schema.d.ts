@@ -219,6 +219,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{id}/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/sessions/{id}/stream` */
+        get: operations["stream_session"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tts/publish": {
         parameters: {
             query?: never;
@@ -1636,6 +1653,62 @@ export interface operations {
                 };
             };
             503: components["responses"]["Unavailable"];
+        };
+    };
+    stream_session: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Resume after this event id (`N.end` or `N.K`, as the stream sent it): the stored turns the client missed are sent first as `turn` events */
+                "Last-Event-ID"?: string | null;
+            };
+            path: {
+                /** @description The session id (a UUID; anything else names no session: 404) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Server-Sent Events: `transcript` (`{turn, text}`), `reply` (`{turn, index, text}`), `turn` (the turn record), `status` (`{status}`); a `: ping` comment every 15 s. Ends when the session ends. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description No such session (or not yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `Last-Event-ID` is not an id this stream sent */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            /** @description Too many open streams on this replica (`too_many_streams`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     tts_publish: {
