@@ -101,6 +101,7 @@ fn world(adopt: bool) -> World {
         Arc::new(Tokens),
         clock.clone(),
         policy.clone(),
+        store.clone(),
     );
     let mut voice = VoiceService::new(
         VoicePorts {
@@ -112,6 +113,8 @@ fn world(adopt: bool) -> World {
             dispatcher: None,
             clock: clock.clone(),
             observer: Arc::new(NoObserver),
+            turns: store.clone(),
+            live: Arc::new(NoLiveEvents),
         },
         ConversationPolicy::default(),
         VoiceConfig::default(),

@@ -23,10 +23,20 @@ struct ScriptedModel(Vec<&'static str>);
 
 #[async_trait]
 impl ChatModel for ScriptedModel {
+    fn model_name(&self) -> String {
+        "scripted".into()
+    }
+
     async fn generate(&self, _: &ChatRequest) -> Result<ChatReply, LlmError> {
         Ok(ChatReply {
             text: self.0.concat(),
             finish_reason: FinishReason::Stop,
+            model: "scripted-001".into(),
+            usage: TokenUsage {
+                prompt_tokens: 7,
+                output_tokens: 5,
+                total_tokens: 12,
+            },
         })
     }
 
@@ -91,6 +101,9 @@ async fn setup(
             tts,
             stt: None,
             clock: Arc::new(SystemClock),
+            turns: store.clone(),
+            live: Arc::new(NoLiveEvents),
+            observer: Arc::new(NoObserver),
         },
         ConversationPolicy {
             max_turns: 4,
@@ -221,6 +234,8 @@ proptest::proptest! {
 #[tokio::test]
 async fn a_chat_turn_stores_user_then_assistant_and_sends_the_history() {
     let mut llm = MockChatModel::new();
+    llm.expect_model_name()
+        .return_const("gemini-test".to_owned());
     llm.expect_stream()
         .withf(|req, _| {
             req.messages.len() == 3
@@ -233,6 +248,8 @@ async fn a_chat_turn_stores_user_then_assistant_and_sends_the_history() {
             Ok(ChatReply {
                 text: "Now we talk.".into(),
                 finish_reason: FinishReason::Stop,
+                model: "gemini-test-001".into(),
+                usage: TokenUsage::default(),
             })
         });
     let (svc, store, s) = setup(Some(Arc::new(llm)), None).await;
@@ -263,6 +280,8 @@ async fn a_chat_turn_stores_user_then_assistant_and_sends_the_history() {
 #[tokio::test]
 async fn a_failed_reply_keeps_the_user_turn_and_notes_the_failure() {
     let mut llm = MockChatModel::new();
+    llm.expect_model_name()
+        .return_const("gemini-test".to_owned());
     llm.expect_stream()
         .returning(|_, _| Err(LlmError::Upstream("503 after 3 tries".into())));
     let (svc, store, s) = setup(Some(Arc::new(llm)), None).await;

@@ -11,8 +11,9 @@ use crate::lifecycle::{LifecyclePorts, LifecycleService};
 use crate::policy::SessionPolicy;
 use crate::ports::{
     AgentDispatcher, ChatModel, Clock, EventStore, HistoryStore, IdempotencyStore, LeaseStore,
-    NoObserver, PresenceStore, RoomService, SessionStore, SpeechToText, StoreHealth, SystemClock,
-    TextToSpeech, TokenIssuer, TurnObserver, VoiceStateStore, WebhookVerifier,
+    LiveEvents, NoLiveEvents, NoObserver, PresenceStore, RoomService, SessionStore, SpeechToText,
+    StoreHealth, SystemClock, TextToSpeech, TokenIssuer, TurnObserver, TurnStore, VoiceStateStore,
+    WebhookVerifier,
 };
 use crate::service::SessionService;
 use crate::voice::{VoiceConfig, VoicePorts, VoiceService};
@@ -55,6 +56,10 @@ pub struct DomainPorts {
     pub clock: Arc<dyn Clock>,
     /// Voice-turn metrics.
     pub observer: Arc<dyn TurnObserver>,
+    /// Turn records.
+    pub turns: Arc<dyn TurnStore>,
+    /// Live captions and the session event stream (nothing by default).
+    pub live: Arc<dyn LiveEvents>,
 }
 
 impl DomainPorts {
@@ -76,6 +81,7 @@ impl DomainPorts {
             + HistoryStore
             + EventStore
             + IdempotencyStore
+            + TurnStore
             + 'static,
     {
         DomainPorts {
@@ -86,6 +92,7 @@ impl DomainPorts {
             health: store.clone(),
             history: store.clone(),
             events: store.clone(),
+            turns: store.clone(),
             idempotency: store,
             rooms,
             tokens,
@@ -96,6 +103,7 @@ impl DomainPorts {
             stt: None,
             clock: Arc::new(SystemClock),
             observer: Arc::new(NoObserver),
+            live: Arc::new(NoLiveEvents),
         }
     }
 }
@@ -149,6 +157,7 @@ impl Domain {
             ports.tokens,
             ports.clock.clone(),
             policies.sessions,
+            ports.turns.clone(),
         );
         let conversation = ConversationService::new(
             ConversationPorts {
@@ -158,6 +167,9 @@ impl Domain {
                 tts: ports.tts.clone(),
                 stt: ports.stt,
                 clock: ports.clock.clone(),
+                turns: ports.turns.clone(),
+                live: ports.live.clone(),
+                observer: ports.observer.clone(),
             },
             policies.conversation.clone(),
         );
@@ -171,6 +183,8 @@ impl Domain {
                 dispatcher: ports.dispatcher,
                 clock: ports.clock.clone(),
                 observer: ports.observer,
+                turns: ports.turns,
+                live: ports.live,
             },
             policies.conversation,
             policies.voice,

@@ -122,6 +122,7 @@ fn fixture() -> Fixture {
         Arc::new(Tokens),
         clock.clone(),
         SessionPolicy::default(),
+        store.clone(),
     );
     let deliveries = Arc::new(Deliveries::default());
     let lifecycle = on_memory(&store, rooms.clone(), deliveries.clone(), clock.clone());
@@ -707,6 +708,8 @@ fn voice_on(store: &Arc<InMemoryStore>, dispatcher: Arc<dyn AgentDispatcher>) ->
             dispatcher: Some(dispatcher),
             clock: Arc::new(SystemClock),
             observer: Arc::new(NoObserver),
+            turns: store.clone(),
+            live: Arc::new(NoLiveEvents),
         },
         ConversationPolicy::default(),
         VoiceConfig::default(),

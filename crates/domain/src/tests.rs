@@ -42,6 +42,7 @@ fn service(
         tokens,
         clock_at(t0()),
         SessionPolicy::default(),
+        Arc::new(MockTurnStore::new()),
     )
 }
 

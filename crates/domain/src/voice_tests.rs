@@ -39,6 +39,17 @@ struct Fixture {
     clock: Arc<FakeClock>,
     session: Session,
     spoken: Arc<Mutex<Vec<String>>>,
+    live: Arc<Recorded>,
+}
+
+/// Live events as published, in order.
+#[derive(Default)]
+struct Recorded(Mutex<Vec<LiveEvent>>);
+
+impl LiveEvents for Recorded {
+    fn publish(&self, event: SessionEvent) {
+        self.0.lock().unwrap().push(event.event);
+    }
 }
 
 async fn fixture() -> Fixture {
@@ -66,6 +77,7 @@ async fn fixture() -> Fixture {
         clock: Arc::new(FakeClock(Mutex::new(t0()))),
         session,
         spoken: Arc::default(),
+        live: Arc::default(),
     }
 }
 
@@ -96,6 +108,8 @@ impl Fixture {
                     .map(|m| Arc::new(m) as Arc<dyn AgentDispatcher>),
                 clock: self.clock.clone(),
                 observer,
+                turns: self.store.clone(),
+                live: self.live.clone(),
             },
             ConversationPolicy::default(),
             VoiceConfig {
@@ -138,7 +152,11 @@ impl Fixture {
     }
 
     async fn generation(&self) -> u64 {
-        self.store.current_turn(self.session.id).await.unwrap()
+        self.store
+            .current_turn(self.session.id)
+            .await
+            .unwrap()
+            .generation
     }
 }
 
@@ -149,6 +167,8 @@ fn model(
     mut after: impl FnMut(usize) + Send + 'static,
 ) -> MockChatModel {
     let mut llm = MockChatModel::new();
+    llm.expect_model_name()
+        .return_const("gemini-test".to_owned());
     llm.expect_stream().times(1).returning(move |_, sink| {
         for (i, delta) in deltas.iter().enumerate() {
             if at_once(sink.push(delta)) == Flow::Stop {
@@ -159,10 +179,19 @@ fn model(
         Ok(ChatReply {
             text: deltas.concat(),
             finish_reason: FinishReason::Stop,
+            model: "gemini-test-001".into(),
+            usage: USAGE,
         })
     });
     llm
 }
+
+/// What [`model`] reports.
+const USAGE: TokenUsage = TokenUsage {
+    prompt_tokens: 11,
+    output_tokens: 7,
+    total_tokens: 18,
+};
 
 fn heard(text: &str) -> Transcript {
     Transcript {
@@ -207,6 +236,7 @@ async fn a_final_starts_a_turn_whose_sentences_reach_tts_in_order_and_are_kept_a
     let fx = fixture().await;
     let mut observer = MockTurnObserver::new();
     observer.expect_started().times(1).return_const(());
+    observer.expect_recorded().times(1).return_const(());
     observer
         .expect_finished()
         .withf(|r| r.outcome == TurnOutcome::Completed && r.sentences == 3 && r.generation == 1)
@@ -254,6 +284,7 @@ async fn a_newer_final_cancels_the_running_turn_before_its_next_tts_send() {
     };
     let mut observer = MockTurnObserver::new();
     observer.expect_started().times(1).return_const(());
+    observer.expect_recorded().times(1).return_const(());
     observer
         .expect_finished()
         .withf(|r| r.outcome == TurnOutcome::Cancelled && r.sentences == 1)
@@ -425,6 +456,8 @@ async fn a_failing_model_notes_the_failure_in_history_and_reports_failed() {
     // Arrange
     let fx = fixture().await;
     let mut llm = MockChatModel::new();
+    llm.expect_model_name()
+        .return_const("gemini-test".to_owned());
     llm.expect_stream()
         .times(1)
         .returning(|_, _| Err(LlmError::Upstream("503 after 3 tries".into())));
@@ -432,6 +465,7 @@ async fn a_failing_model_notes_the_failure_in_history_and_reports_failed() {
     tts.expect_synthesize().never();
     let mut observer = MockTurnObserver::new();
     observer.expect_started().times(1).return_const(());
+    observer.expect_recorded().times(1).return_const(());
     observer
         .expect_finished()
         .withf(|r| r.outcome == TurnOutcome::Failed && r.sentences == 0)
