@@ -16,7 +16,7 @@ use actix_web::HttpServer;
 use june_ai_adapters::{GeminiChat, GeminiConfig, HttpSttClient, HttpTtsClient};
 use june_auth::{ApiKeys, Chain, Oidc, OidcConfig};
 use june_domain::Authenticator;
-use june_domain::ports::{ChatModel, SpeechToText, SystemClock, TextToSpeech};
+use june_domain::ports::{ChatModel, SpeechToText, TextToSpeech};
 use june_domain::{
     ConversationPolicy, Domain, DomainPolicies, DomainPorts, LifecycleService, SessionPolicy,
     VoiceConfig,
@@ -311,6 +311,8 @@ impl Application {
             history: stores.history,
             events: stores.events,
             idempotency: stores.idempotency,
+            turns: stores.turns,
+            live: Arc::new(june_domain::NoLiveEvents),
             rooms,
             tokens: Arc::new(tokens),
             verifier: Arc::new(verifier),
@@ -323,7 +325,7 @@ impl Application {
             llm: ai.llm,
             tts: ai.tts,
             stt: ai.stt,
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(june_http_api::clock::TokioClock),
             observer: Arc::new(june_http_api::metrics::PrometheusTurns),
         };
         let policies = DomainPolicies {

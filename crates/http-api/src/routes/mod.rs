@@ -6,6 +6,7 @@ pub mod meta;
 pub mod participants;
 pub mod sessions;
 pub mod tokens;
+pub mod turns;
 pub mod voice;
 pub mod webhooks;
 
