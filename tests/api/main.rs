@@ -16,5 +16,6 @@ mod postgres;
 mod schemathesis;
 mod security;
 mod sessions;
+mod turns;
 mod voice;
 mod webhooks;
