@@ -183,11 +183,12 @@ impl TurnObserver for PrometheusTurns {
             ("last_tts_done", t.last_tts_done),
             ("end", Some(t.end)),
         ];
-        for (stage, ms) in stages {
-            if let Some(ms) = ms {
-                metrics::histogram!("june_turn_stage_seconds", "stage" => stage, "source" => source)
-                    .record(Duration::from_millis(ms).as_secs_f64());
-            }
+        for (stage, ms) in stages
+            .into_iter()
+            .filter_map(|(stage, ms)| Some((stage, ms?)))
+        {
+            metrics::histogram!("june_turn_stage_seconds", "stage" => stage, "source" => source)
+                .record(Duration::from_millis(ms).as_secs_f64());
         }
     }
 }
