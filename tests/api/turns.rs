@@ -208,9 +208,11 @@ async fn a_voice_turn_is_recorded_and_served_with_its_summary_and_metrics() {
     for stage in stages {
         let stage_label = format!("stage=\"{stage}\"");
         assert!(
-            metrics.lines().any(|l| l.starts_with("june_turn_stage_seconds_count{")
-                && l.contains(&stage_label)
-                && l.contains("source=\"voice\"")),
+            metrics
+                .lines()
+                .any(|l| l.starts_with("june_turn_stage_seconds_count{")
+                    && l.contains(&stage_label)
+                    && l.contains("source=\"voice\"")),
             "stage {stage} in {metrics}"
         );
     }
