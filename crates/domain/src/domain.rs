@@ -150,14 +150,16 @@ impl Domain {
             )
         });
         let sessions = SessionService::new(
-            ports.sessions.clone(),
-            ports.history.clone(),
-            ports.health,
-            ports.rooms.clone(),
-            ports.tokens,
-            ports.clock.clone(),
+            crate::service::SessionPorts {
+                store: ports.sessions.clone(),
+                history: ports.history.clone(),
+                health: ports.health,
+                rooms: ports.rooms.clone(),
+                tokens: ports.tokens,
+                clock: ports.clock.clone(),
+                turns: ports.turns.clone(),
+            },
             policies.sessions,
-            ports.turns.clone(),
         );
         let conversation = ConversationService::new(
             ConversationPorts {

@@ -115,14 +115,16 @@ fn fixture() -> Fixture {
         }
     }
     let sessions = SessionService::new(
-        store.clone(),
-        store.clone(),
-        store.clone(),
-        rooms.clone(),
-        Arc::new(Tokens),
-        clock.clone(),
+        crate::service::SessionPorts {
+            store: store.clone(),
+            history: store.clone(),
+            health: store.clone(),
+            rooms: rooms.clone(),
+            tokens: Arc::new(Tokens),
+            clock: clock.clone(),
+            turns: store.clone(),
+        },
         SessionPolicy::default(),
-        store.clone(),
     );
     let deliveries = Arc::new(Deliveries::default());
     let lifecycle = on_memory(&store, rooms.clone(), deliveries.clone(), clock.clone());

@@ -88,6 +88,24 @@ pub struct SessionService {
     turns: Arc<dyn TurnStore>,
 }
 
+/// Builder arguments of [`SessionService`].
+pub(crate) struct SessionPorts {
+    /// Sessions.
+    pub store: Arc<dyn SessionStore>,
+    /// History.
+    pub history: Arc<dyn HistoryStore>,
+    /// Readiness ping and pool gauges.
+    pub health: Arc<dyn StoreHealth>,
+    /// LiveKit rooms.
+    pub rooms: Arc<dyn RoomService>,
+    /// Join tokens.
+    pub tokens: Arc<dyn TokenIssuer>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Turn records.
+    pub turns: Arc<dyn TurnStore>,
+}
+
 /// Most turns one page lists.
 pub const MAX_TURNS_PAGE: u32 = 100;
 
@@ -103,25 +121,16 @@ pub struct TurnPage {
 impl SessionService {
     /// Wires the service to its adapters ([`Domain::new`](crate::Domain::new) is the public
     /// way; this one builds a service alone for the crate's tests).
-    pub(crate) fn new(
-        store: Arc<dyn SessionStore>,
-        history: Arc<dyn HistoryStore>,
-        health: Arc<dyn StoreHealth>,
-        rooms: Arc<dyn RoomService>,
-        tokens: Arc<dyn TokenIssuer>,
-        clock: Arc<dyn Clock>,
-        policy: SessionPolicy,
-        turns: Arc<dyn TurnStore>,
-    ) -> Self {
+    pub(crate) fn new(ports: SessionPorts, policy: SessionPolicy) -> Self {
         SessionService {
-            store,
-            history,
-            health,
-            rooms,
-            tokens,
-            clock,
+            store: ports.store,
+            history: ports.history,
+            health: ports.health,
+            rooms: ports.rooms,
+            tokens: ports.tokens,
+            clock: ports.clock,
             policy,
-            turns,
+            turns: ports.turns,
         }
     }
 

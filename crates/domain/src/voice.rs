@@ -738,3 +738,41 @@ fn check_room_name(room_name: &str) -> Result<(), SessionError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod partial_tests {
+    use super::*;
+
+    #[test]
+    fn partial_counts_stay_bounded_dropping_the_oldest_and_forget_what_is_taken() {
+        let t = Instant::now();
+        let mut counts = PartialCounts::default();
+        let ids: Vec<Uuid> = (0..=MAX_PARTIAL_SESSIONS).map(|_| Uuid::new_v4()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            counts.note(*id, t + Duration::from_millis(i as u64));
+        }
+        assert_eq!(counts.0.len(), MAX_PARTIAL_SESSIONS);
+        assert_eq!(
+            counts.take(ids[0], t + Duration::from_secs(1)),
+            None,
+            "the oldest went"
+        );
+        let last = *ids.last().unwrap();
+        counts.note(last, t + Duration::from_secs(2));
+        let at = t + Duration::from_secs(10);
+        assert_eq!(
+            counts.take(last, at),
+            Some(Partials {
+                count: 2,
+                first_ms_before_final: 10_000 - MAX_PARTIAL_SESSIONS as u64,
+            })
+        );
+        assert_eq!(counts.take(last, at), None, "taken once");
+        // Partials older than the age bound belong to no final.
+        counts.note(last, t);
+        assert_eq!(
+            counts.take(last, t + PARTIALS_MAX_AGE + Duration::from_millis(1)),
+            None
+        );
+    }
+}
