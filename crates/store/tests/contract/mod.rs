@@ -928,7 +928,7 @@ pub fn turn_record(s: Uuid, n: u64, first_tts: Option<u64>, tokens: u64) -> Turn
     TurnRecord {
         session_id: s,
         turn: n,
-        source: if n % 2 == 0 {
+        source: if n.is_multiple_of(2) {
             TurnSource::Chat
         } else {
             TurnSource::Voice
