@@ -1,7 +1,8 @@
 -- Turn records (design.md §8.3; same shape as migrations/sqlite/0008). `turn_count`
 -- numbers a session's turns, voice and chat alike; a final transcript bumps it in the same
--- UPDATE that bumps `turn_generation`, so the voice path pays no extra round trip. `turn_bumped_by` says what bumped the generation last
--- ('final' or 'voice_onset'), so an interrupted turn knows what stopped it.
+-- UPDATE that bumps `turn_generation`, so the voice path pays no extra round trip.
+-- `turn_bumped_by` says what bumped the generation last ('final' or 'voice_onset'), so an
+-- interrupted turn knows what stopped it.
 ALTER TABLE sessions ADD COLUMN turn_count BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN turn_bumped_by TEXT NOT NULL DEFAULT 'final';
 
