@@ -15,11 +15,6 @@ use serde_json::{Value, json};
 use crate::helpers::TestApp;
 use crate::voice::{gemini, voice_app};
 
-/// Names fixed by design.md §8.3 that another change (the turn records) adds to the server.
-/// The dashboard and the alerts already use them; the merger deletes this list, and the
-/// test then holds them to the same rule as every other name.
-const PENDING_FROM_TURN_RECORDS: &[&str] = &["june_llm_tokens_total", "june_turn_stage_seconds"];
-
 /// Labels Prometheus attaches to every series of a ServiceMonitor's target at scrape time:
 /// selectors may match them though `/metrics` never carries them.
 const TARGET_LABELS: &[&str] = &[
@@ -295,7 +290,7 @@ async fn every_metric_the_dashboard_and_the_alerts_query_is_exported_by_the_serv
     let missing: Vec<&str> = used
         .iter()
         .map(|n| family(n))
-        .filter(|f| !families.contains_key(*f) && !PENDING_FROM_TURN_RECORDS.contains(f))
+        .filter(|f| !families.contains_key(*f))
         .collect();
     assert!(
         missing.is_empty(),
@@ -303,9 +298,6 @@ async fn every_metric_the_dashboard_and_the_alerts_query_is_exported_by_the_serv
     );
     for (series, labels) in selectors(&exprs) {
         let fam = family(&series);
-        if PENDING_FROM_TURN_RECORDS.contains(&fam) {
-            continue;
-        }
         for label in labels
             .iter()
             .filter(|l| !TARGET_LABELS.contains(&l.as_str()))

@@ -20,5 +20,6 @@ mod security;
 mod sessions;
 mod ts_client;
 mod stream;
+mod turns;
 mod voice;
 mod webhooks;

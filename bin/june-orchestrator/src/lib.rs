@@ -17,7 +17,7 @@ use june_ai_adapters::{GeminiChat, GeminiConfig, HttpSttClient, HttpTtsClient};
 use june_auth::{ApiKeys, Chain, Oidc, OidcConfig};
 use june_domain::Authenticator;
 use june_domain::ports::{
-    ChatModel, LiveFeed, LocalFeed, RoomService, SpeechToText, SystemClock, TextToSpeech, TurnStore,
+    ChatModel, LiveFeed, LocalFeed, RoomService, SpeechToText, TextToSpeech, TurnStore,
 };
 use june_domain::{
     ConversationPolicy, Domain, DomainPolicies, DomainPorts, LifecycleService, SessionPolicy,
@@ -340,10 +340,8 @@ impl Application {
         );
         let rooms: Arc<dyn RoomService> = Arc::new(rooms);
         // The stored turn records, which a stream's resume replays and which PostgreSQL's feed
-        // reads a large record back from: the store's TurnStore once it keeps them (issue #19
-        // part 1, `Some(stores.turns.clone())`); until then a resume goes live without a
-        // replay and a record too large for a notification is not relayed.
-        let turns: Option<Arc<dyn TurnStore>> = None;
+        // reads a large record back from.
+        let turns: Option<Arc<dyn TurnStore>> = Some(stores.turns.clone());
         let (feed, live) = live(&settings, rooms.clone(), turns.clone())?;
         let tokens = LiveKitTokenIssuer::new(lk.api_key.clone(), lk.api_secret.clone());
         let verifier = LiveKitWebhookVerifier::new(&lk.api_key, &lk.api_secret);
@@ -368,6 +366,7 @@ impl Application {
             history: stores.history,
             events: stores.events,
             idempotency: stores.idempotency,
+            turns: stores.turns,
             rooms,
             tokens: Arc::new(tokens),
             verifier: Arc::new(verifier),
@@ -380,7 +379,7 @@ impl Application {
             llm: ai.llm,
             tts: ai.tts,
             stt: ai.stt,
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(june_http_api::clock::TokioClock),
             observer: Arc::new(june_http_api::metrics::PrometheusTurns),
             live,
         };

@@ -236,6 +236,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{id}/turns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/sessions/{id}/turns?limit=&cursor=` */
+        get: operations["list_turns"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{id}/turns/{n}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /api/sessions/{id}/turns/{n}` */
+        get: operations["get_turn"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tts/publish": {
         parameters: {
             query?: never;
@@ -531,6 +565,19 @@ export interface components {
             livekit_ws_url: string;
             room_name: string;
         };
+        /** @description What was heard. */
+        HeardDto: {
+            /**
+             * Format: double
+             * @example 0.93
+             */
+            confidence?: number | null;
+            /** @example en */
+            language?: string | null;
+            partials?: null | components["schemas"]["PartialsDto"];
+            /** @example What's the weather like in Lisbon? */
+            text: string;
+        };
         /** @description `DELETE /api/sessions/{id}/history` response. */
         HistoryCleared: {
             session_id: string;
@@ -546,6 +593,21 @@ export interface components {
         HistoryResponse: {
             history: components["schemas"]["HistoryEntryDto"][];
             session_id: string;
+        };
+        /**
+         * @description What stopped an interrupted turn.
+         * @enum {string}
+         */
+        InterruptedByDto: "voice_onset" | "newer_final";
+        /** @description Where an interrupted turn stopped. */
+        InterruptionDto: {
+            /**
+             * Format: int32
+             * @description Sentences spoken before it stopped (0: none).
+             * @example 1
+             */
+            after_sentence: number;
+            by: components["schemas"]["InterruptedByDto"];
         };
         /**
          * @description `POST /token`, `/livekit/token` body, read as v3.0 clients send it: a number is taken as
@@ -588,6 +650,20 @@ export interface components {
             token: string;
             ws_url: string;
         };
+        /** @description Partial transcripts before the final (when the STT sent them to this replica). */
+        PartialsDto: {
+            /**
+             * Format: int32
+             * @example 4
+             */
+            count: number;
+            /**
+             * Format: int64
+             * @description When the first came, in ms before the final.
+             * @example 1320
+             */
+            first_ms_before_final: number;
+        };
         /** @description A participant in `GET /api/sessions/{id}/participants`. */
         ParticipantDto: {
             identity: string;
@@ -605,6 +681,18 @@ export interface components {
             participant: string;
             session_id: string;
             status: string;
+        };
+        /** @description The reply as spoken: the sentences TTS accepted (chat: the reply's sentences). */
+        ReplyDto: {
+            /**
+             * @example [
+             *       "It's sunny in Lisbon.",
+             *       "Around 24 degrees."
+             *     ]
+             */
+            sentences: string[];
+            /** @example It's sunny in Lisbon. Around 24 degrees. */
+            text: string;
         };
         /** @description A room in `POST /rooms/list`. */
         RoomDto: {
@@ -693,6 +781,7 @@ export interface components {
             session_id: string;
             /** @example created */
             status: string;
+            summary?: null | components["schemas"]["TurnSummaryDto"];
             token_expires_at?: string | null;
             user_id: string;
             voice: boolean;
@@ -797,6 +886,42 @@ export interface components {
             user_id?: string | null;
         };
         /**
+         * @description Milliseconds from the STT final (or the chat request) to each stage; `null` when the
+         *     turn never got there.
+         */
+        TimingsDto: {
+            /**
+             * Format: int64
+             * @example 1181
+             */
+            end: number;
+            /**
+             * Format: int64
+             * @example 402
+             */
+            first_sentence?: number | null;
+            /**
+             * Format: int64
+             * @example 310
+             */
+            first_token?: number | null;
+            /**
+             * Format: int64
+             * @example 655
+             */
+            first_tts_done?: number | null;
+            /**
+             * Format: int64
+             * @example 403
+             */
+            first_tts_request?: number | null;
+            /**
+             * Format: int64
+             * @example 1180
+             */
+            last_tts_done?: number | null;
+        };
+        /**
          * @description `POST /api/livekit/token-source` body (LiveKit's standard token endpoint). Read like the
          *     body of `POST /token`: a number is taken as its text, a blank string counts as missing.
          */
@@ -858,6 +983,101 @@ export interface components {
             speed?: number | null;
             /** @description What to say (trimmed; not only whitespace). */
             text: string;
+        };
+        /** @description Why a failed turn failed. */
+        TurnErrorDto: {
+            /**
+             * @description An error code of the API (`llm_upstream_error`, `tts_failed`, …).
+             * @example tts_failed
+             */
+            code: string;
+        };
+        /** @description A page of turn records, newest first. */
+        TurnList: {
+            /**
+             * @description Pass as `cursor` for the next (older) page; `null` on the last page.
+             * @example 41
+             */
+            next_cursor?: string | null;
+            turns: components["schemas"]["TurnResponse"][];
+        };
+        /**
+         * @description How a turn ended.
+         * @enum {string}
+         */
+        TurnOutcomeDto: "completed" | "interrupted" | "failed";
+        /**
+         * @description One turn: what was heard, what was spoken, how it ended, what it cost, where the time
+         *     went.
+         */
+        TurnResponse: {
+            error?: null | components["schemas"]["TurnErrorDto"];
+            heard: components["schemas"]["HeardDto"];
+            interrupted?: null | components["schemas"]["InterruptionDto"];
+            /** @example gemini-3.5-flash-lite */
+            model: string;
+            outcome: components["schemas"]["TurnOutcomeDto"];
+            reply: components["schemas"]["ReplyDto"];
+            source: components["schemas"]["TurnSourceDto"];
+            /** @example 2026-11-25T20:06:45Z */
+            started_at: string;
+            timings_ms: components["schemas"]["TimingsDto"];
+            /**
+             * Format: int64
+             * @example 42
+             */
+            turn: number;
+            usage: components["schemas"]["UsageDto"];
+        };
+        /**
+         * @description Where a turn came from.
+         * @enum {string}
+         */
+        TurnSourceDto: "voice" | "chat";
+        /** @description A session's turns in figures (in `GET /api/sessions/{id}`). */
+        TurnSummaryDto: {
+            /**
+             * Format: int64
+             * @description Median ms from the final (or chat request) to the first TTS request.
+             * @example 410
+             */
+            first_tts_p50_ms?: number | null;
+            /**
+             * Format: int64
+             * @description 95th percentile of the same.
+             * @example 780
+             */
+            first_tts_p95_ms?: number | null;
+            /**
+             * Format: int64
+             * @description Tokens over every turn.
+             * @example 9934
+             */
+            total_tokens: number;
+            /**
+             * Format: int64
+             * @description Turn records stored.
+             * @example 12
+             */
+            turns: number;
+        };
+        /** @description Gemini's `usageMetadata` (0 when it did not report it). */
+        UsageDto: {
+            /**
+             * Format: int64
+             * @example 19
+             */
+            output_tokens: number;
+            /**
+             * Format: int64
+             * @example 812
+             */
+            prompt_tokens: number;
+            /**
+             * Format: int64
+             * @example 831
+             */
+            total_tokens: number;
         };
         /**
          * @description `POST /api/webhooks/voice_onset` body (barge-in), read like the STT body: the first key
@@ -1323,7 +1543,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The session with a freshly minted token */
+            /** @description The session with a freshly minted token and its turns in figures (`summary`) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1709,6 +1929,92 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+        };
+    };
+    list_turns: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 100 (20 by default). */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page (empty: the newest turns). */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The session id (a UUID; anything else names no session: 404) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The session's turn records, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TurnList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description No such session (or not yours) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    get_turn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session id (a UUID; anything else names no session: 404) */
+                id: string;
+                /** @description The turn number, from 1 */
+                n: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TurnResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description No such session (or not yours), or no such turn (`turn_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     tts_publish: {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
+use june_domain::TokenUsage;
 use june_domain::ports::{
     ChatModel, ChatReply, ChatRequest, ChatRole, DeltaSink, FinishReason, Flow, LlmError,
 };
@@ -71,6 +72,30 @@ struct GenerateResponse {
     candidates: Vec<Candidate>,
     prompt_feedback: Option<PromptFeedback>,
     error: Option<ApiError>,
+    usage_metadata: Option<UsageMetadata>,
+    model_version: Option<String>,
+}
+
+/// Gemini's token counts (absent counts are 0).
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageMetadata {
+    #[serde(default)]
+    prompt_token_count: u64,
+    #[serde(default)]
+    candidates_token_count: u64,
+    #[serde(default)]
+    total_token_count: u64,
+}
+
+impl From<UsageMetadata> for TokenUsage {
+    fn from(u: UsageMetadata) -> Self {
+        TokenUsage {
+            prompt_tokens: u.prompt_token_count,
+            output_tokens: u.candidates_token_count,
+            total_tokens: u.total_token_count,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -346,6 +371,10 @@ impl GeminiChat {
         Ok(ChatReply {
             text,
             finish_reason: reason,
+            model: parsed
+                .model_version
+                .unwrap_or_else(|| self.config.model.clone()),
+            usage: parsed.usage_metadata.map(Into::into).unwrap_or_default(),
         })
     }
 
@@ -375,6 +404,9 @@ impl GeminiChat {
             .eventsource();
         let mut text = String::new();
         let mut reason: Option<String> = None;
+        // The last chunk that carries them wins.
+        let mut usage = TokenUsage::default();
+        let mut model: Option<String> = None;
         loop {
             let next = match tokio::time::timeout(self.config.timeout, events.next()).await {
                 Err(_) => return Err(Failure::Fatal(LlmError::Timeout)),
@@ -398,6 +430,13 @@ impl GeminiChat {
             }
             if let Some(blocked) = chunk.blocked() {
                 return Err(Failure::Fatal(LlmError::Blocked(blocked)));
+            }
+            if let Some(u) = chunk.usage_metadata {
+                usage = u.into();
+                sink.usage(usage);
+            }
+            if let Some(m) = &chunk.model_version {
+                model = Some(m.clone());
             }
             let delta = chunk.text();
             if !delta.is_empty() {
@@ -428,12 +467,18 @@ impl GeminiChat {
         Ok(ChatReply {
             text,
             finish_reason: finish(&reason),
+            model: model.unwrap_or_else(|| self.config.model.clone()),
+            usage,
         })
     }
 }
 
 #[async_trait]
 impl ChatModel for GeminiChat {
+    fn model_name(&self) -> String {
+        self.config.model.clone()
+    }
+
     #[tracing::instrument(skip_all, fields(model = %self.config.model))]
     async fn generate(&self, request: &ChatRequest) -> Result<ChatReply, LlmError> {
         let body = self.body(request);

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use june_ai_adapters::{GeminiChat, GeminiConfig, http_client};
+use june_domain::TokenUsage;
 use june_domain::ports::{
     ChatMessage, ChatModel, ChatRequest, ChatRole, DeltaSink, FinishReason, Flow, LlmError,
 };
@@ -63,13 +64,17 @@ fn reply(text: &str, finish: Option<&str>) -> Value {
 }
 
 #[derive(Default)]
-struct Deltas(Vec<String>);
+struct Deltas(Vec<String>, Vec<TokenUsage>);
 
 #[async_trait]
 impl DeltaSink for Deltas {
     async fn push(&mut self, delta: &str) -> Flow {
         self.0.push(delta.to_owned());
         Flow::Continue
+    }
+
+    fn usage(&mut self, usage: TokenUsage) {
+        self.1.push(usage);
     }
 }
 
@@ -264,6 +269,57 @@ async fn the_stream_request_asks_for_sse_and_deltas_arrive_in_order() {
         .unwrap();
     assert_eq!(deltas.0, ["Hello", " there", "."]);
     assert_eq!(out.text, "Hello there.");
+}
+
+/// `usageMetadata` comes on several chunks, growing: the last one wins, the sink hears each,
+/// and the reply names the model version Gemini reported.
+#[tokio::test]
+async fn stream_usage_is_the_last_reported_and_the_model_is_named() {
+    let server = MockServer::start().await;
+    let with = |mut v: Value, prompt: u64, out: u64| {
+        v["usageMetadata"] = json!({"promptTokenCount": prompt, "candidatesTokenCount": out, "totalTokenCount": prompt + out});
+        v["modelVersion"] = json!("gemini-test-lite-001");
+        v
+    };
+    let body = [
+        format!("data: {}\r\n\r\n", with(reply("Hi", None), 12, 1)),
+        format!("data: {}\r\n\r\n", reply(" you", None)),
+        format!("data: {}\r\n\r\n", with(reply(".", Some("STOP")), 12, 3)),
+    ]
+    .concat();
+    Mock::given(path(STREAM))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(body),
+        )
+        .mount(&server)
+        .await;
+    let mut deltas = Deltas::default();
+    let out = gemini(&server.uri())
+        .stream(&request(), &mut deltas)
+        .await
+        .unwrap();
+    let usage = |prompt, output| TokenUsage {
+        prompt_tokens: prompt,
+        output_tokens: output,
+        total_tokens: prompt + output,
+    };
+    assert_eq!(out.usage, usage(12, 3));
+    assert_eq!(deltas.1, [usage(12, 1), usage(12, 3)]);
+    assert_eq!(out.model, "gemini-test-lite-001");
+
+    // generateContent: the same fields; without them, zero usage and the configured model.
+    let server = MockServer::start().await;
+    Mock::given(path(GENERATE))
+        .respond_with(ResponseTemplate::new(200).set_body_json(reply("Sunny.", Some("STOP"))))
+        .mount(&server)
+        .await;
+    let out = gemini(&server.uri()).generate(&request()).await.unwrap();
+    assert_eq!(
+        (out.usage, out.model.as_str()),
+        (TokenUsage::default(), MODEL)
+    );
 }
 
 /// CRLF-terminated events split mid-line and mid-JSON across network chunks.

@@ -103,12 +103,15 @@ fn world(adopt: bool) -> World {
     let clock = Arc::new(FakeClock(Mutex::new(t0())));
     let policy = SessionPolicy::default();
     let sessions = SessionService::new(
-        store.clone(),
-        store.clone(),
-        store.clone(),
-        rooms.clone(),
-        Arc::new(Tokens),
-        clock.clone(),
+        crate::service::SessionPorts {
+            store: store.clone(),
+            history: store.clone(),
+            health: store.clone(),
+            rooms: rooms.clone(),
+            tokens: Arc::new(Tokens),
+            clock: clock.clone(),
+            turns: store.clone(),
+        },
         policy.clone(),
     );
     let mut voice = VoiceService::new(
@@ -121,6 +124,8 @@ fn world(adopt: bool) -> World {
             dispatcher: None,
             clock: clock.clone(),
             observer: Arc::new(NoObserver),
+            turns: store.clone(),
+            live: Arc::new(NoLiveEvents),
         },
         ConversationPolicy::default(),
         VoiceConfig::default(),

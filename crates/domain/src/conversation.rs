@@ -2,6 +2,7 @@
 //! the room through TTS, sentence by sentence.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -9,11 +10,15 @@ use uuid::Uuid;
 
 use crate::model::{HistoryEntry, Role};
 use crate::ports::{
-    ChatMessage, ChatModel, ChatRequest, ChatRole, Clock, DeltaSink, Flow, HistoryStore, LlmError,
-    SessionStore, SpeechError, SpeechRequest, SpeechToText, StoreError, TextToSpeech,
+    ChatMessage, ChatModel, ChatRequest, ChatRole, Clock, DeltaSink, Flow, HistoryStore,
+    LiveEvents, LlmError, SessionStore, SpeechError, SpeechRequest, SpeechToText, StoreError,
+    TextToSpeech, TurnObserver, TurnStore,
 };
 use crate::service::SessionError;
-use crate::speaker::{Speaker, SpeakingSink};
+use crate::speaker::{ReplyEvents, SentenceLog, Speaker, SpeakingSink};
+use crate::turns::{
+    Heard, RecordOutcome, Reply, TokenUsage, TurnFailure, TurnRecord, TurnSource, TurnTimings,
+};
 
 /// Longest user message accepted, in characters.
 pub const MAX_USER_TEXT: usize = 8000;
@@ -300,6 +305,9 @@ pub struct ConversationService {
     tts: Option<Arc<dyn TextToSpeech>>,
     stt: Option<Arc<dyn SpeechToText>>,
     clock: Arc<dyn Clock>,
+    turns: Arc<dyn TurnStore>,
+    live: Arc<dyn LiveEvents>,
+    observer: Arc<dyn TurnObserver>,
     policy: ConversationPolicy,
 }
 
@@ -317,6 +325,12 @@ pub(crate) struct ConversationPorts {
     pub stt: Option<Arc<dyn SpeechToText>>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Turn records.
+    pub turns: Arc<dyn TurnStore>,
+    /// Live events (reply sentences, turn ends).
+    pub live: Arc<dyn LiveEvents>,
+    /// Metrics of turn records.
+    pub observer: Arc<dyn TurnObserver>,
 }
 
 impl ConversationService {
@@ -329,6 +343,9 @@ impl ConversationService {
             tts: ports.tts,
             stt: ports.stt,
             clock: ports.clock,
+            turns: ports.turns,
+            live: ports.live,
+            observer: ports.observer,
             policy,
         }
     }
@@ -381,6 +398,28 @@ impl ConversationService {
             .language
             .filter(|l| !l.trim().is_empty())
             .unwrap_or_else(|| session.language.clone());
+        let (started_at, received) = (self.clock.now(), self.clock.instant());
+        let number = self.turns.allocate_turn(session.id).await?;
+        let since = |at: Instant| millis(at.saturating_duration_since(received));
+        let mut record = TurnRecord {
+            session_id: session.id,
+            turn: number,
+            source: TurnSource::Chat,
+            started_at,
+            heard: Heard {
+                text: text.to_owned(),
+                confidence: None,
+                language: Some(language.clone()),
+                partials: None,
+            },
+            reply: Reply::default(),
+            outcome: RecordOutcome::Failed,
+            interrupted: None,
+            error: None,
+            model: String::new(),
+            usage: TokenUsage::default(),
+            timings_ms: TurnTimings::default(),
+        };
 
         self.note(session.id, Role::User, text).await?;
         let Some(llm) = &self.llm else {
@@ -390,21 +429,46 @@ impl ConversationService {
                 "The assistant could not answer: no language model is configured.",
             )
             .await?;
-            return Err(SessionError::Llm(LlmError::NotConfigured));
+            let e = SessionError::Llm(LlmError::NotConfigured);
+            record.error = Some(TurnFailure {
+                code: e.code().to_owned(),
+            });
+            record.timings_ms.end = since(self.clock.instant());
+            self.record(&session, record).await;
+            return Err(e);
         };
+        record.model = llm.model_name();
         let request = self.request(session.id).await?;
         let speech = self.policy.speech(session.room_name.clone(), language);
-        let mut speaker = tts.map(|tts| Speaker::new(tts, speech, MAX_SENTENCE_CHARS));
-        let streamed = llm
-            .stream(&request, &mut SpeakingSink::new(sink, speaker.as_mut()))
-            .await;
-        match streamed {
+        let events = ReplyEvents {
+            live: self.live.as_ref(),
+            session_id: session.id,
+            room_name: &session.room_name,
+            turn: number,
+        };
+        let clock = self.clock.as_ref();
+        let mut log = SentenceLog::new(clock, events, MAX_SENTENCE_CHARS);
+        let mut speaker = tts.map(|tts| Speaker::new(tts, clock, speech, MAX_SENTENCE_CHARS));
+        let mut speaking = SpeakingSink::new(sink, speaker.as_mut(), clock).logging(&mut log);
+        let streamed = llm.stream(&request, &mut speaking).await;
+        let (first_token, usage) = (speaking.first_delta, speaking.usage);
+        record.usage = usage.unwrap_or_default();
+        record.timings_ms.first_token = first_token.map(since);
+        let result = match streamed {
             Ok(reply) => {
+                log.finish();
                 let (mut spoken, mut failed) = (0, 0);
                 if let Some(speaker) = &mut speaker {
                     speaker.finish().await;
                     (spoken, failed) = (speaker.sent.len() as u32, speaker.refused);
+                    let t = &mut record.timings_ms;
+                    t.first_tts_request = speaker.first_send.map(since);
+                    t.first_tts_done = speaker.first_done.map(since);
+                    t.last_tts_done = speaker.last_done.map(since);
                 }
+                record.outcome = RecordOutcome::Completed;
+                record.model = reply.model.clone();
+                record.usage = reply.usage;
                 self.note(session.id, Role::Assistant, &reply.text).await?;
                 Ok(ChatOutcome {
                     text: reply.text,
@@ -419,9 +483,32 @@ impl ConversationService {
                     &format!("The assistant could not answer: {e}."),
                 )
                 .await?;
-                Err(SessionError::Llm(e))
+                let e = SessionError::Llm(e);
+                record.error = Some(TurnFailure {
+                    code: e.code().to_owned(),
+                });
+                Err(e)
             }
-        }
+        };
+        record.timings_ms.first_sentence = log.first_sentence.map(since);
+        record.reply = Reply {
+            text: log.sentences.join(" "),
+            sentences: std::mem::take(&mut log.sentences),
+        };
+        record.timings_ms.end = since(self.clock.instant());
+        self.record(&session, record).await;
+        result
+    }
+
+    async fn record(&self, session: &crate::model::Session, record: TurnRecord) {
+        crate::voice::record_turn(
+            self.turns.as_ref(),
+            self.live.as_ref(),
+            self.observer.as_ref(),
+            session,
+            record,
+        )
+        .await;
     }
 
     /// Speaks `text` into a room through TTS and returns TTS's own answer.
@@ -462,6 +549,11 @@ impl ConversationService {
             .request(self.history.as_ref(), session_id)
             .await?)
     }
+}
+
+/// Whole milliseconds, saturating.
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Keeps the newest turns within `max_chars` (always the last one), drops system notes, merges

@@ -23,10 +23,20 @@ struct ScriptedModel(Vec<&'static str>);
 
 #[async_trait]
 impl ChatModel for ScriptedModel {
+    fn model_name(&self) -> String {
+        "scripted".into()
+    }
+
     async fn generate(&self, _: &ChatRequest) -> Result<ChatReply, LlmError> {
         Ok(ChatReply {
             text: self.0.concat(),
             finish_reason: FinishReason::Stop,
+            model: "scripted-001".into(),
+            usage: TokenUsage {
+                prompt_tokens: 7,
+                output_tokens: 5,
+                total_tokens: 12,
+            },
         })
     }
 
@@ -91,6 +101,9 @@ async fn setup(
             tts,
             stt: None,
             clock: Arc::new(SystemClock),
+            turns: store.clone(),
+            live: Arc::new(NoLiveEvents),
+            observer: Arc::new(NoObserver),
         },
         ConversationPolicy {
             max_turns: 4,
@@ -221,6 +234,8 @@ proptest::proptest! {
 #[tokio::test]
 async fn a_chat_turn_stores_user_then_assistant_and_sends_the_history() {
     let mut llm = MockChatModel::new();
+    llm.expect_model_name()
+        .return_const("gemini-test".to_owned());
     llm.expect_stream()
         .withf(|req, _| {
             req.messages.len() == 3
@@ -233,6 +248,8 @@ async fn a_chat_turn_stores_user_then_assistant_and_sends_the_history() {
             Ok(ChatReply {
                 text: "Now we talk.".into(),
                 finish_reason: FinishReason::Stop,
+                model: "gemini-test-001".into(),
+                usage: TokenUsage::default(),
             })
         });
     let (svc, store, s) = setup(Some(Arc::new(llm)), None).await;
@@ -263,6 +280,8 @@ async fn a_chat_turn_stores_user_then_assistant_and_sends_the_history() {
 #[tokio::test]
 async fn a_failed_reply_keeps_the_user_turn_and_notes_the_failure() {
     let mut llm = MockChatModel::new();
+    llm.expect_model_name()
+        .return_const("gemini-test".to_owned());
     llm.expect_stream()
         .returning(|_, _| Err(LlmError::Upstream("503 after 3 tries".into())));
     let (svc, store, s) = setup(Some(Arc::new(llm)), None).await;
@@ -350,4 +369,184 @@ async fn empty_text_and_unknown_sessions_are_refused() {
         .await
         .unwrap_err();
     assert!(matches!(err, SessionError::NotFound));
+}
+
+/// A model on a fake clock: waits `steps[i].0` ms, then pushes `steps[i].1`; reports usage.
+struct TimedModel {
+    clock: Arc<crate::fake_clock::FakeClock>,
+    steps: Vec<(i64, &'static str)>,
+}
+
+#[async_trait]
+impl ChatModel for TimedModel {
+    fn model_name(&self) -> String {
+        "timed".into()
+    }
+
+    async fn generate(&self, _: &ChatRequest) -> Result<ChatReply, LlmError> {
+        Err(LlmError::Empty)
+    }
+
+    async fn stream<'s>(
+        &self,
+        _: &ChatRequest,
+        sink: &'s mut (dyn DeltaSink + 's),
+    ) -> Result<ChatReply, LlmError> {
+        for (wait, d) in &self.steps {
+            self.clock.advance(Duration::milliseconds(*wait));
+            if sink.push(d).await == Flow::Stop {
+                return Err(LlmError::Cancelled);
+            }
+        }
+        Ok(ChatReply {
+            text: self.steps.iter().map(|(_, d)| *d).collect(),
+            finish_reason: FinishReason::Stop,
+            model: "timed-001".into(),
+            usage: TokenUsage {
+                prompt_tokens: 30,
+                output_tokens: 9,
+                total_tokens: 39,
+            },
+        })
+    }
+}
+
+#[derive(Default)]
+struct Published(Mutex<Vec<LiveEvent>>);
+
+impl LiveEvents for Published {
+    fn publish(&self, event: SessionEvent) {
+        self.0.lock().unwrap().push(event.event);
+    }
+}
+
+#[tokio::test]
+async fn a_chat_turn_is_recorded_with_its_sentences_usage_timings_and_number() {
+    // Arrange: a session whose turn 1 was a voice turn; the model streams two sentences,
+    // the first delta 150 ms after the request; TTS takes 40 ms a sentence.
+    let t0 = Utc.with_ymd_and_hms(2026, 6, 1, 8, 0, 0).unwrap();
+    let clock = Arc::new(crate::fake_clock::FakeClock(Mutex::new(t0)));
+    let store = Arc::new(InMemoryStore::default());
+    let session = june_session(t0);
+    store.insert(&session).await.unwrap();
+    assert_eq!(store.start_turn(session.id).await.unwrap().turn, 1);
+    let live = Arc::new(Published::default());
+    let mut tts = MockTextToSpeech::new();
+    let tts_clock = clock.clone();
+    tts.expect_synthesize().returning(move |_| {
+        tts_clock.advance(Duration::milliseconds(40));
+        Ok(serde_json::json!({}))
+    });
+    let svc = ConversationService::new(
+        ConversationPorts {
+            sessions: store.clone(),
+            history: store.clone(),
+            llm: Some(Arc::new(TimedModel {
+                clock: clock.clone(),
+                steps: vec![(150, "Sure. It is"), (50, " noon.")],
+            })),
+            tts: Some(Arc::new(tts)),
+            stt: None,
+            clock: clock.clone(),
+            turns: store.clone(),
+            live: live.clone(),
+            observer: Arc::new(NoObserver),
+        },
+        ConversationPolicy::default(),
+    );
+
+    // Act
+    svc.chat(turn(&session, "Time?", true), &mut NoDeltas)
+        .await
+        .unwrap();
+
+    // Assert: "Sure." at 150 ms (sent, answered at 190); " noon." at 240 ends the stream,
+    // "It is noon." is sent then and answered at 280.
+    let expected = TurnRecord {
+        session_id: session.id,
+        turn: 2,
+        source: TurnSource::Chat,
+        started_at: t0,
+        heard: Heard {
+            text: "Time?".into(),
+            confidence: None,
+            language: Some("de".into()),
+            partials: None,
+        },
+        reply: Reply {
+            sentences: vec!["Sure.".into(), "It is noon.".into()],
+            text: "Sure. It is noon.".into(),
+        },
+        outcome: RecordOutcome::Completed,
+        interrupted: None,
+        error: None,
+        model: "timed-001".into(),
+        usage: TokenUsage {
+            prompt_tokens: 30,
+            output_tokens: 9,
+            total_tokens: 39,
+        },
+        timings_ms: TurnTimings {
+            first_token: Some(150),
+            first_sentence: Some(150),
+            first_tts_request: Some(150),
+            first_tts_done: Some(190),
+            last_tts_done: Some(280),
+            end: 280,
+        },
+    };
+    assert_eq!(
+        store.get_turn(session.id, 2).await.unwrap(),
+        Some(expected.clone())
+    );
+    let reply = |index, text: &str| LiveEvent::Reply {
+        turn: 2,
+        index,
+        text: text.into(),
+    };
+    assert_eq!(
+        *live.0.lock().unwrap(),
+        [
+            reply(0, "Sure."),
+            reply(1, "It is noon."),
+            LiveEvent::TurnEnded(Box::new(expected))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_chat_turn_without_a_model_is_recorded_as_failed() {
+    let (svc, store, s) = setup(None, None).await;
+    svc.chat(turn(&s, "hello", false), &mut NoDeltas)
+        .await
+        .unwrap_err();
+    let record = store.get_turn(s.id, 1).await.unwrap().unwrap();
+    assert_eq!(record.outcome, RecordOutcome::Failed);
+    assert_eq!(
+        record.error,
+        Some(TurnFailure {
+            code: "llm_not_configured".into()
+        })
+    );
+    assert_eq!(record.reply, Reply::default());
+}
+
+fn june_session(t0: chrono::DateTime<Utc>) -> Session {
+    Session {
+        id: uuid::Uuid::new_v4(),
+        user_id: "june".into(),
+        room_name: "room-june".into(),
+        livekit_room_sid: "RM_2".into(),
+        status: SessionStatus::Active,
+        language: "de".into(),
+        metadata: Default::default(),
+        voice: true,
+        kind: crate::SessionKind::Owned,
+        created_at: t0,
+        expires_at: t0 + Duration::hours(1),
+        updated_at: t0,
+        ended_at: None,
+        participant_count: 0,
+        last_activity_at: None,
+    }
 }

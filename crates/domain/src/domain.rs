@@ -12,7 +12,7 @@ use crate::policy::SessionPolicy;
 use crate::ports::{
     AgentDispatcher, ChatModel, Clock, EventStore, HistoryStore, IdempotencyStore, LeaseStore,
     LiveEvents, NoLiveEvents, NoObserver, PresenceStore, RoomService, SessionStore, SpeechToText,
-    StoreHealth, SystemClock, TextToSpeech, TokenIssuer, TurnObserver, VoiceStateStore,
+    StoreHealth, SystemClock, TextToSpeech, TokenIssuer, TurnObserver, TurnStore, VoiceStateStore,
     WebhookVerifier,
 };
 use crate::service::SessionService;
@@ -56,7 +56,9 @@ pub struct DomainPorts {
     pub clock: Arc<dyn Clock>,
     /// Voice-turn metrics.
     pub observer: Arc<dyn TurnObserver>,
-    /// Live captions and the live stream: where turn events and status changes go.
+    /// Turn records.
+    pub turns: Arc<dyn TurnStore>,
+    /// Live captions and the session event stream (nothing by default).
     pub live: Arc<dyn LiveEvents>,
 }
 
@@ -79,6 +81,7 @@ impl DomainPorts {
             + HistoryStore
             + EventStore
             + IdempotencyStore
+            + TurnStore
             + 'static,
     {
         DomainPorts {
@@ -89,6 +92,7 @@ impl DomainPorts {
             health: store.clone(),
             history: store.clone(),
             events: store.clone(),
+            turns: store.clone(),
             idempotency: store,
             rooms,
             tokens,
@@ -151,12 +155,15 @@ impl Domain {
             )
         });
         let sessions = SessionService::new(
-            ports.sessions.clone(),
-            ports.history.clone(),
-            ports.health,
-            ports.rooms.clone(),
-            ports.tokens,
-            ports.clock.clone(),
+            crate::service::SessionPorts {
+                store: ports.sessions.clone(),
+                history: ports.history.clone(),
+                health: ports.health,
+                rooms: ports.rooms.clone(),
+                tokens: ports.tokens,
+                clock: ports.clock.clone(),
+                turns: ports.turns.clone(),
+            },
             policies.sessions,
         );
         let conversation = ConversationService::new(
@@ -167,6 +174,9 @@ impl Domain {
                 tts: ports.tts.clone(),
                 stt: ports.stt,
                 clock: ports.clock.clone(),
+                turns: ports.turns.clone(),
+                live: ports.live.clone(),
+                observer: ports.observer.clone(),
             },
             policies.conversation.clone(),
         );
@@ -180,6 +190,8 @@ impl Domain {
                 dispatcher: ports.dispatcher,
                 clock: ports.clock.clone(),
                 observer: ports.observer,
+                turns: ports.turns,
+                live: ports.live,
             },
             policies.conversation,
             policies.voice,

@@ -11,6 +11,9 @@ pub enum DomainError {
     /// No such session (or it is already ended, for a delete).
     #[error("Session not found")]
     NotFound,
+    /// The session has no such turn record.
+    #[error("Turn {0} not found")]
+    TurnNotFound(u64),
     /// The participant is not in the session's room.
     #[error("Participant {0} is not in the room")]
     ParticipantNotFound(String),
@@ -68,6 +71,7 @@ impl DomainError {
         match self {
             DomainError::NotFound => "session_not_found",
             DomainError::ParticipantNotFound(_) => "participant_not_found",
+            DomainError::TurnNotFound(_) => "turn_not_found",
             DomainError::RoomNameTaken(_) => "room_name_taken",
             DomainError::NotLive(_) => "session_not_live",
             DomainError::Validation { .. } => "validation_error",

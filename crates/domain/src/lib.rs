@@ -112,8 +112,8 @@ pub use error::{DomainError, SessionError};
 
 // The session use cases.
 pub use service::{
-    DEFAULT_PAGE, GuestToken, HISTORY_READ_LIMIT, MAX_PAGE, NewSession, SessionPage,
-    SessionService, SessionWithToken,
+    DEFAULT_PAGE, GuestToken, HISTORY_READ_LIMIT, MAX_PAGE, MAX_TURNS_PAGE, NewSession,
+    SessionPage, SessionService, SessionWithToken, TurnPage,
 };
 
 // What LiveKit tells us, and what the lifecycle keeps of it.

@@ -115,12 +115,15 @@ fn fixture() -> Fixture {
         }
     }
     let sessions = SessionService::new(
-        store.clone(),
-        store.clone(),
-        store.clone(),
-        rooms.clone(),
-        Arc::new(Tokens),
-        clock.clone(),
+        crate::service::SessionPorts {
+            store: store.clone(),
+            history: store.clone(),
+            health: store.clone(),
+            rooms: rooms.clone(),
+            tokens: Arc::new(Tokens),
+            clock: clock.clone(),
+            turns: store.clone(),
+        },
         SessionPolicy::default(),
     );
     let deliveries = Arc::new(Deliveries::default());
@@ -707,6 +710,8 @@ fn voice_on(store: &Arc<InMemoryStore>, dispatcher: Arc<dyn AgentDispatcher>) ->
             dispatcher: Some(dispatcher),
             clock: Arc::new(SystemClock),
             observer: Arc::new(NoObserver),
+            turns: store.clone(),
+            live: Arc::new(NoLiveEvents),
         },
         ConversationPolicy::default(),
         VoiceConfig::default(),

@@ -14,14 +14,30 @@ use crate::model::{HistoryEntry, Participant, Room, RoomSpec, Session, SessionSt
 use crate::ports::{
     EventCursor, EventStore, HistoryStore, IdempotencyState, IdempotencyStore, LeaseStore,
     Presence, PresenceStore, RoomError, RoomService, SessionFilter, SessionStore, StoreError,
-    StoreHealth, Transition, VoiceStateStore,
+    StoreHealth, Transition, TurnGeneration, TurnStart, TurnStore, TurnSummary, VoiceStateStore,
 };
+use crate::turns::{InterruptedBy, TurnRecord};
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 struct VoiceState {
     dispatched: bool,
     turn: u64,
+    bumped_by: InterruptedBy,
+    /// Turn numbers handed out (voice and chat).
+    turn_count: u64,
     last_final: Option<(String, DateTime<Utc>)>,
+}
+
+impl Default for VoiceState {
+    fn default() -> Self {
+        VoiceState {
+            dispatched: false,
+            turn: 0,
+            bumped_by: InterruptedBy::NewerFinal,
+            turn_count: 0,
+            last_final: None,
+        }
+    }
 }
 
 /// Everything the store holds, behind one lock so each call is atomic as a transaction is.
@@ -35,6 +51,8 @@ struct State {
     /// Per session: dispatched, turn generation, last final transcript.
     voice: HashMap<Uuid, VoiceState>,
     events: Vec<RecordedEvent>,
+    /// Turn records by (session, turn).
+    turns: std::collections::BTreeMap<(Uuid, u64), TurnRecord>,
     /// Per key: fingerprint, response once complete, when claimed.
     idempotency: HashMap<String, (String, Option<serde_json::Value>, DateTime<Utc>)>,
 }
@@ -276,15 +294,35 @@ impl VoiceStateStore for InMemoryStore {
         }
         let voice = state.voice.entry(id).or_default();
         voice.turn += 1;
+        voice.bumped_by = InterruptedBy::VoiceOnset;
         Ok(voice.turn)
     }
 
-    async fn current_turn(&self, id: Uuid) -> Result<u64, StoreError> {
+    async fn start_turn(&self, id: Uuid) -> Result<TurnStart, StoreError> {
+        let mut state = self.state()?;
+        if !state.sessions.contains_key(&id) {
+            return Err(StoreError::NotFound);
+        }
+        let voice = state.voice.entry(id).or_default();
+        voice.turn += 1;
+        voice.bumped_by = InterruptedBy::NewerFinal;
+        voice.turn_count += 1;
+        Ok(TurnStart {
+            generation: voice.turn,
+            turn: voice.turn_count,
+        })
+    }
+
+    async fn current_turn(&self, id: Uuid) -> Result<TurnGeneration, StoreError> {
         let state = self.state()?;
         if !state.sessions.contains_key(&id) {
             return Err(StoreError::NotFound);
         }
-        Ok(state.voice.get(&id).map_or(0, |v| v.turn))
+        let voice = state.voice.get(&id).cloned().unwrap_or_default();
+        Ok(TurnGeneration {
+            generation: voice.turn,
+            bumped_by: voice.bumped_by,
+        })
     }
 
     async fn note_final(
@@ -308,6 +346,100 @@ impl VoiceStateStore for InMemoryStore {
         voice.last_final = Some((text.to_owned(), at));
         Ok(true)
     }
+}
+
+#[async_trait]
+impl TurnStore for InMemoryStore {
+    async fn record_turn(&self, record: &TurnRecord) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        if !state.sessions.contains_key(&record.session_id) {
+            return Err(StoreError::NotFound);
+        }
+        state
+            .turns
+            .insert((record.session_id, record.turn), record.clone());
+        Ok(())
+    }
+
+    async fn list_turns(
+        &self,
+        session_id: Uuid,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<TurnRecord>, StoreError> {
+        let state = self.state()?;
+        let end = before.unwrap_or(u64::MAX);
+        Ok(state
+            .turns
+            .range((session_id, 0)..(session_id, end))
+            .rev()
+            .take(limit as usize)
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+
+    async fn turns_after(
+        &self,
+        session_id: Uuid,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<TurnRecord>, StoreError> {
+        let state = self.state()?;
+        Ok(state
+            .turns
+            .range((session_id, after.saturating_add(1))..=(session_id, u64::MAX))
+            .take(limit as usize)
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+
+    async fn get_turn(
+        &self,
+        session_id: Uuid,
+        turn: u64,
+    ) -> Result<Option<TurnRecord>, StoreError> {
+        Ok(self.state()?.turns.get(&(session_id, turn)).cloned())
+    }
+
+    async fn allocate_turn(&self, session_id: Uuid) -> Result<u64, StoreError> {
+        let mut state = self.state()?;
+        if !state.sessions.contains_key(&session_id) {
+            return Err(StoreError::NotFound);
+        }
+        let voice = state.voice.entry(session_id).or_default();
+        voice.turn_count += 1;
+        Ok(voice.turn_count)
+    }
+
+    async fn summary(&self, session_id: Uuid) -> Result<TurnSummary, StoreError> {
+        let state = self.state()?;
+        let records: Vec<&TurnRecord> = state
+            .turns
+            .range((session_id, 0)..=(session_id, u64::MAX))
+            .map(|(_, r)| r)
+            .collect();
+        let mut firsts: Vec<u64> = records
+            .iter()
+            .filter_map(|r| r.timings_ms.first_tts_request)
+            .collect();
+        firsts.sort_unstable();
+        Ok(TurnSummary {
+            turns: records.len() as u64,
+            first_tts_p50_ms: nearest_rank(&firsts, 50),
+            first_tts_p95_ms: nearest_rank(&firsts, 95),
+            total_tokens: records.iter().map(|r| r.usage.total_tokens).sum(),
+        })
+    }
+}
+
+/// The nearest-rank percentile `p` of sorted `values` (the SQL adapters compute the same).
+pub fn nearest_rank(sorted: &[u64], p: u64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let n = sorted.len() as u64;
+    let rank = (p * n).div_ceil(100).max(1);
+    sorted.get((rank - 1) as usize).copied()
 }
 
 #[async_trait]

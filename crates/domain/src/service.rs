@@ -16,8 +16,9 @@ use crate::policy::{
 };
 use crate::ports::{
     Clock, HistoryStore, PageCursor, RoomError, RoomService, SessionFilter, SessionStore,
-    StoreError, StoreHealth, TokenIssuer,
+    StoreError, StoreHealth, TokenIssuer, TurnStore, TurnSummary,
 };
+use crate::turns::TurnRecord;
 
 /// Largest page of a session listing.
 pub const MAX_PAGE: u32 = 200;
@@ -84,28 +85,52 @@ pub struct SessionService {
     tokens: Arc<dyn TokenIssuer>,
     clock: Arc<dyn Clock>,
     policy: SessionPolicy,
+    turns: Arc<dyn TurnStore>,
+}
+
+/// Builder arguments of [`SessionService`].
+pub(crate) struct SessionPorts {
+    /// Sessions.
+    pub store: Arc<dyn SessionStore>,
+    /// History.
+    pub history: Arc<dyn HistoryStore>,
+    /// Readiness ping and pool gauges.
+    pub health: Arc<dyn StoreHealth>,
+    /// LiveKit rooms.
+    pub rooms: Arc<dyn RoomService>,
+    /// Join tokens.
+    pub tokens: Arc<dyn TokenIssuer>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Turn records.
+    pub turns: Arc<dyn TurnStore>,
+}
+
+/// Most turns one page lists.
+pub const MAX_TURNS_PAGE: u32 = 100;
+
+/// A page of a session's turn records, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnPage {
+    /// The turns.
+    pub turns: Vec<TurnRecord>,
+    /// The `cursor` of the next page (the last turn's number), if there are more.
+    pub next_cursor: Option<u64>,
 }
 
 impl SessionService {
     /// Wires the service to its adapters ([`Domain::new`](crate::Domain::new) is the public
     /// way; this one builds a service alone for the crate's tests).
-    pub(crate) fn new(
-        store: Arc<dyn SessionStore>,
-        history: Arc<dyn HistoryStore>,
-        health: Arc<dyn StoreHealth>,
-        rooms: Arc<dyn RoomService>,
-        tokens: Arc<dyn TokenIssuer>,
-        clock: Arc<dyn Clock>,
-        policy: SessionPolicy,
-    ) -> Self {
+    pub(crate) fn new(ports: SessionPorts, policy: SessionPolicy) -> Self {
         SessionService {
-            store,
-            history,
-            health,
-            rooms,
-            tokens,
-            clock,
+            store: ports.store,
+            history: ports.history,
+            health: ports.health,
+            rooms: ports.rooms,
+            tokens: ports.tokens,
+            clock: ports.clock,
             policy,
+            turns: ports.turns,
         }
     }
 
@@ -447,6 +472,59 @@ impl SessionService {
     ) -> Result<(), SessionError> {
         self.authorize(caller, id).await?;
         Ok(self.history.clear(id).await?)
+    }
+
+    /// [`get_for`](Self::get_for) with the session's turns in figures: one session read,
+    /// one read of its turn rows.
+    pub async fn get_with_summary_for(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+    ) -> Result<(SessionWithToken, TurnSummary), SessionError> {
+        let session = self.get_for(caller, id).await?;
+        let summary = self.turns.summary(id).await?;
+        Ok((session, summary))
+    }
+
+    /// A page of the session's turn records for `caller`, newest first: at most `limit`
+    /// (1–[`MAX_TURNS_PAGE`]) turns numbered below `before`. One session read, one turn read.
+    pub async fn turns_for(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<TurnPage, SessionError> {
+        if limit == 0 || limit > MAX_TURNS_PAGE {
+            return Err(SessionError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_TURNS_PAGE}"),
+            ));
+        }
+        self.authorize(caller, id).await?;
+        let mut turns = self.turns.list_turns(id, before, limit + 1).await?;
+        let more = turns.len() > limit as usize;
+        turns.truncate(limit as usize);
+        let next_cursor = if more {
+            turns.last().map(|t| t.turn)
+        } else {
+            None
+        };
+        Ok(TurnPage { turns, next_cursor })
+    }
+
+    /// One turn record of the session for `caller`; `TurnNotFound` when it is not stored.
+    pub async fn turn_for(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+        turn: u64,
+    ) -> Result<TurnRecord, SessionError> {
+        self.authorize(caller, id).await?;
+        self.turns
+            .get_turn(id, turn)
+            .await?
+            .ok_or(SessionError::TurnNotFound(turn))
     }
 
     /// The session, if `caller` may see it, as stored (one read). Someone else's session is

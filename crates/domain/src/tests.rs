@@ -35,12 +35,15 @@ fn service(
     tokens: Arc<MockTokenIssuer>,
 ) -> SessionService {
     SessionService::new(
-        Arc::new(store),
-        Arc::new(MockHistoryStore::new()),
-        Arc::new(MockStoreHealth::new()),
-        Arc::new(rooms),
-        tokens,
-        clock_at(t0()),
+        crate::service::SessionPorts {
+            store: Arc::new(store),
+            history: Arc::new(MockHistoryStore::new()),
+            health: Arc::new(MockStoreHealth::new()),
+            rooms: Arc::new(rooms),
+            tokens,
+            clock: clock_at(t0()),
+            turns: Arc::new(MockTurnStore::new()),
+        },
         SessionPolicy::default(),
     )
 }

@@ -3,10 +3,13 @@
 //! TTS sentence by sentence as the model streams it; a voice onset or a newer transcript
 //! cancels the running turn on whichever replica runs it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::adoption::RoomAdopter;
@@ -14,11 +17,54 @@ use crate::conversation::{ConversationPolicy, NoDeltas, note};
 use crate::events::LiveKitEvent;
 use crate::model::{Role, Session, SessionKind, TrackKind, without_nul};
 use crate::ports::{
-    AgentDispatcher, ChatModel, Clock, HistoryStore, LlmError, SessionStore, SpeechError,
-    TextToSpeech, TurnObserver, VoiceStateStore,
+    AgentDispatcher, ChatModel, Clock, HistoryStore, LiveEvent, LiveEvents, LlmError, SessionEvent,
+    SessionStore, SpeechError, TextToSpeech, TurnObserver, TurnStore, VoiceStateStore,
 };
 use crate::service::SessionError;
-use crate::speaker::{Halt, SendGuard, Speaker, SpeakingSink};
+use crate::speaker::{Halt, ReplyEvents, SendGuard, Speaker, SpeakingSink};
+use crate::turns::{
+    Heard, Interruption, Partials, RecordOutcome, Reply, TokenUsage, TurnFailure, TurnRecord,
+    TurnSource, TurnTimings,
+};
+
+/// Sessions whose partial transcripts are counted at once, per process: past it the
+/// oldest count is dropped (a final then reports no partials).
+const MAX_PARTIAL_SESSIONS: usize = 4096;
+/// Partials older than this at the final belong to an utterance that never ended.
+const PARTIALS_MAX_AGE: Duration = Duration::from_secs(120);
+
+/// Partial transcripts seen since each session's last final, on this replica (a partial
+/// costs no store write; a final handled by another replica reports none).
+#[derive(Debug, Default)]
+struct PartialCounts(HashMap<Uuid, (u32, Instant)>);
+
+impl PartialCounts {
+    /// Counts one partial of `session` at `at`.
+    fn note(&mut self, session: Uuid, at: Instant) {
+        if !self.0.contains_key(&session) && self.0.len() >= MAX_PARTIAL_SESSIONS {
+            let oldest = self.0.iter().min_by_key(|(_, (_, first))| *first);
+            if let Some(oldest) = oldest.map(|(id, _)| *id) {
+                self.0.remove(&oldest);
+            }
+        }
+        self.0.entry(session).or_insert((0, at)).0 += 1;
+    }
+
+    /// The partials before the final at `at`, forgotten once taken.
+    fn take(&mut self, session: Uuid, at: Instant) -> Option<Partials> {
+        let (count, first) = self.0.remove(&session)?;
+        let before = at.saturating_duration_since(first);
+        (before <= PARTIALS_MAX_AGE).then(|| Partials {
+            count,
+            first_ms_before_final: millis(before),
+        })
+    }
+}
+
+/// Whole milliseconds, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// How the voice loop behaves; filled from configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,9 +136,17 @@ pub struct PendingTurn {
     pub text: String,
     /// The turn generation this turn runs under.
     pub generation: u64,
+    /// The turn's number in the session (its record's `turn`).
+    pub turn: u64,
     /// Reply language.
     pub language: String,
-    /// When the final transcript arrived (the start of every latency).
+    /// The STT's confidence, if it sent one.
+    pub confidence: Option<f32>,
+    /// The partial transcripts before this final, if this replica saw any.
+    pub partials: Option<Partials>,
+    /// When the final transcript arrived (the record's `started_at`).
+    pub started_at: DateTime<Utc>,
+    /// …on the clock's monotonic time (the start of every latency).
     pub received: Instant,
 }
 
@@ -148,6 +202,37 @@ pub struct TurnReport {
     pub sentences: u32,
 }
 
+/// What a turn's body leaves for its record.
+struct Spoken {
+    sent: Vec<String>,
+    first_token: Option<Instant>,
+    first_sentence: Option<Instant>,
+    first_tts: Option<Instant>,
+    first_tts_done: Option<Instant>,
+    last_tts_done: Option<Instant>,
+    usage: Option<TokenUsage>,
+    model: Option<String>,
+    outcome: TurnOutcome,
+    interruption: Option<crate::turns::InterruptedBy>,
+}
+
+impl Default for Spoken {
+    fn default() -> Self {
+        Spoken {
+            sent: Vec::new(),
+            first_token: None,
+            first_sentence: None,
+            first_tts: None,
+            first_tts_done: None,
+            last_tts_done: None,
+            usage: None,
+            model: None,
+            outcome: TurnOutcome::Failed,
+            interruption: None,
+        }
+    }
+}
+
 /// A turn may speak while it is still the session's current one (checked in the shared
 /// store before every send, so a newer turn on any replica stops it).
 struct CurrentTurn<'a> {
@@ -160,9 +245,9 @@ struct CurrentTurn<'a> {
 impl SendGuard for CurrentTurn<'_> {
     async fn check(&self) -> Result<(), Halt> {
         match self.voice_state.current_turn(self.session_id).await {
-            Ok(g) if g == self.generation => Ok(()),
-            Ok(_) => Err(Halt::Cancelled),
-            Err(e) => Err(Halt::Failed(format!("the store failed: {e}"))),
+            Ok(g) if g.generation == self.generation => Ok(()),
+            Ok(g) => Err(Halt::Cancelled(g.bumped_by)),
+            Err(e) => Err(Halt::failed(e)),
         }
     }
 }
@@ -178,6 +263,9 @@ pub struct VoiceService {
     dispatcher: Option<Arc<dyn AgentDispatcher>>,
     clock: Arc<dyn Clock>,
     observer: Arc<dyn TurnObserver>,
+    turns: Arc<dyn TurnStore>,
+    live: Arc<dyn LiveEvents>,
+    partials: Arc<Mutex<PartialCounts>>,
     policy: ConversationPolicy,
     config: VoiceConfig,
     /// Room adoption (`voice.adopt_rooms`), when on.
@@ -202,6 +290,10 @@ pub(crate) struct VoicePorts {
     pub clock: Arc<dyn Clock>,
     /// Metrics.
     pub observer: Arc<dyn TurnObserver>,
+    /// Turn records.
+    pub turns: Arc<dyn TurnStore>,
+    /// Live captions and the event stream.
+    pub live: Arc<dyn LiveEvents>,
 }
 
 impl VoiceService {
@@ -216,6 +308,9 @@ impl VoiceService {
             dispatcher: ports.dispatcher,
             clock: ports.clock,
             observer: ports.observer,
+            turns: ports.turns,
+            live: ports.live,
+            partials: Arc::default(),
             policy,
             config,
             adopter: None,
@@ -348,6 +443,9 @@ impl VoiceService {
         .ok_or(SessionError::NotFound)?;
         if !t.is_final {
             self.observer.partial();
+            if let Ok(mut counts) = self.partials.lock() {
+                counts.note(session.id, self.clock.instant());
+            }
             return Ok(TranscriptOutcome::Partial);
         }
         let text = without_nul(&t.text);
@@ -376,7 +474,21 @@ impl VoiceService {
         {
             return Ok(TranscriptOutcome::Skipped("duplicate"));
         }
-        let generation = self.voice_state.next_turn(session.id).await?;
+        let start = self.voice_state.start_turn(session.id).await?;
+        let received = self.clock.instant();
+        let partials = self
+            .partials
+            .lock()
+            .ok()
+            .and_then(|mut counts| counts.take(session.id, received));
+        self.live.publish(SessionEvent {
+            session_id: session.id,
+            room_name: session.room_name.clone(),
+            event: LiveEvent::Transcript {
+                turn: start.turn,
+                text: text.to_owned(),
+            },
+        });
         Ok(TranscriptOutcome::Turn(Box::new(PendingTurn {
             language: t
                 .language
@@ -384,8 +496,12 @@ impl VoiceService {
                 .unwrap_or_else(|| session.language.clone()),
             session,
             text: text.to_owned(),
-            generation,
-            received: Instant::now(),
+            generation: start.generation,
+            turn: start.turn,
+            confidence: t.confidence,
+            partials,
+            started_at: now,
+            received,
         })))
     }
 
@@ -402,17 +518,17 @@ impl VoiceService {
 
     /// Runs a turn to its end and reports it. Never panics, never leaves a task behind: every
     /// outcome is stored (what was spoken, or a system note) and returned.
-    #[tracing::instrument(skip_all, fields(session_id = %turn.session.id, generation = turn.generation))]
+    #[tracing::instrument(skip_all, fields(session_id = %turn.session.id, generation = turn.generation, turn = turn.turn))]
     pub async fn run_turn(&self, turn: PendingTurn) -> TurnReport {
         self.observer.started();
-        let mut sink_state = (Vec::new(), None, None, TurnOutcome::Failed);
-        let failure = self.speak_reply(&turn, &mut sink_state).await.err();
-        let (sent, first_token, first_tts, outcome) = sink_state;
+        let mut spoken = Spoken::default();
+        let failure = self.speak_reply(&turn, &mut spoken).await.err();
+        let sent = &spoken.sent;
         if !sent.is_empty() {
             self.note(turn.session.id, Role::Assistant, &sent.join(" "))
                 .await;
         }
-        if let Some(reason) = &failure {
+        if let Some((_, reason)) = &failure {
             self.note(
                 turn.session.id,
                 Role::System,
@@ -420,13 +536,68 @@ impl VoiceService {
             )
             .await;
         }
+        let since = |at: Instant| at.saturating_duration_since(turn.received);
+        let total = since(self.clock.instant());
+        let outcome = spoken.outcome;
+        let first_token = spoken.first_token.map(since);
+        let first_tts = spoken.first_tts.map(since);
+        let record = TurnRecord {
+            session_id: turn.session.id,
+            turn: turn.turn,
+            source: TurnSource::Voice,
+            started_at: turn.started_at,
+            heard: Heard {
+                text: turn.text.clone(),
+                confidence: turn.confidence.map(f64::from),
+                language: Some(turn.language.clone()),
+                partials: turn.partials,
+            },
+            reply: Reply {
+                text: sent.join(" "),
+                sentences: sent.clone(),
+            },
+            outcome: match outcome {
+                TurnOutcome::Completed => RecordOutcome::Completed,
+                TurnOutcome::Cancelled => RecordOutcome::Interrupted,
+                TurnOutcome::Failed => RecordOutcome::Failed,
+            },
+            interrupted: spoken.interruption.map(|by| Interruption {
+                after_sentence: sent.len() as u32,
+                by,
+            }),
+            error: failure.as_ref().map(|(code, _)| TurnFailure {
+                code: (*code).to_owned(),
+            }),
+            model: spoken
+                .model
+                .clone()
+                .or_else(|| self.llm.as_ref().map(|m| m.model_name()))
+                .unwrap_or_default(),
+            usage: spoken.usage.unwrap_or_default(),
+            timings_ms: TurnTimings {
+                first_token: first_token.map(millis),
+                first_sentence: spoken.first_sentence.map(since).map(millis),
+                first_tts_request: first_tts.map(millis),
+                first_tts_done: spoken.first_tts_done.map(since).map(millis),
+                last_tts_done: spoken.last_tts_done.map(since).map(millis),
+                end: millis(total),
+            },
+        };
+        record_turn(
+            self.turns.as_ref(),
+            self.live.as_ref(),
+            self.observer.as_ref(),
+            &turn.session,
+            record,
+        )
+        .await;
         let report = TurnReport {
             session_id: turn.session.id,
             generation: turn.generation,
             outcome,
             to_first_token: first_token,
             to_first_tts: first_tts,
-            total: turn.received.elapsed(),
+            total,
             sentences: sent.len() as u32,
         };
         tracing::info!(
@@ -441,12 +612,14 @@ impl VoiceService {
         report
     }
 
-    /// The body of a turn; fills `out` with (sent, first token, first TTS, outcome).
+    /// The body of a turn; fills `out` with what its record needs. A failure is its error
+    /// code and why.
     async fn speak_reply(
         &self,
         turn: &PendingTurn,
-        out: &mut (Vec<String>, Option<Duration>, Option<Duration>, TurnOutcome),
-    ) -> Result<(), String> {
+        out: &mut Spoken,
+    ) -> Result<(), (&'static str, String)> {
+        let failed = |e: SessionError| (e.code(), e.to_string());
         let now = self.clock.now();
         note(
             self.history.as_ref(),
@@ -456,20 +629,20 @@ impl VoiceService {
             now,
         )
         .await
-        .map_err(|e| format!("the store failed: {e}"))?;
+        .map_err(|e| failed(SessionError::Store(e)))?;
         let llm = self
             .llm
             .as_ref()
-            .ok_or(LlmError::NotConfigured.to_string())?;
+            .ok_or_else(|| failed(LlmError::NotConfigured.into()))?;
         let tts = self
             .tts
             .as_ref()
-            .ok_or(SpeechError::NotConfigured.to_string())?;
+            .ok_or_else(|| failed(SpeechError::NotConfigured.into()))?;
         let request = self
             .policy
             .request(self.history.as_ref(), turn.session.id)
             .await
-            .map_err(|e| format!("the store failed: {e}"))?;
+            .map_err(|e| failed(SessionError::Store(e)))?;
         let current = CurrentTurn {
             voice_state: self.voice_state.as_ref(),
             session_id: turn.session.id,
@@ -478,28 +651,50 @@ impl VoiceService {
         let speech = self
             .policy
             .speech(turn.session.room_name.clone(), turn.language.clone());
-        let mut speaker =
-            Speaker::new(tts.as_ref(), speech, self.config.max_sentence_chars).guarded(&current);
+        let events = ReplyEvents {
+            live: self.live.as_ref(),
+            session_id: turn.session.id,
+            room_name: &turn.session.room_name,
+            turn: turn.turn,
+        };
+        let mut speaker = Speaker::new(
+            tts.as_ref(),
+            self.clock.as_ref(),
+            speech,
+            self.config.max_sentence_chars,
+        )
+        .guarded(&current)
+        .announcing(events);
         let mut silent = NoDeltas;
-        let mut sink = SpeakingSink::new(&mut silent, Some(&mut speaker));
-        let streamed = llm.stream(&request, &mut sink).await;
-        let first_token = sink.first_delta;
+        let mut sink = SpeakingSink::new(&mut silent, Some(&mut speaker), self.clock.as_ref());
+        let streamed = llm
+            .stream(&request, &mut sink)
+            .instrument(tracing::info_span!("llm"))
+            .await;
+        out.first_token = sink.first_delta;
+        out.usage = sink.usage;
         if streamed.is_ok() {
             speaker.finish().await;
         }
         let result = match (&streamed, &speaker.halted) {
-            (_, Some(Halt::Failed(reason))) => Err(reason.clone()),
-            (_, Some(Halt::Cancelled)) => Ok(TurnOutcome::Cancelled),
+            (_, Some(Halt::Failed { code, reason })) => Err((*code, reason.clone())),
+            (_, Some(Halt::Cancelled(by))) => {
+                out.interruption = Some(*by);
+                Ok(TurnOutcome::Cancelled)
+            }
             (Ok(_), None) => Ok(TurnOutcome::Completed),
-            (Err(e), None) => Err(e.to_string()),
+            (Err(e), None) => Err(failed(e.clone().into())),
         };
-        let since = |at: Instant| at.saturating_duration_since(turn.received);
-        *out = (
-            std::mem::take(&mut speaker.sent),
-            first_token.map(since),
-            speaker.first_send.map(since),
-            *result.as_ref().unwrap_or(&TurnOutcome::Failed),
-        );
+        if let Ok(reply) = &streamed {
+            out.usage = Some(reply.usage);
+            out.model = Some(reply.model.clone());
+        }
+        out.sent = std::mem::take(&mut speaker.sent);
+        out.first_sentence = speaker.first_sentence;
+        out.first_tts = speaker.first_send;
+        out.first_tts_done = speaker.first_done;
+        out.last_tts_done = speaker.last_done;
+        out.outcome = *result.as_ref().unwrap_or(&TurnOutcome::Failed);
         result.map(|_| ())
     }
 
@@ -509,6 +704,27 @@ impl VoiceService {
             tracing::warn!(error = %e, "could not store a voice turn in history");
         }
     }
+}
+
+/// Stores a finished turn's record, then tells the live stream and the metrics. A failed
+/// store is logged: the turn itself is over either way.
+pub(crate) async fn record_turn(
+    turns: &dyn TurnStore,
+    live: &dyn LiveEvents,
+    observer: &dyn TurnObserver,
+    session: &Session,
+    record: TurnRecord,
+) {
+    observer.recorded(&record);
+    if let Err(e) = turns.record_turn(&record).await {
+        tracing::warn!(error = %e, turn = record.turn, "could not store a turn record");
+        return;
+    }
+    live.publish(SessionEvent {
+        session_id: session.id,
+        room_name: session.room_name.clone(),
+        event: LiveEvent::TurnEnded(Box::new(record)),
+    });
 }
 
 /// A room name as the STT bot sends it: no control characters (no room has them, and a
@@ -521,4 +737,42 @@ fn check_room_name(room_name: &str) -> Result<(), SessionError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod partial_tests {
+    use super::*;
+
+    #[test]
+    fn partial_counts_stay_bounded_dropping_the_oldest_and_forget_what_is_taken() {
+        let t = Instant::now();
+        let mut counts = PartialCounts::default();
+        let ids: Vec<Uuid> = (0..=MAX_PARTIAL_SESSIONS).map(|_| Uuid::new_v4()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            counts.note(*id, t + Duration::from_millis(i as u64));
+        }
+        assert_eq!(counts.0.len(), MAX_PARTIAL_SESSIONS);
+        assert_eq!(
+            counts.take(ids[0], t + Duration::from_secs(1)),
+            None,
+            "the oldest went"
+        );
+        let last = *ids.last().unwrap();
+        counts.note(last, t + Duration::from_secs(2));
+        let at = t + Duration::from_secs(10);
+        assert_eq!(
+            counts.take(last, at),
+            Some(Partials {
+                count: 2,
+                first_ms_before_final: 10_000 - MAX_PARTIAL_SESSIONS as u64,
+            })
+        );
+        assert_eq!(counts.take(last, at), None, "taken once");
+        // Partials older than the age bound belong to no final.
+        counts.note(last, t);
+        assert_eq!(
+            counts.take(last, t + PARTIALS_MAX_AGE + Duration::from_millis(1)),
+            None
+        );
+    }
 }

@@ -39,6 +39,17 @@ struct Fixture {
     clock: Arc<FakeClock>,
     session: Session,
     spoken: Arc<Mutex<Vec<String>>>,
+    live: Arc<Recorded>,
+}
+
+/// Live events as published, in order.
+#[derive(Default)]
+struct Recorded(Mutex<Vec<LiveEvent>>);
+
+impl LiveEvents for Recorded {
+    fn publish(&self, event: SessionEvent) {
+        self.0.lock().unwrap().push(event.event);
+    }
 }
 
 async fn fixture() -> Fixture {
@@ -66,6 +77,7 @@ async fn fixture() -> Fixture {
         clock: Arc::new(FakeClock(Mutex::new(t0()))),
         session,
         spoken: Arc::default(),
+        live: Arc::default(),
     }
 }
 
@@ -96,6 +108,8 @@ impl Fixture {
                     .map(|m| Arc::new(m) as Arc<dyn AgentDispatcher>),
                 clock: self.clock.clone(),
                 observer,
+                turns: self.store.clone(),
+                live: self.live.clone(),
             },
             ConversationPolicy::default(),
             VoiceConfig {
@@ -138,7 +152,11 @@ impl Fixture {
     }
 
     async fn generation(&self) -> u64 {
-        self.store.current_turn(self.session.id).await.unwrap()
+        self.store
+            .current_turn(self.session.id)
+            .await
+            .unwrap()
+            .generation
     }
 }
 
@@ -149,6 +167,8 @@ fn model(
     mut after: impl FnMut(usize) + Send + 'static,
 ) -> MockChatModel {
     let mut llm = MockChatModel::new();
+    llm.expect_model_name()
+        .return_const("gemini-test".to_owned());
     llm.expect_stream().times(1).returning(move |_, sink| {
         for (i, delta) in deltas.iter().enumerate() {
             if at_once(sink.push(delta)) == Flow::Stop {
@@ -159,10 +179,19 @@ fn model(
         Ok(ChatReply {
             text: deltas.concat(),
             finish_reason: FinishReason::Stop,
+            model: "gemini-test-001".into(),
+            usage: USAGE,
         })
     });
     llm
 }
+
+/// What [`model`] reports.
+const USAGE: TokenUsage = TokenUsage {
+    prompt_tokens: 11,
+    output_tokens: 7,
+    total_tokens: 18,
+};
 
 fn heard(text: &str) -> Transcript {
     Transcript {
@@ -207,6 +236,7 @@ async fn a_final_starts_a_turn_whose_sentences_reach_tts_in_order_and_are_kept_a
     let fx = fixture().await;
     let mut observer = MockTurnObserver::new();
     observer.expect_started().times(1).return_const(());
+    observer.expect_recorded().times(1).return_const(());
     observer
         .expect_finished()
         .withf(|r| r.outcome == TurnOutcome::Completed && r.sentences == 3 && r.generation == 1)
@@ -254,6 +284,7 @@ async fn a_newer_final_cancels_the_running_turn_before_its_next_tts_send() {
     };
     let mut observer = MockTurnObserver::new();
     observer.expect_started().times(1).return_const(());
+    observer.expect_recorded().times(1).return_const(());
     observer
         .expect_finished()
         .withf(|r| r.outcome == TurnOutcome::Cancelled && r.sentences == 1)
@@ -425,6 +456,8 @@ async fn a_failing_model_notes_the_failure_in_history_and_reports_failed() {
     // Arrange
     let fx = fixture().await;
     let mut llm = MockChatModel::new();
+    llm.expect_model_name()
+        .return_const("gemini-test".to_owned());
     llm.expect_stream()
         .times(1)
         .returning(|_, _| Err(LlmError::Upstream("503 after 3 tries".into())));
@@ -432,6 +465,7 @@ async fn a_failing_model_notes_the_failure_in_history_and_reports_failed() {
     tts.expect_synthesize().never();
     let mut observer = MockTurnObserver::new();
     observer.expect_started().times(1).return_const(());
+    observer.expect_recorded().times(1).return_const(());
     observer
         .expect_finished()
         .withf(|r| r.outcome == TurnOutcome::Failed && r.sentences == 0)
@@ -752,4 +786,350 @@ async fn only_a_persons_audio_in_a_live_voice_session_claims_the_bots() {
         None
     );
     assert!(svc.claim_bots(&fx.session, &mic).await.unwrap().is_some());
+}
+
+// ---- turn records ------------------------------------------------------------------------
+
+/// What a timed model reports before its first delta (a stream cut short still has it).
+const EARLY_USAGE: TokenUsage = TokenUsage {
+    prompt_tokens: 11,
+    output_tokens: 0,
+    total_tokens: 11,
+};
+
+/// A model on the fake clock: before delta `i` it waits `steps[i].0` ms (the clock moves),
+/// then pushes `steps[i].1`; `after(i)` runs once the delta is through. It reports
+/// [`EARLY_USAGE`] at once and [`USAGE`] in its reply.
+fn timed_model(
+    clock: Arc<FakeClock>,
+    steps: &'static [(i64, &'static str)],
+    mut after: impl FnMut(usize) + Send + 'static,
+) -> MockChatModel {
+    let mut llm = MockChatModel::new();
+    llm.expect_model_name()
+        .return_const("gemini-test".to_owned());
+    llm.expect_stream().times(1).returning(move |_, sink| {
+        sink.usage(EARLY_USAGE);
+        for (i, (wait, delta)) in steps.iter().enumerate() {
+            clock.advance(Duration::milliseconds(*wait));
+            if at_once(sink.push(delta)) == Flow::Stop {
+                return Err(LlmError::Cancelled);
+            }
+            after(i);
+        }
+        Ok(ChatReply {
+            text: steps.iter().map(|(_, d)| *d).collect(),
+            finish_reason: FinishReason::Stop,
+            model: "gemini-test-001".into(),
+            usage: USAGE,
+        })
+    });
+    llm
+}
+
+impl Fixture {
+    /// TTS that takes `ms` of fake time per sentence and accepts it (or refuses `refuse`).
+    fn timed_tts(&self, ms: i64, refuse: Option<&'static str>) -> MockTextToSpeech {
+        let (clock, spoken) = (self.clock.clone(), self.spoken.clone());
+        let mut tts = MockTextToSpeech::new();
+        tts.expect_synthesize().returning(move |r| {
+            clock.advance(Duration::milliseconds(ms));
+            if refuse == Some(r.text.as_str()) {
+                return Err(SpeechError::Failed {
+                    status: 503,
+                    detail: "busy".into(),
+                });
+            }
+            spoken.lock().unwrap().push(r.text.clone());
+            Ok(serde_json::json!({"status": "ok"}))
+        });
+        tts
+    }
+
+    async fn record(&self, turn: u64) -> TurnRecord {
+        self.store
+            .get_turn(self.session.id, turn)
+            .await
+            .unwrap()
+            .expect("the turn is recorded")
+    }
+
+    fn events(&self) -> Vec<LiveEvent> {
+        self.live.0.lock().unwrap().clone()
+    }
+}
+
+/// The record every test below starts from: turn 1, heard "Hello" at t0, nothing else yet.
+fn record_of(fx: &Fixture, turn: u64, text: &str) -> TurnRecord {
+    TurnRecord {
+        session_id: fx.session.id,
+        turn,
+        source: TurnSource::Voice,
+        started_at: t0(),
+        heard: Heard {
+            text: text.into(),
+            confidence: Some(f64::from(0.9f32)),
+            language: Some("en".into()),
+            partials: None,
+        },
+        reply: Reply::default(),
+        outcome: RecordOutcome::Completed,
+        interrupted: None,
+        error: None,
+        model: "gemini-test-001".into(),
+        usage: USAGE,
+        timings_ms: TurnTimings::default(),
+    }
+}
+
+fn reply(sentences: &[&str]) -> Reply {
+    Reply {
+        sentences: sentences.iter().map(|s| s.to_string()).collect(),
+        text: sentences.join(" "),
+    }
+}
+
+#[tokio::test]
+async fn a_completed_turn_is_recorded_exactly_with_partials_timings_usage_and_events() {
+    // Arrange: two partials 1 s and 0.4 s before the final; the model's first delta after
+    // 200 ms, the second 100 ms later; TTS takes 50 ms a sentence.
+    let fx = fixture().await;
+    let mut observer = MockTurnObserver::new();
+    observer.expect_partial().times(2).return_const(());
+    observer.expect_started().return_const(());
+    observer.expect_finished().return_const(());
+    observer
+        .expect_recorded()
+        .withf(|r| r.turn == 1 && r.usage == USAGE)
+        .times(1)
+        .return_const(());
+    let svc = fx.service(Ports {
+        llm: Some(timed_model(
+            fx.clock.clone(),
+            &[(200, "Hi there. How"), (100, " are you?")],
+            |_| {},
+        )),
+        tts: Some(fx.timed_tts(50, None)),
+        observer: Some(observer),
+        ..Default::default()
+    });
+    fx.clock.advance(-Duration::milliseconds(1000));
+    svc.transcript(partial("Hel")).await.unwrap();
+    fx.clock.advance(Duration::milliseconds(600));
+    svc.transcript(partial("Hello th")).await.unwrap();
+    fx.clock.advance(Duration::milliseconds(400));
+
+    // Act
+    let turn = start(&svc, heard("Hello")).await;
+    svc.run_turn(turn).await;
+
+    // Assert: the second delta comes 100 ms after TTS answered the first sentence (250 ms);
+    // "How are you?" waits for the stream's end (a "?" at the end of the buffer may go on),
+    // so it is sent at 350 ms and answered at 400.
+    let expected = TurnRecord {
+        heard: Heard {
+            partials: Some(Partials {
+                count: 2,
+                first_ms_before_final: 1000,
+            }),
+            ..record_of(&fx, 1, "Hello").heard
+        },
+        reply: reply(&["Hi there.", "How are you?"]),
+        timings_ms: TurnTimings {
+            first_token: Some(200),
+            first_sentence: Some(200),
+            first_tts_request: Some(200),
+            first_tts_done: Some(250),
+            last_tts_done: Some(400),
+            end: 400,
+        },
+        ..record_of(&fx, 1, "Hello")
+    };
+    assert_eq!(fx.record(1).await, expected);
+    let reply_event = |index, text: &str| LiveEvent::Reply {
+        turn: 1,
+        index,
+        text: text.into(),
+    };
+    assert_eq!(
+        fx.events(),
+        [
+            LiveEvent::Transcript {
+                turn: 1,
+                text: "Hello".into()
+            },
+            reply_event(0, "Hi there."),
+            reply_event(1, "How are you?"),
+            LiveEvent::TurnEnded(Box::new(expected)),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_turn_stopped_by_a_voice_onset_is_recorded_as_interrupted_by_it() {
+    // Arrange: after "One." is spoken, the user starts speaking (another replica hears it).
+    let fx = fixture().await;
+    let replica = fx.replica();
+    let llm = timed_model(
+        fx.clock.clone(),
+        &[(100, "One. "), (100, "Two. "), (100, "Three.")],
+        move |i| {
+            if i == 0 {
+                at_once(replica.voice_onset(ROOM)).unwrap();
+            }
+        },
+    );
+    let svc = fx.service(Ports {
+        llm: Some(llm),
+        tts: Some(fx.timed_tts(30, None)),
+        ..Default::default()
+    });
+
+    // Act
+    svc.run_turn(start(&svc, heard("Count.")).await).await;
+
+    // Assert: stopped before "Two." at 230 ms; the usage is what the stream had reported,
+    // the model its configured name (no reply came).
+    assert_eq!(
+        fx.record(1).await,
+        TurnRecord {
+            reply: reply(&["One."]),
+            outcome: RecordOutcome::Interrupted,
+            interrupted: Some(Interruption {
+                after_sentence: 1,
+                by: InterruptedBy::VoiceOnset,
+            }),
+            model: "gemini-test".into(),
+            usage: EARLY_USAGE,
+            timings_ms: TurnTimings {
+                first_token: Some(100),
+                first_sentence: Some(100),
+                first_tts_request: Some(100),
+                first_tts_done: Some(130),
+                last_tts_done: Some(130),
+                end: 230,
+            },
+            ..record_of(&fx, 1, "Count.")
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_turn_stopped_by_a_newer_final_is_recorded_as_interrupted_by_it() {
+    // Arrange: after "One." the user says something new (turn 2, on another replica).
+    let fx = fixture().await;
+    let replica = fx.replica();
+    let llm = timed_model(
+        fx.clock.clone(),
+        &[(100, "One. "), (100, "Two. ")],
+        move |i| {
+            if i == 0 {
+                let newer = at_once(start(&replica, heard("Stop.")));
+                assert_eq!((newer.turn, newer.generation), (2, 2));
+            }
+        },
+    );
+    let svc = fx.service(Ports {
+        llm: Some(llm),
+        tts: Some(fx.timed_tts(30, None)),
+        ..Default::default()
+    });
+
+    // Act
+    svc.run_turn(start(&svc, heard("Count.")).await).await;
+
+    // Assert
+    let record = fx.record(1).await;
+    assert_eq!(
+        (record.outcome, record.interrupted),
+        (
+            RecordOutcome::Interrupted,
+            Some(Interruption {
+                after_sentence: 1,
+                by: InterruptedBy::NewerFinal,
+            })
+        )
+    );
+    assert_eq!(record.reply, reply(&["One."]));
+    assert_eq!(record.timings_ms.end, 230);
+    assert_eq!(fx.store.get_turn(fx.session.id, 2).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_turn_whose_tts_fails_is_recorded_as_failed_with_the_code() {
+    // Arrange: TTS refuses the second sentence.
+    let fx = fixture().await;
+    let svc = fx.service(Ports {
+        llm: Some(timed_model(
+            fx.clock.clone(),
+            &[(100, "One. "), (100, "Two. "), (100, "Three. ")],
+            |_| {},
+        )),
+        tts: Some(fx.timed_tts(30, Some("Two."))),
+        ..Default::default()
+    });
+
+    // Act
+    svc.run_turn(start(&svc, heard("Count.")).await).await;
+
+    // Assert: "Two." was asked at 230 ms and refused at 260: not in the reply, nor a TTS
+    // answer that counts.
+    assert_eq!(
+        fx.record(1).await,
+        TurnRecord {
+            reply: reply(&["One."]),
+            outcome: RecordOutcome::Failed,
+            error: Some(TurnFailure {
+                code: "tts_failed".into()
+            }),
+            model: "gemini-test".into(),
+            usage: EARLY_USAGE,
+            timings_ms: TurnTimings {
+                first_token: Some(100),
+                first_sentence: Some(100),
+                first_tts_request: Some(100),
+                first_tts_done: Some(130),
+                last_tts_done: Some(130),
+                end: 260,
+            },
+            ..record_of(&fx, 1, "Count.")
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_turn_whose_model_fails_is_recorded_as_failed_with_the_llm_code() {
+    let fx = fixture().await;
+    let mut llm = MockChatModel::new();
+    llm.expect_model_name()
+        .return_const("gemini-test".to_owned());
+    let clock = fx.clock.clone();
+    llm.expect_stream().returning(move |_, _| {
+        clock.advance(Duration::milliseconds(700));
+        Err(LlmError::Upstream("503 after 3 tries".into()))
+    });
+    let svc = fx.service(Ports {
+        llm: Some(llm),
+        tts: Some(fx.timed_tts(30, None)),
+        ..Default::default()
+    });
+
+    svc.run_turn(start(&svc, heard("Hello")).await).await;
+
+    assert_eq!(
+        fx.record(1).await,
+        TurnRecord {
+            outcome: RecordOutcome::Failed,
+            error: Some(TurnFailure {
+                code: "llm_upstream_error".into()
+            }),
+            model: "gemini-test".into(),
+            usage: TokenUsage::default(),
+            timings_ms: TurnTimings {
+                end: 700,
+                ..TurnTimings::default()
+            },
+            ..record_of(&fx, 1, "Hello")
+        }
+    );
 }

@@ -186,9 +186,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Session(e) => match e {
-                SessionError::NotFound | SessionError::ParticipantNotFound(_) => {
-                    StatusCode::NOT_FOUND
-                }
+                SessionError::NotFound
+                | SessionError::ParticipantNotFound(_)
+                | SessionError::TurnNotFound(_) => StatusCode::NOT_FOUND,
                 SessionError::RoomNameTaken(_) | SessionError::NotLive(_) => StatusCode::CONFLICT,
                 SessionError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 SessionError::Room(_) => StatusCode::BAD_GATEWAY,

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod background;
 pub mod client_addr;
+pub mod clock;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -33,7 +34,9 @@ use june_domain::{ConversationService, LifecycleService, SessionService, VoiceSe
 
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
-use crate::routes::{ai, health, meta, participants, sessions, stream, tokens, voice, webhooks};
+use crate::routes::{
+    ai, health, meta, participants, sessions, stream, tokens, turns, voice, webhooks,
+};
 
 /// Settings the HTTP layer needs besides the services.
 #[derive(Debug, Clone)]
@@ -220,6 +223,8 @@ api! {
     Bearer "/api/sessions/{id}/history" => [get: sessions::get_history, delete: sessions::clear_history];
     Bearer "/api/sessions/{id}/events" => [get: webhooks::list_events];
     Bearer "/api/sessions/{id}/stream" => [get: stream::stream_session];
+    Bearer "/api/sessions/{id}/turns" => [get: turns::list_turns];
+    Bearer "/api/sessions/{id}/turns/{n}" => [get: turns::get_turn];
     Signed "/api/livekit-webhooks", webhook_limits => [post: webhooks::livekit_webhook];
     Stt "/api/webhooks/stt" => [post: voice::stt_transcript];
     Stt "/api/webhooks/voice_onset" => [post: voice::voice_onset];

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use actix_web::HttpResponse;
-use june_domain::{TurnObserver, TurnReport};
+use june_domain::{TurnObserver, TurnRecord, TurnReport, TurnSource};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -169,6 +169,35 @@ impl TurnObserver for PrometheusTurns {
         }
         metrics::histogram!("june_turn_seconds", "outcome" => r.outcome.as_str())
             .record(r.total.as_secs_f64());
+    }
+
+    /// Tokens by kind, and each stage of the turn (voice and chat) from its record: the
+    /// pipeline breakdown a dashboard stacks. Labels come from closed sets.
+    fn recorded(&self, r: &TurnRecord) {
+        metrics::counter!("june_llm_tokens_total", "kind" => "prompt")
+            .increment(r.usage.prompt_tokens);
+        metrics::counter!("june_llm_tokens_total", "kind" => "output")
+            .increment(r.usage.output_tokens);
+        let source = match r.source {
+            TurnSource::Voice => "voice",
+            TurnSource::Chat => "chat",
+        };
+        let t = &r.timings_ms;
+        let stages = [
+            ("first_token", t.first_token),
+            ("first_sentence", t.first_sentence),
+            ("first_tts_request", t.first_tts_request),
+            ("first_tts_done", t.first_tts_done),
+            ("last_tts_done", t.last_tts_done),
+            ("end", Some(t.end)),
+        ];
+        for (stage, ms) in stages
+            .into_iter()
+            .filter_map(|(stage, ms)| Some((stage, ms?)))
+        {
+            metrics::histogram!("june_turn_stage_seconds", "stage" => stage, "source" => source)
+                .record(Duration::from_millis(ms).as_secs_f64());
+        }
     }
 }
 

@@ -95,7 +95,7 @@ async fn a_final_beyond_the_turn_cap_is_refused_before_it_cancels_the_running_tu
     // Assert: 503 voice_busy, and the running turn's generation is untouched.
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], "voice_busy");
-    assert_eq!(store.current_turn(session.id).await.unwrap(), 0);
+    assert_eq!(store.current_turn(session.id).await.unwrap().generation, 0);
 
     // A partial needs no place; once the turn ends, a final starts the next one.
     let (status, body, _) = call(

@@ -24,9 +24,9 @@ use chrono::{DateTime, Utc};
 use june_domain::ports::{
     EventCursor, EventStore, HistoryStore, IdempotencyState, IdempotencyStore, LeaseStore,
     Presence, PresenceStore, SessionFilter, SessionStore, StoreError, StoreHealth, Transition,
-    VoiceStateStore,
+    TurnGeneration, TurnStart, TurnStore, TurnSummary, VoiceStateStore,
 };
-use june_domain::{HistoryEntry, RecordedEvent, Session, SessionStatus};
+use june_domain::{HistoryEntry, RecordedEvent, Session, SessionStatus, TurnRecord};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -195,7 +195,11 @@ impl<S: VoiceStateStore> VoiceStateStore for Bounded<S> {
         self.call(self.inner.next_turn(id)).await
     }
 
-    async fn current_turn(&self, id: Uuid) -> Result<u64, StoreError> {
+    async fn start_turn(&self, id: Uuid) -> Result<TurnStart, StoreError> {
+        self.call(self.inner.start_turn(id)).await
+    }
+
+    async fn current_turn(&self, id: Uuid) -> Result<TurnGeneration, StoreError> {
         self.call(self.inner.current_turn(id)).await
     }
 
@@ -207,6 +211,49 @@ impl<S: VoiceStateStore> VoiceStateStore for Bounded<S> {
         window: chrono::Duration,
     ) -> Result<bool, StoreError> {
         self.call(self.inner.note_final(id, text, at, window)).await
+    }
+}
+
+#[async_trait]
+impl<S: TurnStore> TurnStore for Bounded<S> {
+    async fn record_turn(&self, record: &TurnRecord) -> Result<(), StoreError> {
+        self.call(self.inner.record_turn(record)).await
+    }
+
+    async fn list_turns(
+        &self,
+        session_id: Uuid,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<TurnRecord>, StoreError> {
+        self.call(self.inner.list_turns(session_id, before, limit))
+            .await
+    }
+
+    async fn turns_after(
+        &self,
+        session_id: Uuid,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<TurnRecord>, StoreError> {
+        self.call(self.inner.turns_after(session_id, after, limit))
+            .await
+    }
+
+    async fn get_turn(
+        &self,
+        session_id: Uuid,
+        turn: u64,
+    ) -> Result<Option<TurnRecord>, StoreError> {
+        self.call(self.inner.get_turn(session_id, turn)).await
+    }
+
+    async fn allocate_turn(&self, session_id: Uuid) -> Result<u64, StoreError> {
+        self.call(self.inner.allocate_turn(session_id)).await
+    }
+
+    async fn summary(&self, session_id: Uuid) -> Result<TurnSummary, StoreError> {
+        self.call(self.inner.summary(session_id)).await
     }
 }
 

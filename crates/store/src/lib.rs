@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use june_domain::ports::{
     EventStore, HistoryStore, IdempotencyStore, LeaseStore, PresenceStore, SessionStore,
-    StoreError, StoreHealth, VoiceStateStore,
+    StoreError, StoreHealth, TurnStore, VoiceStateStore,
 };
 
 use crate::bounded::{Abandonments, Bounded};
@@ -54,6 +54,8 @@ pub struct Stores {
     pub events: Arc<dyn EventStore>,
     /// `Idempotency-Key` records.
     pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Turn records.
+    pub turns: Arc<dyn TurnStore>,
 }
 
 /// Pool settings.
@@ -124,6 +126,7 @@ impl Stores {
             + HistoryStore
             + EventStore
             + IdempotencyStore
+            + TurnStore
             + 'static,
     {
         stores(store)
@@ -140,6 +143,7 @@ where
         + HistoryStore
         + EventStore
         + IdempotencyStore
+        + TurnStore
         + 'static,
 {
     let store = Arc::new(store);
@@ -151,6 +155,7 @@ where
         health: store.clone(),
         history: store.clone(),
         events: store.clone(),
+        turns: store.clone(),
         idempotency: store,
     }
 }

@@ -17,9 +17,10 @@ use std::ops::DerefMut;
 
 use chrono::{DateTime, Utc};
 use june_domain::ports::{
-    EventCursor, IdempotencyState, Presence, SessionFilter, StoreError, Transition,
+    EventCursor, IdempotencyState, Presence, SessionFilter, StoreError, Transition, TurnGeneration,
+    TurnStart, TurnSummary,
 };
-use june_domain::{HistoryEntry, RecordedEvent, Session, SessionStatus};
+use june_domain::{HistoryEntry, InterruptedBy, RecordedEvent, Session, SessionStatus, TurnRecord};
 use sqlx::query::Query;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, QueryBuilder, Type};
 use uuid::Uuid;
@@ -80,6 +81,9 @@ where
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> (String, bool): FromRow<'r, DB::Row>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
+    for<'r> (i64, i64): FromRow<'r, DB::Row>,
+    for<'r> (i64, String): FromRow<'r, DB::Row>,
+    for<'r> (i64, i64, Option<i64>, Option<i64>): FromRow<'r, DB::Row>,
 {
     // ---- statement shapes -------------------------------------------------------------
 
@@ -459,8 +463,8 @@ where
         id: Uuid,
     ) -> Result<u64, StoreError> {
         let query = sqlx::query(
-            "UPDATE sessions SET turn_generation = turn_generation + 1 WHERE id = $1 \
-             RETURNING turn_generation",
+            "UPDATE sessions SET turn_generation = turn_generation + 1, \
+             turn_bumped_by = 'voice_onset' WHERE id = $1 RETURNING turn_generation",
         )
         .bind(id.to_string());
         let (n,): (i64,) = Self::fetch_optional(&mut *store.writer().await?, query)
@@ -469,16 +473,175 @@ where
         Ok(u64::try_from(n).unwrap_or_default())
     }
 
+    /// The generation and the turn number in one UPDATE: no extra round trip on the voice
+    /// path.
+    pub(crate) async fn start_turn(
+        store: &impl Conns<Db = DB>,
+        id: Uuid,
+    ) -> Result<TurnStart, StoreError> {
+        let query = sqlx::query(
+            "UPDATE sessions SET turn_generation = turn_generation + 1, \
+             turn_count = turn_count + 1, turn_bumped_by = 'final' WHERE id = $1 \
+             RETURNING turn_generation, turn_count",
+        )
+        .bind(id.to_string());
+        let (generation, turn): (i64, i64) =
+            Self::fetch_optional(&mut *store.writer().await?, query)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        Ok(TurnStart {
+            generation: u64::try_from(generation).unwrap_or_default(),
+            turn: u64::try_from(turn).unwrap_or_default(),
+        })
+    }
+
     pub(crate) async fn current_turn(
         store: &impl Conns<Db = DB>,
         id: Uuid,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<TurnGeneration, StoreError> {
         let query =
-            sqlx::query("SELECT turn_generation FROM sessions WHERE id = $1").bind(id.to_string());
-        let (n,): (i64,) = Self::fetch_optional(&mut *store.reader().await?, query)
+            sqlx::query("SELECT turn_generation, turn_bumped_by FROM sessions WHERE id = $1")
+                .bind(id.to_string());
+        let (n, by): (i64, String) = Self::fetch_optional(&mut *store.reader().await?, query)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(TurnGeneration {
+            generation: u64::try_from(n).unwrap_or_default(),
+            bumped_by: if by == "voice_onset" {
+                InterruptedBy::VoiceOnset
+            } else {
+                InterruptedBy::NewerFinal
+            },
+        })
+    }
+
+    // ---- TurnStore -----------------------------------------------------------------------
+
+    /// Upserts the record if its session exists (none changed: `NotFound`).
+    pub(crate) async fn record_turn(
+        store: &impl Conns<Db = DB>,
+        record: &TurnRecord,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(record)
+            .map_err(|e| StoreError::Invalid(format!("unwritable turn record: {e}")))?;
+        let query = sqlx::query(
+            "INSERT INTO turns (session_id, turn, first_tts_request, total_tokens, record) \
+             SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM sessions WHERE id = $1) \
+             ON CONFLICT (session_id, turn) DO UPDATE SET \
+               first_tts_request = excluded.first_tts_request, \
+               total_tokens = excluded.total_tokens, record = excluded.record",
+        )
+        .bind(record.session_id.to_string())
+        .bind(to_i64(record.turn))
+        .bind(record.timings_ms.first_tts_request.map(to_i64))
+        .bind(to_i64(record.usage.total_tokens))
+        .bind(json);
+        match Self::execute(&mut *store.writer().await?, query).await? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    /// Turn records of one session by `sql`, which binds the session (`$1`), a turn number
+    /// (`$2`) and a limit (`$3`).
+    async fn fetch_turns(
+        store: &impl Conns<Db = DB>,
+        session_id: Uuid,
+        sql: &'static str,
+        bound: u64,
+        limit: u32,
+    ) -> Result<Vec<TurnRecord>, StoreError> {
+        let query = sqlx::query(sql)
+            .bind(session_id.to_string())
+            .bind(to_i64(bound))
+            .bind(i64::from(limit));
+        let rows: Vec<(String,)> = Self::fetch_all(&mut *store.reader().await?, query).await?;
+        rows.into_iter()
+            .map(|(json,)| {
+                let mut record: TurnRecord = serde_json::from_str(&json)
+                    .map_err(|_| corrupt("turn record", &session_id.to_string()))?;
+                record.session_id = session_id;
+                Ok(record)
+            })
+            .collect()
+    }
+
+    pub(crate) async fn list_turns(
+        store: &impl Conns<Db = DB>,
+        session_id: Uuid,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<TurnRecord>, StoreError> {
+        let before = before.unwrap_or(i64::MAX as u64);
+        let sql = "SELECT record FROM turns WHERE session_id = $1 AND turn < $2 \
+                   ORDER BY turn DESC LIMIT $3";
+        Self::fetch_turns(store, session_id, sql, before, limit).await
+    }
+
+    pub(crate) async fn turns_after(
+        store: &impl Conns<Db = DB>,
+        session_id: Uuid,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<TurnRecord>, StoreError> {
+        let sql = "SELECT record FROM turns WHERE session_id = $1 AND turn > $2 \
+                   ORDER BY turn ASC LIMIT $3";
+        Self::fetch_turns(store, session_id, sql, after, limit).await
+    }
+
+    pub(crate) async fn get_turn(
+        store: &impl Conns<Db = DB>,
+        session_id: Uuid,
+        turn: u64,
+    ) -> Result<Option<TurnRecord>, StoreError> {
+        let sql = "SELECT record FROM turns WHERE session_id = $1 AND turn = $2 LIMIT $3";
+        Ok(Self::fetch_turns(store, session_id, sql, turn, 1)
+            .await?
+            .pop())
+    }
+
+    pub(crate) async fn allocate_turn(
+        store: &impl Conns<Db = DB>,
+        session_id: Uuid,
+    ) -> Result<u64, StoreError> {
+        let query = sqlx::query(
+            "UPDATE sessions SET turn_count = turn_count + 1 WHERE id = $1 RETURNING turn_count",
+        )
+        .bind(session_id.to_string());
+        let (n,): (i64,) = Self::fetch_optional(&mut *store.writer().await?, query)
             .await?
             .ok_or(StoreError::NotFound)?;
         Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    /// One statement: the count, the tokens, and the nearest-rank p50/p95 of the first-TTS
+    /// latency (rank = ceil(p·n/100), as `june_domain::memory::nearest_rank`).
+    pub(crate) async fn turn_summary(
+        store: &impl Conns<Db = DB>,
+        session_id: Uuid,
+    ) -> Result<TurnSummary, StoreError> {
+        let query = sqlx::query(
+            "WITH t AS (SELECT first_tts_request AS f, total_tokens FROM turns \
+                        WHERE session_id = $1), \
+                  r AS (SELECT f, ROW_NUMBER() OVER (ORDER BY f) AS rn, COUNT(*) OVER () AS n \
+                        FROM t WHERE f IS NOT NULL) \
+             SELECT (SELECT COUNT(*) FROM t), \
+                    (SELECT CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT) FROM t), \
+                    (SELECT f FROM r WHERE rn = (50 * n + 99) / 100), \
+                    (SELECT f FROM r WHERE rn = (95 * n + 99) / 100)",
+        )
+        .bind(session_id.to_string());
+        let (turns, tokens, p50, p95): (i64, i64, Option<i64>, Option<i64>) =
+            Self::fetch_optional(&mut *store.reader().await?, query)
+                .await?
+                .unwrap_or_default();
+        let ms = |v: i64| u64::try_from(v).unwrap_or_default();
+        Ok(TurnSummary {
+            turns: ms(turns),
+            first_tts_p50_ms: p50.map(ms),
+            first_tts_p95_ms: p95.map(ms),
+            total_tokens: ms(tokens),
+        })
     }
 
     pub(crate) async fn note_final(
@@ -677,6 +840,11 @@ where
         Self::execute(&mut *store.writer().await?, query).await?;
         Ok(())
     }
+}
+
+/// A count or number as the database's BIGINT (saturating: none comes near).
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// The head of every presence upsert (its rows follow).

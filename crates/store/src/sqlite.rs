@@ -11,9 +11,9 @@ use june_domain::batch::Batcher;
 use june_domain::ports::{
     EventCursor, EventStore, HistoryStore, IdempotencyState, IdempotencyStore, LeaseStore,
     Presence, PresenceStore, SessionFilter, SessionStore, StoreError, StoreHealth, Transition,
-    VoiceStateStore,
+    TurnGeneration, TurnStart, TurnStore, TurnSummary, VoiceStateStore,
 };
-use june_domain::{HistoryEntry, RecordedEvent, Session, SessionStatus};
+use june_domain::{HistoryEntry, RecordedEvent, Session, SessionStatus, TurnRecord};
 use sqlx::query::Query;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteQueryResult,
@@ -249,7 +249,11 @@ impl VoiceStateStore for SqliteStore {
         Sql::next_turn(self, id).await
     }
 
-    async fn current_turn(&self, id: Uuid) -> Result<u64, StoreError> {
+    async fn start_turn(&self, id: Uuid) -> Result<TurnStart, StoreError> {
+        Sql::start_turn(self, id).await
+    }
+
+    async fn current_turn(&self, id: Uuid) -> Result<TurnGeneration, StoreError> {
         Sql::current_turn(self, id).await
     }
 
@@ -261,6 +265,47 @@ impl VoiceStateStore for SqliteStore {
         window: chrono::Duration,
     ) -> Result<bool, StoreError> {
         Sql::note_final(self, id, text, at, window).await
+    }
+}
+
+#[async_trait]
+impl TurnStore for SqliteStore {
+    async fn record_turn(&self, record: &TurnRecord) -> Result<(), StoreError> {
+        Sql::record_turn(self, record).await
+    }
+
+    async fn list_turns(
+        &self,
+        session_id: Uuid,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<TurnRecord>, StoreError> {
+        Sql::list_turns(self, session_id, before, limit).await
+    }
+
+    async fn turns_after(
+        &self,
+        session_id: Uuid,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<TurnRecord>, StoreError> {
+        Sql::turns_after(self, session_id, after, limit).await
+    }
+
+    async fn get_turn(
+        &self,
+        session_id: Uuid,
+        turn: u64,
+    ) -> Result<Option<TurnRecord>, StoreError> {
+        Sql::get_turn(self, session_id, turn).await
+    }
+
+    async fn allocate_turn(&self, session_id: Uuid) -> Result<u64, StoreError> {
+        Sql::allocate_turn(self, session_id).await
+    }
+
+    async fn summary(&self, session_id: Uuid) -> Result<TurnSummary, StoreError> {
+        Sql::turn_summary(self, session_id).await
     }
 }
 

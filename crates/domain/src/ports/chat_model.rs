@@ -3,6 +3,8 @@
 
 use async_trait::async_trait;
 
+use crate::turns::TokenUsage;
+
 /// Who said a message sent to the model. The system instruction travels apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChatRole {
@@ -48,6 +50,10 @@ pub struct ChatReply {
     pub text: String,
     /// Why it ended.
     pub finish_reason: FinishReason,
+    /// The model that answered (as it named itself, else as configured).
+    pub model: String,
+    /// Tokens, as the model reported them (0 when it did not).
+    pub usage: TokenUsage,
 }
 
 /// What the language model can fail with. Adapters retry what is worth retrying first.
@@ -100,12 +106,19 @@ pub trait DeltaSink: Send {
     /// A new piece of text (appended to what came before). Returning [`Flow::Stop`] drops
     /// the stream: nothing more is read from the model.
     async fn push(&mut self, delta: &str) -> Flow;
+
+    /// Token usage reported so far (Gemini's `usageMetadata`; a later report replaces an
+    /// earlier one), so a stream stopped early still tells what it cost.
+    fn usage(&mut self, _usage: TokenUsage) {}
 }
 
 /// The language model (Gemini).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ChatModel: Send + Sync {
+    /// The configured model's name, for the records of turns that got no reply.
+    fn model_name(&self) -> String;
+
     /// The whole reply at once.
     async fn generate(&self, request: &ChatRequest) -> Result<ChatReply, LlmError>;
 

@@ -1,3 +1,5 @@
+use std::time::Instant;
+
 use chrono::{DateTime, Utc};
 
 /// The time source. Injected so that expiry and ordering can be tested without sleeping.
@@ -5,6 +7,12 @@ use chrono::{DateTime, Utc};
 pub trait Clock: Send + Sync {
     /// Now, in UTC.
     fn now(&self) -> DateTime<Utc>;
+
+    /// Now, on a monotonic clock: what turn timings are measured with, so tests control
+    /// them exactly (a fake clock here, or a paused tokio clock in the binary's tests).
+    fn instant(&self) -> Instant {
+        Instant::now()
+    }
 }
 
 /// The wall clock.

@@ -1,3 +1,4 @@
+use crate::turns::TurnRecord;
 use crate::voice::TurnReport;
 
 /// Where voice-turn metrics go (Prometheus in the binary). Every method does nothing by
@@ -10,6 +11,8 @@ pub trait TurnObserver: Send + Sync {
     fn started(&self) {}
     /// A turn ended.
     fn finished(&self, _report: &TurnReport) {}
+    /// A turn's record (voice or chat) was made: its stage timings and token usage.
+    fn recorded(&self, _record: &TurnRecord) {}
 }
 
 /// An observer that records nothing.

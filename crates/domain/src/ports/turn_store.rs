@@ -4,6 +4,20 @@ use uuid::Uuid;
 use super::StoreError;
 use crate::turns::TurnRecord;
 
+/// A session's turns in figures, for `GET /api/sessions/{id}` (one read of the turn rows).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TurnSummary {
+    /// Stored turns.
+    pub turns: u64,
+    /// Median ms from the final (or the chat request) to the first TTS request, over the
+    /// turns that sent one (nearest rank).
+    pub first_tts_p50_ms: Option<u64>,
+    /// The 95th percentile of the same (nearest rank).
+    pub first_tts_p95_ms: Option<u64>,
+    /// Tokens of every stored turn.
+    pub total_tokens: u64,
+}
+
 /// Persistence of turn records (design.md §8.3), kept with the session and removed with it.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -32,4 +46,14 @@ pub trait TurnStore: Send + Sync {
     /// One turn, if stored.
     async fn get_turn(&self, session_id: Uuid, turn: u64)
     -> Result<Option<TurnRecord>, StoreError>;
+
+    /// The next turn number of a chat turn (voice turns get theirs from
+    /// [`VoiceStateStore::start_turn`](super::VoiceStateStore::start_turn): one counter).
+    ///
+    /// Errors: `NotFound` if there is no such session.
+    async fn allocate_turn(&self, session_id: Uuid) -> Result<u64, StoreError>;
+
+    /// The session's turns in figures; all zero/`None` when there are none (or no such
+    /// session).
+    async fn summary(&self, session_id: Uuid) -> Result<TurnSummary, StoreError>;
 }

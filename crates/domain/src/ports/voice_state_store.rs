@@ -3,6 +3,27 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::turns::InterruptedBy;
+
+/// A turn started by a final transcript: its generation (barge-in) and its number in the
+/// session (the turn record's `turn`), allocated by one write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnStart {
+    /// The new turn generation.
+    pub generation: u64,
+    /// The turn's number, from 1, shared with chat turns.
+    pub turn: u64,
+}
+
+/// The session's current turn generation and what set it last, read by a running turn
+/// before each send (and, once cancelled, to say what stopped it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnGeneration {
+    /// 0 before the first turn.
+    pub generation: u64,
+    /// What bumped it last: a voice onset or a final transcript.
+    pub bumped_by: InterruptedBy,
+}
 
 /// The voice loop's per-session state that replicas share: the one-time bot dispatch, the
 /// turn generation (for cross-replica barge-in) and the last final transcript (dedupe).
@@ -21,17 +42,26 @@ pub trait VoiceStateStore: Send + Sync {
     /// an unclaimed dispatch, or one of an unknown session, changes nothing. No other errors.
     async fn release_dispatch(&self, id: Uuid) -> Result<(), StoreError>;
 
-    /// Starts a new turn: increments the session's turn generation atomically and returns
-    /// it. Any turn running with an older generation is thereby cancelled.
+    /// A voice onset: increments the session's turn generation atomically and returns it,
+    /// remembering it was an onset. Any turn running with an older generation is thereby
+    /// cancelled.
     ///
     /// Errors: `NotFound` if there is no such session.
     async fn next_turn(&self, id: Uuid) -> Result<u64, StoreError>;
 
-    /// The session's current turn generation (a running turn checks it before each send);
-    /// 0 before the first turn.
+    /// A final transcript starts a turn: in one atomic write, increments the turn
+    /// generation (cancelling a running turn, remembered as by a newer final) and the
+    /// session's turn count (shared with chat turns, see
+    /// [`TurnStore::allocate_turn`](super::TurnStore::allocate_turn)).
     ///
     /// Errors: `NotFound` if there is no such session.
-    async fn current_turn(&self, id: Uuid) -> Result<u64, StoreError>;
+    async fn start_turn(&self, id: Uuid) -> Result<TurnStart, StoreError>;
+
+    /// The session's current turn generation (a running turn checks it before each send)
+    /// and what set it.
+    ///
+    /// Errors: `NotFound` if there is no such session.
+    async fn current_turn(&self, id: Uuid) -> Result<TurnGeneration, StoreError>;
 
     /// Records a final transcript unless the same text was recorded within `window` before
     /// `at` (STT bots resend finals). Returns whether it is new; false also if there is no

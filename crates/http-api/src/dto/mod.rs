@@ -6,6 +6,7 @@ mod events;
 mod lenient;
 mod sessions;
 mod tokens;
+mod turns;
 mod voice;
 
 pub use ai::*;
@@ -13,6 +14,7 @@ pub use events::*;
 pub use lenient::Lenient;
 pub use sessions::*;
 pub use tokens::*;
+pub use turns::*;
 pub use voice::*;
 
 use chrono::{DateTime, SecondsFormat, Utc};

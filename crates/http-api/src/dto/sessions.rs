@@ -106,6 +106,9 @@ pub struct SessionResponse {
     pub participant_count: u32,
     /// When someone last joined or left.
     pub last_activity_at: Option<String>,
+    /// The session's turns in figures: in `GET /api/sessions/{id}` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<super::TurnSummaryDto>,
 }
 
 impl SessionResponse {
@@ -129,6 +132,7 @@ impl SessionResponse {
             metadata: session.metadata,
             participant_count: session.participant_count,
             last_activity_at: session.last_activity_at.map(rfc3339),
+            summary: None,
         }
     }
 }

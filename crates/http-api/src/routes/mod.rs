@@ -7,6 +7,7 @@ pub mod participants;
 pub mod sessions;
 pub mod stream;
 pub mod tokens;
+pub mod turns;
 pub mod voice;
 pub mod webhooks;
 

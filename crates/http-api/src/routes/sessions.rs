@@ -101,7 +101,7 @@ async fn create(
     tag = "sessions",
     params(SessionIdPath),
     responses(
-        (status = 200, description = "The session with a freshly minted token", body = SessionResponse),
+        (status = 200, description = "The session with a freshly minted token and its turns in figures (`summary`)", body = SessionResponse),
         (status = 404, description = "No such session (or not yours)", body = ErrorBody),
     ),
 )]
@@ -111,8 +111,10 @@ pub async fn get_session(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
-    let found = state.sessions.get_for(&caller, id).await?;
-    Ok(HttpResponse::Ok().json(SessionResponse::new(found, &state.config.livekit_url)))
+    let (found, summary) = state.sessions.get_with_summary_for(&caller, id).await?;
+    let mut response = SessionResponse::new(found, &state.config.livekit_url);
+    response.summary = Some(summary.into());
+    Ok(HttpResponse::Ok().json(response))
 }
 
 /// `GET /api/sessions?user_id=&status=&limit=&cursor=`

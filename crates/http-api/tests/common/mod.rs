@@ -55,6 +55,7 @@ pub fn state() -> StateBuilder {
             stt: None,
             clock: Arc::new(SystemClock),
             observer: Arc::new(NoObserver),
+            turns: Arc::new(MockTurnStore::new()),
             live: Arc::new(june_domain::NoLiveEvents),
         },
         auth: None,

@@ -1,9 +1,14 @@
 //! The behaviour every store adapter must have, written once and run per backend.
 
 use chrono::{Duration, DurationRound, TimeZone, Utc};
+use june_domain::ports::TurnSummary;
 use june_domain::ports::{EventCursor, IdempotencyState, Presence};
-use june_domain::ports::{PageCursor, SessionFilter, StoreError};
-use june_domain::{HistoryEntry, RecordedEvent, Role, Session, SessionKind, SessionStatus};
+use june_domain::ports::{PageCursor, SessionFilter, StoreError, TurnGeneration, TurnStart};
+use june_domain::{
+    Heard, HistoryEntry, InterruptedBy, Interruption, Partials, RecordOutcome, RecordedEvent,
+    Reply, Role, Session, SessionKind, SessionStatus, TokenUsage, TurnFailure, TurnRecord,
+    TurnSource, TurnTimings,
+};
 use june_store::Stores;
 use uuid::Uuid;
 
@@ -33,6 +38,7 @@ macro_rules! store_contract {
             concurrent_creates_of_one_room_name_store_exactly_one,
             voice_state_claims_once_counts_turns_and_skips_resent_finals,
             the_store_answers_a_ping,
+            turn_records_are_kept_paged_resumed_and_summed,
         );
     };
     (@tests $fresh:path; $($name:ident),* $(,)?) => {
@@ -837,13 +843,51 @@ pub async fn voice_state_claims_once_counts_turns_and_skips_resent_finals(db: &S
     assert!(!db.voice.claim_dispatch(unknown, t).await.unwrap());
     db.voice.release_dispatch(unknown).await.unwrap();
 
-    // Turns: 0 before the first, then counted; an unknown session is NotFound.
-    assert_eq!(db.voice.current_turn(s.id).await.unwrap(), 0);
+    // Turns: 0 before the first, then counted; an unknown session is NotFound. A final
+    // numbers its turn in the same write; the generation remembers what bumped it.
+    let generation = |n, by| TurnGeneration {
+        generation: n,
+        bumped_by: by,
+    };
+    assert_eq!(db.voice.current_turn(s.id).await.unwrap().generation, 0);
     assert_eq!(db.voice.next_turn(s.id).await.unwrap(), 1);
-    assert_eq!(db.voice.next_turn(s.id).await.unwrap(), 2);
-    assert_eq!(db.voice.current_turn(s.id).await.unwrap(), 2);
+    assert_eq!(
+        db.voice.current_turn(s.id).await.unwrap(),
+        generation(1, InterruptedBy::VoiceOnset)
+    );
+    assert_eq!(
+        db.voice.start_turn(s.id).await.unwrap(),
+        TurnStart {
+            generation: 2,
+            turn: 1
+        }
+    );
+    assert_eq!(
+        db.voice.current_turn(s.id).await.unwrap(),
+        generation(2, InterruptedBy::NewerFinal)
+    );
+    assert_eq!(
+        db.turns.allocate_turn(s.id).await.unwrap(),
+        2,
+        "chat shares the count"
+    );
+    assert_eq!(
+        db.voice.start_turn(s.id).await.unwrap(),
+        TurnStart {
+            generation: 3,
+            turn: 3
+        }
+    );
     assert!(matches!(
         db.voice.next_turn(unknown).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        db.voice.start_turn(unknown).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        db.turns.allocate_turn(unknown).await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
@@ -875,4 +919,158 @@ pub async fn voice_state_claims_once_counts_turns_and_skips_resent_finals(db: &S
 
 pub async fn the_store_answers_a_ping(db: &Stores) {
     db.health.ping().await.unwrap();
+}
+
+/// Turn `n` of session `s`: every field set (interrupted ones and failed ones too), so a
+/// round trip proves the whole record survives; `first_tts` and `tokens` vary for the summary.
+pub fn turn_record(s: Uuid, n: u64, first_tts: Option<u64>, tokens: u64) -> TurnRecord {
+    let t = Utc.with_ymd_and_hms(2026, 5, 5, 12, 0, 0).unwrap() + Duration::seconds(n as i64);
+    TurnRecord {
+        session_id: s,
+        turn: n,
+        source: if n.is_multiple_of(2) {
+            TurnSource::Chat
+        } else {
+            TurnSource::Voice
+        },
+        started_at: t,
+        heard: Heard {
+            text: format!("question {n} \u{e9}"),
+            confidence: Some(0.875),
+            language: Some("en".into()),
+            partials: Some(Partials {
+                count: 3,
+                first_ms_before_final: 900,
+            }),
+        },
+        reply: Reply {
+            sentences: vec!["One.".into(), "Two.".into()],
+            text: "One. Two.".into(),
+        },
+        outcome: match n % 3 {
+            0 => RecordOutcome::Completed,
+            1 => RecordOutcome::Interrupted,
+            _ => RecordOutcome::Failed,
+        },
+        interrupted: (n % 3 == 1).then_some(Interruption {
+            after_sentence: 2,
+            by: InterruptedBy::VoiceOnset,
+        }),
+        error: (n % 3 == 2).then(|| TurnFailure {
+            code: "tts_failed".into(),
+        }),
+        model: "gemini-3.5-flash-lite".into(),
+        usage: TokenUsage {
+            prompt_tokens: tokens / 2,
+            output_tokens: tokens - tokens / 2,
+            total_tokens: tokens,
+        },
+        timings_ms: TurnTimings {
+            first_token: Some(120),
+            first_sentence: Some(300),
+            first_tts_request: first_tts,
+            first_tts_done: first_tts.map(|f| f + 90),
+            last_tts_done: first_tts.map(|f| f + 900),
+            end: 1500,
+        },
+    }
+}
+
+/// Turn records: stored (a second store of one turn replaces it), listed newest first in
+/// pages, resumed oldest first after a number, read one by one, summed (count, nearest-rank
+/// p50/p95 of the first TTS request, tokens); other sessions' turns never show; a record of
+/// an unknown session is NotFound.
+pub async fn turn_records_are_kept_paged_resumed_and_summed(db: &Stores) {
+    let s = session("tara", &format!("room-turns-{}", Uuid::new_v4().simple()));
+    let other = session("otto", &format!("room-turns-{}", Uuid::new_v4().simple()));
+    db.sessions.insert(&s).await.unwrap();
+    db.sessions.insert(&other).await.unwrap();
+    assert_eq!(
+        db.turns.summary(s.id).await.unwrap(),
+        TurnSummary::default()
+    );
+    assert_eq!(db.turns.list_turns(s.id, None, 10).await.unwrap(), []);
+
+    // Turns 1..=5; turn 3 sent nothing to TTS. First TTS: 100, 400, -, 200, 300.
+    let firsts = [Some(100), Some(400), None, Some(200), Some(300)];
+    for (i, first) in firsts.iter().enumerate() {
+        let n = i as u64 + 1;
+        // A first version, replaced by the real one.
+        db.turns
+            .record_turn(&turn_record(s.id, n, Some(9999), 1))
+            .await
+            .unwrap();
+        db.turns
+            .record_turn(&turn_record(s.id, n, *first, 10 * n))
+            .await
+            .unwrap();
+    }
+    db.turns
+        .record_turn(&turn_record(other.id, 1, Some(5), 1000))
+        .await
+        .unwrap();
+    assert!(matches!(
+        db.turns
+            .record_turn(&turn_record(Uuid::new_v4(), 1, None, 1))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    let numbers = |v: Vec<TurnRecord>| v.into_iter().map(|r| r.turn).collect::<Vec<_>>();
+    let page1 = db.turns.list_turns(s.id, None, 2).await.unwrap();
+    assert_eq!(page1[0], turn_record(s.id, 5, Some(300), 50));
+    assert_eq!(numbers(page1), [5, 4]);
+    assert_eq!(
+        numbers(db.turns.list_turns(s.id, Some(4), 2).await.unwrap()),
+        [3, 2]
+    );
+    assert_eq!(
+        numbers(db.turns.list_turns(s.id, Some(2), 2).await.unwrap()),
+        [1]
+    );
+    assert_eq!(
+        numbers(db.turns.turns_after(s.id, 0, 2).await.unwrap()),
+        [1, 2]
+    );
+    assert_eq!(
+        numbers(db.turns.turns_after(s.id, 3, 10).await.unwrap()),
+        [4, 5]
+    );
+    assert_eq!(
+        numbers(db.turns.turns_after(s.id, 5, 10).await.unwrap()),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        db.turns.get_turn(s.id, 3).await.unwrap(),
+        Some(turn_record(s.id, 3, None, 30))
+    );
+    assert_eq!(db.turns.get_turn(s.id, 6).await.unwrap(), None);
+    assert_eq!(
+        db.turns
+            .get_turn(other.id, 1)
+            .await
+            .unwrap()
+            .map(|r| r.session_id),
+        Some(other.id)
+    );
+
+    // Sorted firsts 100, 200, 300, 400: p50 rank ceil(2) = 200, p95 rank ceil(3.8) = 400.
+    assert_eq!(
+        db.turns.summary(s.id).await.unwrap(),
+        TurnSummary {
+            turns: 5,
+            first_tts_p50_ms: Some(200),
+            first_tts_p95_ms: Some(400),
+            total_tokens: 150,
+        }
+    );
+    assert_eq!(
+        db.turns.summary(other.id).await.unwrap(),
+        TurnSummary {
+            turns: 1,
+            first_tts_p50_ms: Some(5),
+            first_tts_p95_ms: Some(5),
+            total_tokens: 1000,
+        }
+    );
 }
