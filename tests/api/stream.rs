@@ -2,10 +2,9 @@
 //! session status events from webhooks and DELETE, ownership like the other session routes,
 //! `Last-Event-ID`, and the drain ending open streams.
 //!
-//! The transcript / reply / turn events come from the voice and chat turns (issue #19 part 1,
-//! built on its own branch): the SSE frames, ids and resume of those events are covered in
-//! process by `crates/http-api/tests/stream.rs`; once the turns publish, a voice turn here
-//! should show them and the LiveKit double's `data_messages()` the captions.
+//! A voice turn run through the real wiring shows its transcript, reply and turn events on the
+//! stream and its captions in the LiveKit double, and a late client resumes it from the stored
+//! record (`a_voice_turn_streams…`).
 
 use june_testkit::webhook::participant_event;
 use serde_json::{Value, json};
@@ -305,4 +304,129 @@ async fn captions_reach_the_room_as_reliable_data_messages_in_order() {
             json!({"type": "assistant", "turn": 1, "text": "Anything else?", "final": false}),
         ]
     );
+}
+
+/// A voice turn end to end (wiremock Gemini with usage, the TTS recorder): a connected client
+/// sees the transcript, each spoken sentence and the turn's record, in order, with resumable
+/// ids; the LiveKit double received the same turn as captions, in order; a client that
+/// connects later with `Last-Event-ID: 1.1` (turn 1 incomplete for it) gets turn 1's stored
+/// record replayed, which holds every sentence.
+#[tokio::test]
+async fn a_voice_turn_streams_its_events_and_captions_and_a_late_client_resumes_it() {
+    use std::time::Duration;
+
+    // Arrange
+    let llm = crate::turns::gemini(&["Hello there. How can I ", "help you today?"]).await;
+    let tts = june_testkit::recorder::Recorder::start();
+    let app = crate::turns::app(&llm, &tts, &[]).await;
+    let (status, s) = app
+        .post("/api/sessions", json!({"user_id": "alice", "voice": true}))
+        .await;
+    assert_eq!(status, 200, "{s}");
+    let (id, room) = (
+        s["session_id"].as_str().unwrap(),
+        s["room_name"].as_str().unwrap(),
+    );
+    let mut sse = Sse::open(&app.address, id, None, None).await;
+    sse.ready().await;
+
+    // Act
+    crate::turns::stt(
+        &app,
+        json!({"event": "final", "room_name": room, "text": "Hi June"}),
+    )
+    .await;
+
+    // Assert: the live events (a guard so a broken build fails rather than hangs).
+    let guard = Duration::from_secs(10);
+    let mut events = Vec::new();
+    loop {
+        let e = tokio::time::timeout(guard, sse.next())
+            .await
+            .expect("the turn's events")
+            .expect("the stream stays open");
+        let done = e.event == "turn";
+        events.push(e);
+        if done {
+            break;
+        }
+    }
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.id.as_str(), e.event.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("1.0", "transcript"),
+            ("1.1", "reply"),
+            ("1.2", "reply"),
+            ("1.end", "turn")
+        ]
+    );
+    assert_eq!(events[0].data, json!({"turn": 1, "text": "Hi June"}));
+    assert_eq!(
+        events[1].data,
+        json!({"turn": 1, "index": 0, "text": "Hello there."})
+    );
+    assert_eq!(
+        events[2].data,
+        json!({"turn": 1, "index": 1, "text": "How can I help you today?"})
+    );
+    let record = &events[3].data;
+    assert_eq!(record["outcome"], "completed");
+    assert_eq!(record["usage"]["total_tokens"], 29);
+    let (status, stored) = app.get(&format!("/api/sessions/{id}/turns/1")).await;
+    assert_eq!(
+        (status, &stored),
+        (200, record),
+        "the event carries the stored record"
+    );
+
+    // The captions, in order, closed by the turn's final caption.
+    let deadline = tokio::time::Instant::now() + guard;
+    while app.lk.data_messages().len() < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            app.lk.data_messages()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let captions = app.lk.data_messages();
+    assert!(
+        captions
+            .iter()
+            .all(|m| m.room == room && m.topic.as_deref() == Some("june.transcript") && m.reliable)
+    );
+    assert_eq!(
+        captions.iter().map(|m| m.json()).collect::<Vec<Value>>(),
+        vec![
+            json!({"type": "user", "turn": 1, "text": "Hi June", "final": true}),
+            json!({"type": "assistant", "turn": 1, "text": "Hello there.", "final": false}),
+            json!({"type": "assistant", "turn": 1, "text": "How can I help you today?", "final": false}),
+            json!({"type": "assistant", "turn": 1, "text": "", "final": true}),
+        ]
+    );
+
+    // A client that had seen up to the first sentence resumes with the turn's record.
+    let mut late = Sse::open(&app.address, id, None, Some("1.1")).await;
+    let mut replayed = Vec::new();
+    while replayed.last().is_none_or(|e: &Event| e.event != "turn") {
+        let e = tokio::time::timeout(guard, late.next())
+            .await
+            .expect("the replay")
+            .expect("the stream stays open");
+        if !e.id.is_empty() {
+            replayed.push(e);
+        }
+    }
+    assert_eq!(
+        replayed
+            .iter()
+            .map(|e| (e.id.as_str(), e.event.as_str()))
+            .collect::<Vec<_>>(),
+        [("1.end", "turn")]
+    );
+    assert_eq!(&replayed[0].data, record);
 }

@@ -39,7 +39,7 @@ fn sse_with_usage(deltas: &[&str]) -> String {
         .collect()
 }
 
-async fn gemini(deltas: &[&str]) -> MockServer {
+pub(crate) async fn gemini(deltas: &[&str]) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(STREAM))
@@ -54,7 +54,7 @@ async fn gemini(deltas: &[&str]) -> MockServer {
     server
 }
 
-async fn app(llm: &MockServer, tts: &Recorder, extra: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn app(llm: &MockServer, tts: &Recorder, extra: &[(&str, &str)]) -> TestApp {
     let (llm_url, tts_url) = (llm.uri(), tts.url());
     let mut env = vec![
         ("GEMINI_API_KEY", "k"),
@@ -68,7 +68,7 @@ async fn app(llm: &MockServer, tts: &Recorder, extra: &[(&str, &str)]) -> TestAp
     spawn_app_with(&env).await
 }
 
-async fn stt(app: &TestApp, body: Value) {
+pub(crate) async fn stt(app: &TestApp, body: Value) {
     let (status, reply) = call(
         app,
         "POST",

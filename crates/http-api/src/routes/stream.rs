@@ -74,8 +74,11 @@ fn frame(id: &str, event: &str, data: &serde_json::Value) -> Bytes {
     Bytes::from(format!("id: {id}\nevent: {event}\ndata: {data}\n\n"))
 }
 
+/// The record as `GET /api/sessions/{id}/turns/{n}` serves it (the same DTO), so a client
+/// reads one shape from either.
 fn turn_frame(record: &TurnRecord) -> Bytes {
-    let data = serde_json::to_value(record).unwrap_or_default();
+    let data =
+        serde_json::to_value(crate::dto::TurnResponse::from(record.clone())).unwrap_or_default();
     frame(&id_of((record.turn, END)), "turn", &data)
 }
 
