@@ -71,9 +71,9 @@ async fn until_b_hears_a(cluster: &Cluster, a: &Replica, b: &Replica) {
         assert!(tries <= 50, "B never heard A's notifications");
         let (_, probe) = a.post("/api/sessions", json!({"user_id": "probe"})).await;
         let id = probe["session_id"].as_str().unwrap();
-        let mut resp = open_stream(&b, id).await;
+        let mut resp = open_stream(b, id).await;
         let mut buffer = String::new();
-        joined(&cluster, &a, probe["room_name"].as_str().unwrap()).await;
+        joined(cluster, a, probe["room_name"].as_str().unwrap()).await;
         let heard = tokio::time::timeout(
             Duration::from_millis(200),
             next_event(&mut resp, &mut buffer),

@@ -70,6 +70,24 @@ pub struct Session {
     pub token_expires_at: Option<String>,
     #[serde(default)]
     pub last_activity_at: Option<String>,
+    /// The session's turns in figures (`GET /api/sessions/{id}` only).
+    #[serde(default)]
+    pub summary: Option<TurnSummary>,
+}
+
+/// A session's turns in figures (`TurnSummaryDto`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnSummary {
+    /// Turn records stored.
+    pub turns: u64,
+    /// Median ms from the final (or chat request) to the first TTS request.
+    #[serde(default)]
+    pub first_tts_p50_ms: Option<u64>,
+    /// 95th percentile of the same.
+    #[serde(default)]
+    pub first_tts_p95_ms: Option<u64>,
+    /// Tokens over every turn.
+    pub total_tokens: u64,
 }
 
 /// A session in a listing (`SessionSummary`): no token.

@@ -6,7 +6,7 @@
 use june_client::{
     ChatReply, ChatRequest, CreateSession, ErrorBody, GuestToken, GuestTokenRequest, History,
     HistoryEntry, Participant, Session, SessionDeleted, SessionKind, SessionList, SessionState,
-    SessionSummary, Track,
+    SessionSummary, Track, TurnSummary,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -126,6 +126,7 @@ fn check_request<T: DeserializeOwned + Serialize>(spec: &Value, name: &str, ever
 fn every_answer_type_matches_its_schema() {
     let spec = spec();
     check_answer::<Session>(&spec, "SessionResponse");
+    check_answer::<TurnSummary>(&spec, "TurnSummaryDto");
     check_answer::<SessionSummary>(&spec, "SessionSummary");
     check_answer::<SessionList>(&spec, "SessionList");
     check_answer::<SessionDeleted>(&spec, "SessionDeleted");

@@ -156,7 +156,10 @@ async fn live_events_arrive_as_sse_frames_with_resumable_ids_and_the_stream_ends
     assert!(turn.starts_with("id: 1.end\nevent: turn\ndata: "), "{turn}");
     let data: serde_json::Value =
         serde_json::from_str(turn.lines().nth(2).unwrap().strip_prefix("data: ").unwrap()).unwrap();
-    assert_eq!(data, serde_json::to_value(&ended).unwrap());
+    assert_eq!(
+        data,
+        serde_json::to_value(june_http_api::dto::TurnResponse::from(ended.clone())).unwrap()
+    );
     assert_eq!(
         next_event(&mut body).await.unwrap(),
         "id: 1.end\nevent: status\ndata: {\"status\":\"ended\"}\n\n"
