@@ -155,23 +155,7 @@ fn row(scenario: &str, backend: &str, o: &Outcome) -> String {
 async fn bench_backend(backend: &str, a: &Args, client: &reqwest::Client) -> Result<Vec<String>> {
     let lk = LiveKitDouble::start();
     let dir = tempfile::tempdir()?;
-    let (url, schema) = match backend {
-        "sqlite" => (format!("sqlite://{}/bench.db", dir.path().display()), None),
-        "postgres" => {
-            let server = std::env::var("JUNE_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            let schema = format!("june_bench_{}", uuid::Uuid::new_v4().simple());
-            let mut admin = sqlx::PgConnection::connect(&server).await?;
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                .execute(&mut admin)
-                .await?;
-            (
-                format!("{server}?options=-c%20search_path%3D{schema}"),
-                Some((server, schema)),
-            )
-        }
-        other => bail!("unknown backend {other}"),
-    };
+    let (url, schema) = database(backend, &dir, "bench").await?;
     let base = start(&lk, &url).await?;
     let mut rows = Vec::new();
 
@@ -289,19 +273,52 @@ async fn bench_backend(backend: &str, a: &Args, client: &reqwest::Client) -> Res
         &grow,
     ));
 
+    drop_schema(schema).await?;
+    Ok(rows)
+}
+
+/// The database URL of `backend`: a file in `dir` for SQLite, a fresh schema on the test
+/// PostgreSQL (`JUNE_TEST_POSTGRES_URL`) otherwise, returned for [`drop_schema`].
+async fn database(
+    backend: &str,
+    dir: &tempfile::TempDir,
+    name: &str,
+) -> Result<(String, Option<(String, String)>)> {
+    Ok(match backend {
+        "sqlite" => (format!("sqlite://{}/{name}.db", dir.path().display()), None),
+        "postgres" => {
+            let server = std::env::var("JUNE_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let schema = format!("june_bench_{}", uuid::Uuid::new_v4().simple());
+            let mut admin = sqlx::PgConnection::connect(&server).await?;
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&mut admin)
+                .await?;
+            (
+                format!("{server}?options=-c%20search_path%3D{schema}"),
+                Some((server, schema)),
+            )
+        }
+        other => bail!("unknown backend {other}"),
+    })
+}
+
+async fn drop_schema(schema: Option<(String, String)>) -> Result<()> {
     if let Some((server, schema)) = schema {
         let mut admin = sqlx::PgConnection::connect(&server).await?;
         sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
             .execute(&mut admin)
             .await?;
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// Orchestration overhead of a voice turn: a final transcript in, until the first sentence
 /// reaches TTS, with a Gemini that answers at once and a TTS that records arrivals. Turns run
-/// one after another so each measures the path alone.
-async fn bench_turns(turns: usize, client: &reqwest::Client) -> Result<String> {
+/// one after another so each measures the path alone. Everything a turn does in production
+/// is on: its record is stored, its captions go to the LiveKit double, and an SSE client
+/// follows the session's live stream.
+async fn bench_turns(backend: &str, turns: usize, client: &reqwest::Client) -> Result<String> {
     use june_testkit::drip::{Chunk, DripServer};
     use june_testkit::recorder::Recorder;
     let reply = serde_json::json!({"candidates": [{
@@ -312,9 +329,10 @@ async fn bench_turns(turns: usize, client: &reqwest::Client) -> Result<String> {
     let tts = Recorder::start();
     let lk = LiveKitDouble::start();
     let dir = tempfile::tempdir()?;
+    let (url, schema) = database(backend, &dir, "turns").await?;
     let base = start_with(
         &lk,
-        &format!("sqlite://{}/turns.db", dir.path().display()),
+        &url,
         &[
             ("GEMINI_API_KEY", "bench".into()),
             ("GEMINI_BASE_URL", gemini.url()),
@@ -331,6 +349,13 @@ async fn bench_turns(turns: usize, client: &reqwest::Client) -> Result<String> {
         .json()
         .await?;
     let room = session["room_name"].as_str().unwrap_or_default().to_owned();
+    let id = session["session_id"].as_str().unwrap_or_default().to_owned();
+    // A dashboard following the session: read and dropped as it comes.
+    let mut stream = client
+        .get(format!("{base}/api/sessions/{id}/stream"))
+        .send()
+        .await?;
+    let follower = tokio::spawn(async move { while let Ok(Some(_)) = stream.chunk().await {} });
     let mut latencies = Vec::with_capacity(turns);
     let started = Instant::now();
     for n in 0..turns {
@@ -355,16 +380,19 @@ async fn bench_turns(turns: usize, client: &reqwest::Client) -> Result<String> {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
     }
+    let elapsed = started.elapsed();
+    follower.abort();
+    drop_schema(schema).await?;
     latencies.sort();
     let o = Outcome {
         ok: turns,
         failed: 0,
-        elapsed: started.elapsed(),
+        elapsed,
         latencies,
     };
     Ok(row(
-        "voice turn: STT final → first TTS request",
-        "sqlite",
+        "voice turn: STT final → first TTS request (record, captions, SSE client)",
+        backend,
         &o,
     ))
 }
@@ -388,8 +416,10 @@ async fn main() -> Result<()> {
             println!("{line}");
         }
     }
-    if a.turns > 0 {
-        println!("{}", bench_turns(a.turns, &client).await?);
+    for backend in &a.backends {
+        if a.turns > 0 {
+            println!("{}", bench_turns(backend, a.turns, &client).await?);
+        }
     }
     Ok(())
 }
