@@ -349,7 +349,10 @@ async fn bench_turns(backend: &str, turns: usize, client: &reqwest::Client) -> R
         .json()
         .await?;
     let room = session["room_name"].as_str().unwrap_or_default().to_owned();
-    let id = session["session_id"].as_str().unwrap_or_default().to_owned();
+    let id = session["session_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     // A dashboard following the session: read and dropped as it comes.
     let mut stream = client
         .get(format!("{base}/api/sessions/{id}/stream"))

@@ -378,7 +378,7 @@ pub struct DatabaseSettings {
     pub sqlite_cache_kib: u32,
     /// SQLite WAL size past which a checkpoint is forced.
     pub sqlite_wal_limit_bytes: u64,
-    /// How often the SQLite checkpointer runs.
+    /// How often the SQLite checkpointer runs; 0: SQLite's automatic checkpoint instead.
     pub sqlite_checkpoint_ms: u64,
 }
 
@@ -579,9 +579,6 @@ impl Settings {
         }
         if self.database.call_timeout_ms == 0 {
             return Err(invalid("database.call_timeout_ms", "must be positive"));
-        }
-        if self.database.sqlite_checkpoint_ms == 0 {
-            return Err(invalid("database.sqlite_checkpoint_ms", "must be positive"));
         }
         let s = &self.sessions;
         if s.default_ttl_secs <= 0 || s.max_ttl_secs <= 0 || s.token_ttl_secs <= 0 {

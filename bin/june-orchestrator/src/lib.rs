@@ -110,7 +110,8 @@ pub async fn open_store(settings: &Settings) -> Result<june_store::Stores, Start
         statement_cache_capacity: db.statement_cache_capacity,
         sqlite_cache_kib: db.sqlite_cache_kib,
         sqlite_wal_limit_bytes: db.sqlite_wal_limit_bytes,
-        sqlite_checkpoint_every: Duration::from_millis(db.sqlite_checkpoint_ms),
+        sqlite_checkpoint_every: (db.sqlite_checkpoint_ms > 0)
+            .then(|| Duration::from_millis(db.sqlite_checkpoint_ms)),
     };
     Ok(june_store::connect(db.url.expose_secret(), &options).await?)
 }

@@ -10,6 +10,9 @@
 //! a `RESTART` checkpoint that waits for them (up to the busy timeout) so the next write
 //! starts the WAL afresh. `journal_size_limit` then truncates the file back to the limit.
 //! Durability is unchanged (`synchronous=NORMAL`: the WAL is fsynced at checkpoints).
+//!
+//! Off by default (`database.sqlite_checkpoint_ms = 0`): under sustained writes it measured a
+//! worse tail than SQLite's own checkpoint (docs/benchmarks.md, issue #18 continued).
 
 use std::path::PathBuf;
 use std::sync::Arc;

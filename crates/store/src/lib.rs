@@ -78,8 +78,9 @@ pub struct StoreOptions {
     /// SQLite WAL size past which a checkpoint waits for the writer and readers; the WAL
     /// file is truncated back to it when it restarts.
     pub sqlite_wal_limit_bytes: u64,
-    /// How often the SQLite checkpointer looks at the WAL.
-    pub sqlite_checkpoint_every: Duration,
+    /// How often the SQLite checkpointer looks at the WAL; `None` (the default) leaves
+    /// checkpoints to SQLite's automatic one, which measured the better tail (docs/benchmarks.md).
+    pub sqlite_checkpoint_every: Option<Duration>,
 }
 
 impl Default for StoreOptions {
@@ -92,7 +93,7 @@ impl Default for StoreOptions {
             statement_cache_capacity: 100,
             sqlite_cache_kib: 2048,
             sqlite_wal_limit_bytes: 16 * 1024 * 1024,
-            sqlite_checkpoint_every: Duration::from_millis(500),
+            sqlite_checkpoint_every: None,
         }
     }
 }

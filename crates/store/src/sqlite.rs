@@ -61,12 +61,18 @@ impl SqliteStore {
             .statement_cache_capacity(options.statement_cache_capacity)
             // Negative: KiB rather than pages. Per connection, so memory stays bounded.
             .pragma("cache_size", format!("-{}", options.sqlite_cache_kib))
-            // The checkpointer below does it, off the commit path.
-            .pragma("wal_autocheckpoint", "0")
             .pragma(
                 "journal_size_limit",
                 options.sqlite_wal_limit_bytes.to_string(),
             );
+        // With the checkpointer on, it checkpoints, off the commit path; otherwise SQLite's
+        // own automatic checkpoint does (in the commit that crosses 1 000 WAL pages).
+        let checkpoints = options.sqlite_checkpoint_every.filter(|d| !d.is_zero());
+        let connect = if checkpoints.is_some() {
+            connect.pragma("wal_autocheckpoint", "0")
+        } else {
+            connect
+        };
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         if !in_memory
             && let Some(dir) = Path::new(connect.get_filename()).parent()
@@ -82,15 +88,15 @@ impl SqliteStore {
         } else {
             Arc::new(Connections::open(&connect, options.max_connections, wait).await?)
         };
-        let checkpointer = if in_memory {
-            None
-        } else {
+        let checkpointer = if let Some(every) = checkpoints.filter(|_| !in_memory) {
             let policy = CheckpointPolicy {
-                every: options.sqlite_checkpoint_every,
+                every,
                 wal_limit_bytes: options.sqlite_wal_limit_bytes,
             };
             let started = Checkpointer::start(&connect, writer.clone(), policy).await;
             Some(Arc::new(started.map_err(store_error)?))
+        } else {
+            None
         };
         let store = SqliteStore {
             inserts: Arc::new(Batcher::new(INSERT_BATCH, 4 * INSERT_BATCH, 1)),
