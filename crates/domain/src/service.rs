@@ -475,16 +475,16 @@ impl SessionService {
     }
 
     /// [`get_for`](Self::get_for) with the session's turns in figures: one session read and
-    /// one read of its turn rows, side by side (the summary of a session the caller may not
-    /// see is read but never returned: the session's answer comes first).
+    /// one read of its turn rows, the second only once the caller may see the session (a
+    /// flood of unknown ids costs one read each, not two).
     pub async fn get_with_summary_for(
         &self,
         caller: &Principal,
         id: Uuid,
     ) -> Result<(SessionWithToken, TurnSummary), SessionError> {
-        let (session, summary) =
-            futures_util::future::join(self.get_for(caller, id), self.turns.summary(id)).await;
-        Ok((session?, summary?))
+        let session = self.get_for(caller, id).await?;
+        let summary = self.turns.summary(id).await?;
+        Ok((session, summary))
     }
 
     /// A page of the session's turn records for `caller`, newest first: at most `limit`
