@@ -133,12 +133,7 @@ async fn wait_for_family(app: &TestApp, family: &str) {
 }
 
 async fn stt(app: &TestApp, body: Value) -> (u16, Value) {
-    let req = app
-        .client
-        .post(app.url("/api/webhooks/stt"))
-        .bearer_auth("stt-secret")
-        .json(&body);
-    crate::helpers::read(req.send().await.unwrap()).await
+    crate::voice::stt(app, body, Some("stt-secret")).await
 }
 
 async fn voice_session(app: &TestApp, user: &str) -> (String, proto::Room) {

@@ -13,9 +13,11 @@ use crate::helpers::spawn_app_with;
 
 /// A service key: it may name the owner of the sessions it creates.
 const API_KEY: &str = "rust-client-service-key-0123456789";
-const REPLY: &str = "Hello from the fake model.";
+/// What the fake Gemini answers (the TypeScript flow uses it too).
+pub(crate) const REPLY: &str = "Hello from the fake model.";
 
-async fn gemini() -> MockServer {
+/// A Gemini that streams [`REPLY`] to every request.
+pub(crate) async fn gemini() -> MockServer {
     let server = MockServer::start().await;
     let sse = format!(
         "data: {}\r\n\r\n",

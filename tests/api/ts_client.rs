@@ -6,16 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_json::json;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
 use crate::helpers::spawn_app_with;
 
 /// A service key: it may name the owner of the sessions it creates.
 const API_KEY: &str = "ts-client-service-key-0123456789";
 /// What the fake model answers, sent back by the chat route.
-const REPLY: &str = "Hello from the fake model.";
+use crate::rust_client::REPLY;
 
 fn client_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../clients/typescript")
@@ -83,21 +79,7 @@ async fn the_committed_typescript_client_is_what_the_spec_generates() {
 async fn the_generated_typescript_client_drives_the_session_flow() {
     // Arrange: a server under API keys with a fake Gemini, and the owner joining the room
     // as soon as the session has made it.
-    let gemini = MockServer::start().await;
-    let sse = format!(
-        "data: {}\r\n\r\n",
-        json!({"candidates": [{"content": {"role": "model", "parts": [{"text": REPLY}]},
-                               "finishReason": "STOP"}]})
-    );
-    Mock::given(method("POST"))
-        .and(path("/v1beta/models/test-model:streamGenerateContent"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("content-type", "text/event-stream")
-                .set_body_string(sse),
-        )
-        .mount(&gemini)
-        .await;
+    let gemini = crate::rust_client::gemini().await;
     let gemini_url = gemini.uri();
     let keys = format!("{API_KEY}:service");
     let app = spawn_app_with(&[

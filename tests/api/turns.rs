@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{TestApp, call, spawn_app_with};
+use crate::helpers::{TestApp, call};
 
 const STREAM: &str = "/v1beta/models/test-model:streamGenerateContent";
 const TTS: &str = "/api/tts/synthesize";
@@ -55,17 +55,7 @@ pub(crate) async fn gemini(deltas: &[&str]) -> MockServer {
 }
 
 pub(crate) async fn app(llm: &MockServer, tts: &Recorder, extra: &[(&str, &str)]) -> TestApp {
-    let (llm_url, tts_url) = (llm.uri(), tts.url());
-    let mut env = vec![
-        ("GEMINI_API_KEY", "k"),
-        ("GEMINI_BASE_URL", llm_url.as_str()),
-        ("AI_MODEL", "test-model"),
-        ("TTS_SERVICE_URL", tts_url.as_str()),
-        ("SERVICE_AUTH_TOKEN", "tts-token"),
-        ("STT_SERVICE_TOKEN", "stt-secret"),
-    ];
-    env.extend_from_slice(extra);
-    spawn_app_with(&env).await
+    crate::voice::voice_app_at(&llm.uri(), &tts.url(), extra).await
 }
 
 pub(crate) async fn stt(app: &TestApp, body: Value) {

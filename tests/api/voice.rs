@@ -40,12 +40,16 @@ pub(crate) fn gemini(parts: &[&str], gap: Duration) -> DripServer {
 
 /// The server with Gemini and TTS faked, the STT token set, and `extra` settings.
 pub(crate) async fn voice_app(llm: &DripServer, tts: &Recorder, extra: &[(&str, &str)]) -> TestApp {
-    let (llm_url, tts_url) = (llm.url(), tts.url());
+    voice_app_at(&llm.url(), &tts.url(), extra).await
+}
+
+/// The server with Gemini at `llm_url` and TTS at `tts_url`, the STT token set, and `extra`.
+pub(crate) async fn voice_app_at(llm_url: &str, tts_url: &str, extra: &[(&str, &str)]) -> TestApp {
     let mut env = vec![
         ("GEMINI_API_KEY", "k"),
-        ("GEMINI_BASE_URL", llm_url.as_str()),
+        ("GEMINI_BASE_URL", llm_url),
         ("AI_MODEL", "test-model"),
-        ("TTS_SERVICE_URL", tts_url.as_str()),
+        ("TTS_SERVICE_URL", tts_url),
         ("SERVICE_AUTH_TOKEN", "tts-token"),
         ("STT_SERVICE_TOKEN", "stt-secret"),
     ];
@@ -53,7 +57,8 @@ pub(crate) async fn voice_app(llm: &DripServer, tts: &Recorder, extra: &[(&str, 
     spawn_app_with(&env).await
 }
 
-async fn stt(app: &TestApp, body: Value, token: Option<&str>) -> (u16, Value) {
+/// A transcript from the STT bot, with `token` as its bearer.
+pub(crate) async fn stt(app: &TestApp, body: Value, token: Option<&str>) -> (u16, Value) {
     let mut req = app.client.post(app.url("/api/webhooks/stt")).json(&body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
